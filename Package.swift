@@ -1,0 +1,70 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+let package = Package(
+    name: "PortKnockO",
+    products: [
+        .executable(name: "pknockd", targets: ["pknockd"]),
+        .executable(name: "pknock", targets: ["pknock"]),
+        .library(name: "KnockCore", targets: ["KnockCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    ],
+    targets: [
+        // Pure: rules, peers, the knock state machine, SPA verification, packet parsing.
+        .target(
+            name: "KnockCore",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+        ),
+        // Pure parsing of the TOML config and of xt_pknock iptables rules files into KnockCore rules.
+        .target(name: "KnockConfig", dependencies: ["KnockCore"]),
+        .systemLibrary(
+            name: "CNFTables",
+            pkgConfig: "libnftables",
+            providers: [.apt(["libnftables-dev"])]
+        ),
+        .systemLibrary(
+            name: "CNFLog",
+            pkgConfig: "libnetfilter_log",
+            providers: [.apt(["libnetfilter-log-dev"])]
+        ),
+        // The only target that talks to the kernel: libnftables, NFLOG. No knock concepts.
+        .target(
+            name: "Netfilter",
+            dependencies: ["CNFTables", "CNFLog"],
+            swiftSettings: [.strictMemorySafety()]
+        ),
+        .target(
+            name: "KnockDaemon",
+            dependencies: [
+                "KnockCore", "KnockConfig", "Netfilter",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "pknockd",
+            dependencies: [
+                "KnockDaemon", "KnockConfig", "KnockCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "pknock",
+            dependencies: [
+                "KnockCore", "KnockConfig", "KnockDaemon",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .target(name: "KnockTestSupport", dependencies: ["KnockCore", "Netfilter"]),
+        .testTarget(name: "KnockCoreTests", dependencies: ["KnockCore", "KnockTestSupport"]),
+        .testTarget(name: "KnockConfigTests", dependencies: ["KnockConfig", "KnockCore"]),
+        .testTarget(name: "NetfilterTests", dependencies: ["Netfilter", "KnockTestSupport"]),
+        .testTarget(name: "NetfilterSystemTests", dependencies: ["Netfilter", "KnockDaemon", "KnockTestSupport"]),
+        .testTarget(name: "KnockDaemonTests", dependencies: ["KnockDaemon", "KnockTestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["pknock", "KnockConfig"]),
+    ]
+)

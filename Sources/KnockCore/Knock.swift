@@ -1,0 +1,78 @@
+/// One packet the daemon saw that may be a knock: who sent it, where to, and its payload.
+public struct Knock: Equatable, Sendable {
+    /// The packet's source address.
+    public var source: PeerAddress
+    /// TCP or UDP.
+    public var transport: TransportProtocol
+    /// The destination port.
+    public var port: Port
+    /// The transport payload (UDP data; empty for a TCP SYN). Only SPA rules read it.
+    public var payload: ArraySlice<UInt8>
+
+    /// Makes a knock.
+    public init(source: PeerAddress, transport: TransportProtocol, port: Port, payload: ArraySlice<UInt8> = []) {
+        self.source = source
+        self.transport = transport
+        self.port = port
+        self.payload = payload
+    }
+
+    /// The port and protocol knocked.
+    public var servicePort: ServicePort { ServicePort(port, transport) }
+}
+
+/// A change the firewall must make. The closed set of things the core may ask of the kernel.
+public enum FirewallCommand: Equatable, Sendable {
+    /// Let `peer` reach the rule's protected ports for `ttl` (nil: until revoked), replacing any
+    /// earlier timeout.
+    case allow(rule: RuleName, peer: PeerAddress, ttl: Duration?)
+    /// Take the rule's access away from `peer` (no error if it has none).
+    case revoke(rule: RuleName, peer: PeerAddress)
+}
+
+/// What happened to a peer of a rule: the event stream, and the original's debug messages.
+public struct KnockEvent: Equatable, Sendable {
+    /// What kind of transition, and why.
+    public enum Kind: Equatable, Sendable {
+        /// A correct knock moved the peer forward; `step` knocks of `of` are done (the original's MATCHING).
+        case matching(step: Int, of: Int)
+        /// The peer completed the sequence or sent a valid SPA open; access lasts until `until` (nil: no autoclose).
+        case allowed(until: Instant?)
+        /// A knock on the wrong port (the original's DIDN'T MATCH); `reset` when strict made the peer start over.
+        case didNotMatch(expected: ServicePort, reset: Bool)
+        /// The peer waited longer than the rule's time between knocks; its attempt is forgotten.
+        case timeExceeded
+        /// A valid SPA open for an epoch minute this peer already opened in, or a replay (the original's BLOCKED).
+        case blocked
+        /// An SPA packet whose MAC matched neither secret for any accepted minute, or was malformed.
+        case badMAC
+        /// A valid close knock revoked access.
+        case closed
+        /// Access ended because its autoclose time passed.
+        case autoclosed
+        /// The peer's attempt was dropped to make room under the rule's tracked-peer cap.
+        case evicted
+        /// Access was refused because the rule already has its maximum of allowed peers.
+        case refusedFull
+    }
+
+    /// The rule.
+    public var rule: RuleName
+    /// The peer.
+    public var peer: PeerAddress
+    /// What happened.
+    public var kind: Kind
+    /// The knock that caused it (nil for timer-driven events: expiry, autoclose).
+    public var knock: ServicePort?
+    /// When it happened.
+    public var time: Instant
+
+    /// Makes an event.
+    public init(rule: RuleName, peer: PeerAddress, kind: Kind, knock: ServicePort?, time: Instant) {
+        self.rule = rule
+        self.peer = peer
+        self.kind = kind
+        self.knock = knock
+        self.time = time
+    }
+}
