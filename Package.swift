@@ -60,7 +60,7 @@ let package = Package(
             ]
         ),
         .target(name: "KnockTestSupport", dependencies: ["KnockCore", "Netfilter"]),
-        .testTarget(name: "KnockCoreTests", dependencies: ["KnockCore", "KnockTestSupport"]),
+        .testTarget(name: "KnockCoreTests", dependencies: ["KnockCore"]),
         .testTarget(name: "KnockConfigTests", dependencies: ["KnockConfig", "KnockCore"]),
         .testTarget(name: "NetfilterTests", dependencies: ["Netfilter", "KnockTestSupport"]),
         .testTarget(name: "NetfilterSystemTests", dependencies: ["Netfilter", "KnockDaemon", "KnockTestSupport"]),

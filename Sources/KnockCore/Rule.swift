@@ -164,7 +164,9 @@ public struct Rule: Equatable, Sendable {
     public var spa: SPASettings?
     /// The ports allowed peers may reach.
     public var protectedPorts: [ServicePort]
-    /// The most peers tracked mid-sequence; beyond it the stalest attempt is evicted.
+    /// The most peers tracked mid-sequence, counted separately for peers after their first knock and
+    /// peers further on; when full, the stalest attempt of that kind is evicted, so a flood of spoofed
+    /// first knocks never evicts a peer that has made two correct knocks.
     public var maxTrackedPeers: Int
     /// The most peers allowed at once; beyond it new grants are refused.
     public var maxAllowedPeers: Int

@@ -1,0 +1,375 @@
+/// What the engine asks of the world after a knock or a timer: an event to report, or a firewall change.
+public enum KnockEffect: Equatable, Sendable {
+    /// Something happened to a peer: log it, stream it, run hooks.
+    case event(KnockEvent)
+    /// The kernel's view of who is allowed must change.
+    case firewall(FirewallCommand)
+}
+
+/// Where a tracked peer stands in a rule, for listings like the original's `/proc/net/xt_pknock/NAME`.
+public struct PeerStatus: Equatable, Sendable {
+    /// The state of a tracked peer.
+    public enum State: Equatable, Sendable {
+        /// Mid-sequence: `knocksDone` correct knocks so far, the next expected knock, and when the attempt
+        /// lapses (nil: the rule has no time limit).
+        case matching(knocksDone: Int, next: ServicePort, expires: Instant?)
+        /// Allowed until `until` (nil: no autoclose).
+        case allowed(until: Instant?)
+    }
+
+    /// The peer's address.
+    public var peer: PeerAddress
+    /// The protocol of the peer's last knock.
+    public var transport: TransportProtocol
+    /// Matching or allowed.
+    public var state: State
+}
+
+/// The knock state machine of every rule: xt_pknock's semantics as a pure value.
+///
+/// Peers are tracked per (rule, source address): INIT (untracked) → MATCHING → ALLOWED. Inputs are
+/// knocks and the time; outputs are ``KnockEffect`` values passed to `emit`. No I/O, no clock.
+/// Not safe for concurrent use: owned by one actor in the daemon.
+public struct KnockEngine {
+    /// One attempt in progress; fixed size, no heap storage.
+    struct Attempt {
+        var knocksDone: UInt8
+        var transport: TransportProtocol
+        var lastKnock: Instant
+    }
+
+    /// One peer's access; fixed size.
+    struct Grant {
+        var until: Instant?
+        var transport: TransportProtocol
+    }
+
+    /// The state of one rule.
+    struct RuleState {
+        let rule: Rule
+        let openKey: SPAKey?
+        let closeKey: SPAKey?
+        /// Peers that made only the first knock: what a spoofed flood fills. When full, the stalest goes.
+        var firstKnocks: PeerTable<Attempt>
+        /// Peers that made two or more correct knocks: a flood of first knocks cannot evict them.
+        var advanced: PeerTable<Attempt>
+        var allowed: PeerTable<Grant>
+        /// The last epoch minute each peer opened with SPA, so a (peer, minute) opens at most once.
+        var spaOpenedMinute: PeerTable<Int64>
+
+        init(rule: Rule) {
+            self.rule = rule
+            self.openKey = rule.spa.map { SPAKey(format: $0.format, secret: $0.openSecret) }
+            self.closeKey = rule.spa.flatMap { spa in spa.closeSecret.map { SPAKey(format: spa.format, secret: $0) } }
+            self.firstKnocks = PeerTable(capacity: max(1, rule.maxTrackedPeers))
+            self.advanced = PeerTable(capacity: max(1, rule.maxTrackedPeers))
+            self.allowed = PeerTable(capacity: max(1, rule.maxAllowedPeers))
+            self.spaOpenedMinute = PeerTable(capacity: max(1, rule.maxAllowedPeers))
+        }
+
+        /// The peer's attempt in progress, if any.
+        func attempt(_ peer: PeerAddress) -> Attempt? { advanced[peer] ?? firstKnocks[peer] }
+
+        /// Forgets the peer's attempt in progress.
+        mutating func removeAttempt(_ peer: PeerAddress) {
+            if advanced.remove(peer) == nil { firstKnocks.remove(peer) }
+        }
+
+        /// Every attempt, first-knock ones then advanced ones, stalest first in each.
+        var attempts: [(address: PeerAddress, value: Attempt)] { firstKnocks.entries + advanced.entries }
+    }
+
+    private var states: [RuleState]
+    /// Rules indexed by the knock ports they listen on.
+    private let rulesByKnockPort: [ServicePort: [Int]]
+    /// Rules that must see every packet of a peer mid-sequence (strict) or of an allowed peer (close knock).
+    private let strictRules: [Int]
+    private let closeRules: [Int]
+
+    /// The rules, in configuration order.
+    public var rules: [Rule] { states.map(\.rule) }
+
+    /// Makes an engine for `rules`, which must be valid (see ``Rule/problems()``).
+    ///
+    /// When `previous` is given (a reload), allowed peers and SPA replay memory of rules with the same
+    /// name are kept, and attempts in progress are kept for rules whose sequence did not change.
+    public init(rules: [Rule], carryingOverFrom previous: KnockEngine? = nil) {
+        var states = rules.map(RuleState.init(rule:))
+        var byPort: [ServicePort: [Int]] = [:]
+        for (index, rule) in rules.enumerated() {
+            for port in Set(rule.knockSequence) { byPort[port, default: []].append(index) }
+        }
+        if let previous {
+            for index in states.indices {
+                guard let old = previous.states.first(where: { $0.rule.name == states[index].rule.name }) else { continue }
+                for (peer, grant) in old.allowed.entries where !states[index].allowed.isFull {
+                    states[index].allowed.upsert(peer, grant)
+                }
+                for (peer, minute) in old.spaOpenedMinute.entries { states[index].spaOpenedMinute.upsert(peer, minute) }
+                if old.rule.knockSequence == states[index].rule.knockSequence {
+                        for (peer, attempt) in old.firstKnocks.entries { states[index].firstKnocks.upsert(peer, attempt) }
+                    for (peer, attempt) in old.advanced.entries { states[index].advanced.upsert(peer, attempt) }
+                }
+            }
+        }
+        self.states = states
+        self.rulesByKnockPort = byPort
+        self.strictRules = rules.indices.filter { rules[$0].strict && rules[$0].spa == nil }
+        self.closeRules = rules.indices.filter { rules[$0].spa?.closeSecret != nil }
+    }
+
+    // MARK: - Knocks
+
+    /// Feeds one packet to every rule that cares about it.
+    ///
+    /// `now` is the monotonic time the packet arrived; `wallTime` serves SPA freshness only.
+    public mutating func handle(_ knock: Knock, at now: Instant, wallTime: WallTime, emit: (KnockEffect) -> Void) {
+        let service = knock.servicePort
+        let knockRules = rulesByKnockPort[service]
+        if let knockRules {
+            for index in knockRules {
+                if states[index].rule.spa != nil {
+                    handleSPA(index, knock, onKnockPort: true, now: now, wallTime: wallTime, emit: emit)
+                } else {
+                    handleSequence(index, knock, now: now, emit: emit)
+                }
+            }
+        }
+        // The original's one-rule form saw every NEW packet: for strict rules, a packet elsewhere from a
+        // peer mid-sequence is a wrong knock.
+        for index in strictRules where knockRules?.contains(index) != true {
+            guard let attempt = states[index].attempt(knock.source) else { continue }
+            if isTimeExceeded(index, attempt, now: now) {
+                states[index].removeAttempt(knock.source)
+                emit(.event(event(index, knock.source, .timeExceeded, service, now)))
+                continue
+            }
+            let expected = states[index].rule.knockSequence[Int(attempt.knocksDone)]
+            states[index].removeAttempt(knock.source)
+            emit(.event(event(index, knock.source, .didNotMatch(expected: expected, reset: true), service, now)))
+        }
+        // A close knock may go to any UDP port the rule covers.
+        if knock.transport == .udp {
+            for index in closeRules where knockRules?.contains(index) != true {
+                guard states[index].allowed[knock.source] != nil,
+                    states[index].closeKey?.hasPayloadLength(knock.payload.count) == true
+                else { continue }
+                handleSPA(index, knock, onKnockPort: false, now: now, wallTime: wallTime, emit: emit)
+            }
+        }
+    }
+
+    private func isTimeExceeded(_ index: Int, _ attempt: Attempt, now: Instant) -> Bool {
+        guard let gap = states[index].rule.maxKnockGap else { return false }
+        return now - attempt.lastKnock > gap
+    }
+
+    private mutating func handleSequence(_ index: Int, _ knock: Knock, now: Instant, emit: (KnockEffect) -> Void) {
+        let sequence = states[index].rule.knockSequence
+        let service = knock.servicePort
+        if let attempt = states[index].attempt(knock.source) {
+            if isTimeExceeded(index, attempt, now: now) {
+                states[index].removeAttempt(knock.source)
+                emit(.event(event(index, knock.source, .timeExceeded, service, now)))
+                // Carry on below: the knock may start a new attempt.
+            } else {
+                let done = Int(attempt.knocksDone)
+                if service == sequence[done] {
+                    states[index].removeAttempt(knock.source)
+                    if done + 1 == sequence.count {
+                        grant(index, knock.source, knock.transport, knock: service, now: now, emit: emit)
+                    } else {
+                        let evicted = states[index].advanced.upsert(
+                            knock.source, Attempt(knocksDone: UInt8(done + 1), transport: knock.transport, lastKnock: now))
+                        if let evicted {
+                            emit(.event(event(index, evicted.address, .evicted, nil, now)))
+                        }
+                        emit(.event(event(index, knock.source, .matching(step: done + 1, of: sequence.count), service, now)))
+                    }
+                    return
+                }
+                // A retransmission of the knock just accepted is not a wrong knock.
+                if service == sequence[done - 1] { return }
+                let strict = states[index].rule.strict
+                emit(.event(event(index, knock.source, .didNotMatch(expected: sequence[done], reset: strict), service, now)))
+                guard strict else { return }
+                states[index].removeAttempt(knock.source)
+                // Having started over, the peer may begin again with this very knock.
+            }
+        }
+        guard service == sequence[0] else { return }
+        if sequence.count == 1 {
+            grant(index, knock.source, knock.transport, knock: service, now: now, emit: emit)
+            return
+        }
+        let evicted = states[index].firstKnocks.upsert(
+            knock.source, Attempt(knocksDone: 1, transport: knock.transport, lastKnock: now))
+        if let evicted {
+            emit(.event(event(index, evicted.address, .evicted, nil, now)))
+        }
+        emit(.event(event(index, knock.source, .matching(step: 1, of: sequence.count), service, now)))
+    }
+
+    private mutating func handleSPA(
+        _ index: Int, _ knock: Knock, onKnockPort: Bool, now: Instant, wallTime: WallTime, emit: (KnockEffect) -> Void
+    ) {
+        guard let spa = states[index].rule.spa else { return }
+        let service = knock.servicePort
+        let current = wallTime.epochMinute
+        let oldest = current - Int64(spa.clockSkewMinutes)
+        if onKnockPort, let openKey = states[index].openKey {
+            var minute = current
+            while minute >= oldest {
+                if openKey.verify(knock.payload, source: knock.source, epochMinute: minute) {
+                    if let last = states[index].spaOpenedMinute[knock.source], last >= minute {
+                        emit(.event(event(index, knock.source, .blocked, service, now)))
+                        return
+                    }
+                    states[index].spaOpenedMinute.upsert(knock.source, minute)
+                    grant(index, knock.source, knock.transport, knock: service, now: now, emit: emit)
+                    return
+                }
+                minute -= 1
+            }
+        }
+        if let closeKey = states[index].closeKey, states[index].allowed[knock.source] != nil {
+            var minute = current
+            while minute >= oldest {
+                if closeKey.verify(knock.payload, source: knock.source, epochMinute: minute) {
+                    states[index].allowed.remove(knock.source)
+                    emit(.firewall(.revoke(rule: states[index].rule.name, peer: knock.source)))
+                    emit(.event(event(index, knock.source, .closed, service, now)))
+                    return
+                }
+                minute -= 1
+            }
+        }
+        if onKnockPort {
+            emit(.event(event(index, knock.source, .badMAC, service, now)))
+        }
+    }
+
+    private mutating func grant(
+        _ index: Int, _ peer: PeerAddress, _ transport: TransportProtocol, knock: ServicePort?, now: Instant,
+        emit: (KnockEffect) -> Void
+    ) {
+        let rule = states[index].rule
+        let until = rule.autoclose.map { now + $0 }
+        if states[index].allowed[peer] == nil && states[index].allowed.isFull {
+            // Make room only from grants that have already lapsed; never evict a live grant.
+            expireGrants(index, now: now, emit: emit)
+            if states[index].allowed.isFull {
+                emit(.event(event(index, peer, .refusedFull, knock, now)))
+                return
+            }
+        }
+        states[index].allowed.upsert(peer, Grant(until: until, transport: transport))
+        emit(.firewall(.allow(rule: rule.name, peer: peer, ttl: rule.autoclose)))
+        emit(.event(event(index, peer, .allowed(until: until), knock, now)))
+    }
+
+    // MARK: - Timers
+
+    /// Forgets attempts past their rule's time limit and grants past autoclose, and prunes SPA replay
+    /// memory older than the clock window. Call at ``nextDeadline()`` (or any time; it is cheap).
+    public mutating func expire(at now: Instant, wallTime: WallTime, emit: (KnockEffect) -> Void) {
+        for index in states.indices {
+            if let gap = states[index].rule.maxKnockGap {
+                let lapsed =
+                    states[index].firstKnocks.removeStalest { _, attempt in now - attempt.lastKnock > gap }
+                    + states[index].advanced.removeStalest { _, attempt in now - attempt.lastKnock > gap }
+                for (peer, _) in lapsed {
+                    emit(.event(event(index, peer, .timeExceeded, nil, now)))
+                }
+            }
+            expireGrants(index, now: now, emit: emit)
+            if let spa = states[index].rule.spa {
+                let oldest = wallTime.epochMinute - Int64(spa.clockSkewMinutes)
+                _ = states[index].spaOpenedMinute.removeStalest { _, minute in minute < oldest }
+            }
+        }
+    }
+
+    private mutating func expireGrants(_ index: Int, now: Instant, emit: (KnockEffect) -> Void) {
+        // Grants of a rule share one autoclose, so the stalest grant lapses first.
+        let lapsed = states[index].allowed.removeStalest { _, grant in grant.until.map { $0 <= now } ?? false }
+        for (peer, _) in lapsed {
+            // The kernel's element timeout removes access by itself; this only records it.
+            emit(.event(event(index, peer, .autoclosed, nil, now)))
+        }
+    }
+
+    /// The earliest time at which ``expire(at:wallTime:emit:)`` has something to do, if any.
+    public func nextDeadline() -> Instant? {
+        var earliest: Instant?
+        func consider(_ instant: Instant) {
+            if earliest.map({ instant < $0 }) ?? true { earliest = instant }
+        }
+        for state in states {
+            if let gap = state.rule.maxKnockGap {
+                for stalest in [state.firstKnocks.stalestEntry, state.advanced.stalestEntry].compactMap(\.self) {
+                    consider(stalest.value.lastKnock + gap + .nanoseconds(1))
+                }
+            }
+            if let until = state.allowed.stalestEntry?.value.until {
+                consider(until)
+            }
+        }
+        return earliest
+    }
+
+    // MARK: - Administration and listing
+
+    /// Records that `peer` is already allowed by `rule` until `until` (nil: no autoclose), e.g. from the
+    /// kernel's set after a restart. Emits nothing: the firewall already says so.
+    public mutating func adoptAllowed(rule name: RuleName, peer: PeerAddress, until: Instant?) {
+        guard let index = states.firstIndex(where: { $0.rule.name == name }), !states[index].allowed.isFull else { return }
+        states[index].allowed.upsert(peer, Grant(until: until, transport: states[index].rule.knockSequence.first?.transport ?? .tcp))
+    }
+
+    /// The tracked peers of rule `name`, attempts then grants, stalest first; nil for an unknown rule.
+    public func peers(of name: RuleName) -> [PeerStatus]? {
+        guard let state = states.first(where: { $0.rule.name == name }) else { return nil }
+        var result: [PeerStatus] = []
+        for (peer, attempt) in state.attempts {
+            let done = Int(attempt.knocksDone)
+            let expires = state.rule.maxKnockGap.map { attempt.lastKnock + $0 }
+            result.append(
+                PeerStatus(
+                    peer: peer, transport: attempt.transport,
+                    state: .matching(knocksDone: done, next: state.rule.knockSequence[done], expires: expires)))
+        }
+        for (peer, grant) in state.allowed.entries {
+            result.append(PeerStatus(peer: peer, transport: grant.transport, state: .allowed(until: grant.until)))
+        }
+        return result
+    }
+
+    /// How many peers rule `name` tracks mid-sequence and allows.
+    public func peerCounts(of name: RuleName) -> (matching: Int, allowed: Int)? {
+        guard let state = states.first(where: { $0.rule.name == name }) else { return nil }
+        return (state.firstKnocks.count + state.advanced.count, state.allowed.count)
+    }
+
+    private func event(
+        _ index: Int, _ peer: PeerAddress, _ kind: KnockEvent.Kind, _ knock: ServicePort?, _ now: Instant
+    ) -> KnockEvent {
+        KnockEvent(rule: states[index].rule.name, peer: peer, kind: kind, knock: knock, time: now)
+    }
+}
+
+extension KnockEngine {
+    /// Feeds one packet and returns its effects in order (convenient in tests and tools; allocates).
+    public mutating func handle(_ knock: Knock, at now: Instant, wallTime: WallTime) -> [KnockEffect] {
+        var effects: [KnockEffect] = []
+        handle(knock, at: now, wallTime: wallTime) { effects.append($0) }
+        return effects
+    }
+
+    /// Runs the timers and returns their effects in order (allocates).
+    public mutating func expire(at now: Instant, wallTime: WallTime) -> [KnockEffect] {
+        var effects: [KnockEffect] = []
+        expire(at: now, wallTime: wallTime) { effects.append($0) }
+        return effects
+    }
+}

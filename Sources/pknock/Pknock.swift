@@ -1,0 +1,13 @@
+import ArgumentParser
+import KnockCore
+
+/// The PortKnockO command-line client: knock, inspect and validate.
+@main
+struct Pknock: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pknock",
+        abstract: "PortKnockO client: check configurations, knock, and inspect pknockd.",
+        version: portKnockOVersion,
+        subcommands: [Check.self]
+    )
+}
