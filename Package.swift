@@ -26,11 +26,9 @@ let package = Package(
             pkgConfig: "libnftables",
             providers: [.apt(["libnftables-dev"])]
         ),
-        .systemLibrary(
-            name: "CNFLog",
-            pkgConfig: "libnetfilter_log",
-            providers: [.apt(["libnetfilter-log-dev"])]
-        ),
+        // No pkgConfig: libnetfilter_log.pc has a line continuation SwiftPM cannot read; the headers
+        // are in /usr/include and module.modulemap names the libraries.
+        .systemLibrary(name: "CNFLog", providers: [.apt(["libnetfilter-log-dev"])]),
         // The only target that talks to the kernel: libnftables, NFLOG. No knock concepts.
         .target(
             name: "Netfilter",
@@ -55,7 +53,7 @@ let package = Package(
         .executableTarget(
             name: "pknock",
             dependencies: [
-                "KnockCore", "KnockConfig", "KnockDaemon",
+                "KnockCore", "KnockConfig", "KnockDaemon", "Netfilter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -64,7 +62,7 @@ let package = Package(
         .testTarget(name: "KnockConfigTests", dependencies: ["KnockConfig", "KnockCore"]),
         .testTarget(name: "NetfilterTests", dependencies: ["Netfilter", "KnockTestSupport"]),
         .testTarget(name: "NetfilterSystemTests", dependencies: ["Netfilter", "KnockDaemon", "KnockTestSupport"]),
-        .testTarget(name: "KnockDaemonTests", dependencies: ["KnockDaemon", "KnockTestSupport"]),
+        .testTarget(name: "KnockDaemonTests", dependencies: ["KnockDaemon", "KnockTestSupport"], exclude: ["testdata"]),
         .testTarget(name: "CLITests", dependencies: ["pknock", "KnockConfig"]),
     ]
 )

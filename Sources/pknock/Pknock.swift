@@ -8,6 +8,6 @@ struct Pknock: ParsableCommand {
         commandName: "pknock",
         abstract: "PortKnockO client: check configurations, knock, and inspect pknockd.",
         version: portKnockOVersion,
-        subcommands: [Check.self]
+        subcommands: [KnockCommand.self, Check.self]
     )
 }

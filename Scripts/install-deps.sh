@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs the Debian packages PortKnockO builds, runs and tests with, if any are missing.
+# Needs root (apt-get). Swift itself is expected at /opt/swift (or on PATH).
+set -euo pipefail
+
+PACKAGES=(
+    nftables libnftables-dev          # the firewall and the library pknockd drives it through
+    libnetfilter-log-dev libmnl-dev   # NFLOG intake (pulls libnfnetlink-dev)
+    pkg-config                        # SwiftPM finds the C libraries through it
+    iproute2 util-linux               # ip netns / veth, unshare, setpriv: tests and demo
+    python3                           # the tests' TCP echo service and probes
+    knockd                            # knockd's `knock` client: interoperability tests
+)
+
+missing=()
+for package in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if ((${#missing[@]})); then
+    if [[ "$(id -u)" != 0 ]]; then
+        echo "install-deps: missing packages: ${missing[*]}; run as root (or: sudo apt-get install ${missing[*]})" >&2
+        exit 1
+    fi
+    echo "+ apt-get update && apt-get install -y ${missing[*]}"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+    # The knockd package ships a disabled service; make sure it never runs on this host.
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet knockd 2>/dev/null; then
+        systemctl stop knockd || true
+    fi
+fi
+if ! command -v swift >/dev/null 2>&1; then
+    if [[ -x /opt/swift/usr/bin/swift ]]; then
+        echo "install-deps: add /opt/swift/usr/bin to PATH" >&2
+    else
+        echo "install-deps: Swift 6.2 or later is needed (swift not found)" >&2
+    fi
+    exit 1
+fi

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: unit tests, root-only kernel tests in a private network
+# namespace, and the end-to-end namespace tests. Run as root on Debian:
+#
+#   Scripts/test.sh
+#
+# Installs missing Debian packages first. Prints each stage's summary and a last line
+# "tests: N passed, N failed"; exits non-zero when anything failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/opt/swift/usr/bin"
+
+Scripts/install-deps.sh || exit 1
+
+passed=0
+failed=0
+stage_failed=()
+
+# count_swift_testing LOG: adds a Swift Testing run's passed/failed test counts to the totals.
+count_swift_testing() {
+    local total failures
+    total=$(grep -E '(✔|✘) Test run with [0-9]+ tests?' "$1" | tail -1 | sed -E 's/.*Test run with ([0-9]+) tests?.*/\1/')
+    failures=$(grep -E '^✘ Test [^r]' "$1" | grep -c -E 'failed after' || true)
+    total=${total:-0}
+    passed=$((passed + total - failures))
+    failed=$((failed + failures))
+}
+
+run_stage() {
+    local name=$1; shift
+    local log="$LOGS/$name.log"
+    echo "=== $name: $*"
+    "$@" 2>&1 | tee "$log"
+    local status=${PIPESTATUS[0]}
+    if [[ $status != 0 ]]; then stage_failed+=("$name (exit $status)"); fi
+    return $status
+}
+
+LOGS=$(mktemp -d /tmp/pknock-test-logs.XXXXXX)
+
+if ! run_stage build swift build --build-tests; then
+    echo "tests: 0 passed, 1 failed (the build failed)"
+    exit 1
+fi
+
+run_stage unit swift test --skip-build --parallel
+count_swift_testing "$LOGS/unit.log"
+
+run_stage system Scripts/test-system.sh
+count_swift_testing "$LOGS/system.log"
+
+run_stage e2e Scripts/netns-e2e.sh "$(swift build --show-bin-path)"
+e2e=$(grep -E '^netns-e2e: [0-9]+ passed, [0-9]+ failed' "$LOGS/e2e.log" | tail -1)
+if [[ -n "$e2e" ]]; then
+    passed=$((passed + $(echo "$e2e" | sed -E 's/.* ([0-9]+) passed.*/\1/')))
+    failed=$((failed + $(echo "$e2e" | sed -E 's/.* ([0-9]+) failed.*/\1/')))
+fi
+
+echo
+for stage in "${stage_failed[@]}"; do echo "FAILED stage: $stage"; done
+if ((${#stage_failed[@]})) && ((failed == 0)); then failed=${#stage_failed[@]}; fi
+echo "tests: $passed passed, $failed failed"
+((${#stage_failed[@]} == 0 && failed == 0))

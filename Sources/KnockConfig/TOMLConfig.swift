@@ -1,0 +1,372 @@
+import KnockCore
+
+/// Turns a parsed `pknock.toml` into daemon settings and rules, collecting every diagnostic.
+struct TOMLConfigReader<Secrets: SecretSource> {
+    static var rootKeys: [String] { ["daemon", "rule"] }
+    static var daemonKeys: [String] { ["table", "nflog_group", "state_directory", "control_socket", "max_tracked_peers"] }
+    static var ruleKeys: [String] {
+        [
+            "name", "knock", "protocol", "time", "strict", "autoclose", "protect", "max_tracked_peers",
+            "max_allowed_peers", "spa", "open_secret_file", "close_secret_file", "open_secret", "close_secret",
+            "clock_skew",
+        ]
+    }
+
+    let file: String
+    let secrets: Secrets
+    private(set) var diagnostics: [ConfigDiagnostic] = []
+
+    init(file: String, secrets: Secrets) {
+        self.file = file
+        self.secrets = secrets
+    }
+
+    /// Reads the whole document; the result is only usable when `diagnostics` holds no error.
+    mutating func read(_ root: TOMLTable) -> Configuration {
+        var daemon = DaemonSettings()
+        if let entry = root["daemon"] {
+            if case .table(let table) = entry.value.kind {
+                daemon = readDaemon(table)
+            } else {
+                error(entry.line, field: "daemon", "expected a [daemon] table, found \(entry.value.typeName)")
+            }
+        }
+        var rules: [Rule] = []
+        var sites: [RuleSite] = []
+        if let entry = root["rule"] {
+            switch entry.value.kind {
+            case .tableArray(let tables):
+                for (index, table) in tables.enumerated() {
+                    if let (rule, site) = readRule(table, number: index + 1, daemon: daemon) {
+                        rules.append(rule)
+                        sites.append(site)
+                    }
+                }
+            case .table:
+                error(entry.line, field: "rule", "write each rule as [[rule]] (an array of tables), not [rule]")
+            default:
+                error(entry.line, field: "rule", "expected [[rule]] tables, found \(entry.value.typeName)")
+            }
+        } else {
+            diagnostics.append(ConfigDiagnostic(.warning, file: file, line: nil, "no [[rule]]: the daemon will protect nothing"))
+        }
+        for entry in root.entries where !Self.rootKeys.contains(entry.key) {
+            unknown(entry, known: Self.rootKeys, in: nil)
+        }
+        diagnostics += RuleProblems.diagnostics(rules: rules, sites: sites, file: file)
+        return Configuration(daemon: daemon, rules: rules)
+    }
+
+    // MARK: [daemon]
+
+    private mutating func readDaemon(_ table: TOMLTable) -> DaemonSettings {
+        var daemon = DaemonSettings()
+        for entry in table.entries {
+            let field = "daemon.\(entry.key)"
+            switch entry.key {
+            case "table":
+                guard let name = string(entry, field: field) else { continue }
+                if let problem = DaemonSettings.tableNameProblem(name) {
+                    error(entry.line, field: field, problem)
+                } else {
+                    daemon.table = name
+                }
+            case "nflog_group":
+                guard let group = integer(entry, field: field) else { continue }
+                if let value = UInt16(exactly: group) {
+                    daemon.nflogGroup = value
+                } else {
+                    error(entry.line, field: field, "must be 0 to 65535, found \(group)")
+                }
+            case "state_directory", "control_socket":
+                guard let path = string(entry, field: field) else { continue }
+                guard path.hasPrefix("/") else {
+                    error(entry.line, field: field, "must be an absolute path, found \"\(path)\"")
+                    continue
+                }
+                if entry.key == "state_directory" { daemon.stateDirectory = path } else { daemon.controlSocket = path }
+            case "max_tracked_peers":
+                guard let count = integer(entry, field: field) else { continue }
+                if count < 1 || count > Int64(Int32.max) {
+                    error(entry.line, field: field, "must be 1 to \(Int32.max), found \(count)")
+                } else {
+                    daemon.maxTrackedPeers = Int(count)
+                }
+            default:
+                unknown(entry, known: Self.daemonKeys, in: "daemon")
+            }
+        }
+        return daemon
+    }
+
+    // MARK: [[rule]]
+
+    private mutating func readRule(_ table: TOMLTable, number: Int, daemon: DaemonSettings) -> (Rule, RuleSite)? {
+        var site = RuleSite(line: table.line)
+
+        // The name first: every other message carries it.
+        var label = "#\(number)"
+        var name: RuleName?
+        if let entry = table["name"] {
+            site.fieldLines["name"] = entry.line
+            if let text = string(entry, field: "name", rule: label) {
+                label = text
+                if let problem = RuleName.problem(with: text) {
+                    error(entry.line, rule: label, field: "name", problem)
+                } else {
+                    name = RuleName(rawValue: text)
+                }
+            }
+        } else {
+            error(table.line, rule: label, field: "name", "a rule name is required")
+        }
+
+        var transport = TransportProtocol.tcp
+        if let entry = table["protocol"] {
+            if let text = string(entry, field: "protocol", rule: label) {
+                if let named = TransportProtocol(name: text) {
+                    transport = named
+                } else {
+                    error(entry.line, rule: label, field: "protocol", "expected \"tcp\" or \"udp\", found \"\(text)\"")
+                }
+            }
+        }
+
+        var knocks: [ServicePort] = []
+        if let entry = table["knock"] {
+            site.fieldLines["knock"] = entry.line
+            if let ports = servicePorts(entry, field: "knock", rule: label, defaultProtocol: transport) {
+                knocks = ports
+            } else {
+                site.erroredFields.insert("knock")
+            }
+        }
+        var protected: [ServicePort] = []
+        if let entry = table["protect"] {
+            site.fieldLines["protect"] = entry.line
+            if let ports = servicePorts(entry, field: "protect", rule: label, defaultProtocol: transport) {
+                protected = ports
+            } else {
+                site.erroredFields.insert("protect")
+            }
+        }
+
+        var gap: Duration?
+        if let entry = table["time"] {
+            site.fieldLines["time"] = entry.line
+            gap = duration(entry, field: "time", rule: label, bareUnit: .seconds)
+            if gap == nil { site.erroredFields.insert("time") }
+        }
+        var autoclose: Duration?
+        if let entry = table["autoclose"] {
+            site.fieldLines["autoclose"] = entry.line
+            autoclose = duration(entry, field: "autoclose", rule: label, bareUnit: .minutes)
+            if autoclose == .zero { autoclose = nil }
+        }
+        var strict = false
+        if let entry = table["strict"], let value = boolean(entry, field: "strict", rule: label) { strict = value }
+
+        var maxTracked = daemon.maxTrackedPeers
+        if let entry = table["max_tracked_peers"] {
+            site.fieldLines["max_tracked_peers"] = entry.line
+            if let count = peerCount(entry, field: "max_tracked_peers", rule: label) { maxTracked = count }
+        }
+        var maxAllowed = Rule.defaultMaxAllowedPeers
+        if let entry = table["max_allowed_peers"] {
+            site.fieldLines["max_allowed_peers"] = entry.line
+            if let count = peerCount(entry, field: "max_allowed_peers", rule: label) { maxAllowed = count }
+        }
+
+        let spa = readSPA(table, rule: label, site: &site)
+
+        for entry in table.entries where !Self.ruleKeys.contains(entry.key) {
+            unknown(entry, known: Self.ruleKeys, in: label)
+        }
+
+        // A rule whose fields did not all parse still gets KnockCore's checks of the others.
+        guard let name else { return nil }
+        let rule = Rule(
+            name: name, knockSequence: knocks, maxKnockGap: gap, strict: strict, autoclose: autoclose, spa: spa,
+            protectedPorts: protected, maxTrackedPeers: maxTracked, maxAllowedPeers: maxAllowed)
+        return (rule, site)
+    }
+
+    /// The SPA keys of a rule: `spa`, the secrets (from files or inline) and `clock_skew`.
+    private mutating func readSPA(_ table: TOMLTable, rule label: String, site: inout RuleSite) -> SPASettings? {
+        var format: SPAFormat?
+        if let entry = table["spa"], let text = string(entry, field: "spa", rule: label) {
+            if let named = SPAFormat(rawValue: text) {
+                format = named
+            } else {
+                error(entry.line, rule: label, field: "spa", "expected \"sha256\" or \"md5\", found \"\(text)\"")
+            }
+        }
+        let open = secret(in: table, base: "open_secret", rule: label, site: &site)
+        let close = secret(in: table, base: "close_secret", rule: label, site: &site)
+        var skew = 1
+        if let entry = table["clock_skew"] {
+            site.fieldLines["clock_skew"] = entry.line
+            if let minutes = integer(entry, field: "clock_skew", rule: label) {
+                // The range itself is KnockCore's check; clamp only so the value fits an Int.
+                skew = Int(clamping: minutes)
+            }
+        }
+
+        switch open {
+        case .absent:
+            if case .present = close {
+                error(site.line(for: "close_secret"), rule: label, field: site.name(for: "close_secret"), "needs open_secret_file as well")
+            }
+            if let entry = table["spa"] {
+                error(entry.line, rule: label, field: "spa", "an SPA rule needs open_secret_file")
+            }
+            if let entry = table["clock_skew"] {
+                error(entry.line, rule: label, field: "clock_skew", "applies only to SPA rules (with open_secret_file)")
+            }
+            return nil
+        case .failed:
+            return nil
+        case .present(let openSecret):
+            var closeSecret: Secret?
+            switch close {
+            case .present(let secret): closeSecret = secret
+            case .failed: return nil
+            case .absent:
+                // "open_secret and close_secret go together" belongs on the open secret's line.
+                site.fieldLines["close_secret"] = site.fieldLines["open_secret"]
+                site.fieldNames["close_secret"] = site.fieldNames["open_secret"]
+            }
+            return SPASettings(format: format ?? .sha256, openSecret: openSecret, closeSecret: closeSecret, clockSkewMinutes: skew)
+        }
+    }
+
+    private enum SecretLookup {
+        case absent
+        case failed
+        case present(Secret)
+    }
+
+    /// `<base>_file` or `<base>` (inline, with a warning), but not both.
+    private mutating func secret(in table: TOMLTable, base: String, rule label: String, site: inout RuleSite) -> SecretLookup {
+        let fileKey = "\(base)_file"
+        switch (table[fileKey], table[base]) {
+        case (nil, nil):
+            return .absent
+        case (let fileEntry?, _?):
+            error(fileEntry.line, rule: label, field: fileKey, "give \(fileKey) or \(base), not both")
+            site.erroredFields.insert(base)
+            return .failed
+        case (let fileEntry?, nil):
+            site.fieldLines[base] = fileEntry.line
+            site.fieldNames[base] = fileKey
+            guard let path = string(fileEntry, field: fileKey, rule: label) else { return .failed }
+            do {
+                let contents = try secrets.contents(ofSecretFile: resolve(path))
+                return .present(Secret(fileContents: contents))
+            } catch {
+                self.error(fileEntry.line, rule: label, field: fileKey, error.message)
+                return .failed
+            }
+        case (nil, let inline?):
+            site.fieldLines[base] = inline.line
+            guard let text = string(inline, field: base, rule: label) else { return .failed }
+            diagnostics.append(
+                ConfigDiagnostic(
+                    .warning, file: file, line: inline.line, rule: label, field: base,
+                    "the secret is written in the configuration file; keep it in \(fileKey), readable only by root"))
+            return .present(Secret(text))
+        }
+    }
+
+    /// A path relative to the config file's directory, as written when absolute.
+    func resolve(_ path: String) -> String {
+        guard !path.hasPrefix("/"), let slash = file.lastIndex(of: "/") else { return path }
+        return String(file[...slash]) + path
+    }
+
+    // MARK: Typed access
+
+    private mutating func servicePorts(
+        _ entry: TOMLEntry, field: String, rule: String, defaultProtocol: TransportProtocol
+    ) -> [ServicePort]? {
+        let elements: [TOMLValue]
+        if case .array(let values) = entry.value.kind { elements = values } else { elements = [entry.value] }
+        var ports: [ServicePort] = []
+        var failed = false
+        for element in elements {
+            let parsed: Result<ServicePort, ValueSyntax.Message>
+            switch element.kind {
+            case .integer(let number): parsed = ValueSyntax.port(number).map { ServicePort($0, defaultProtocol) }
+            case .string(let text): parsed = ValueSyntax.servicePort(text, defaultProtocol: defaultProtocol)
+            default:
+                parsed = .failure(ValueSyntax.Message("expected port numbers or \"port:protocol\" strings, found \(element.typeName)"))
+            }
+            switch parsed {
+            case .success(let port): ports.append(port)
+            case .failure(let message):
+                error(element.line, rule: rule, field: field, message.text)
+                failed = true
+            }
+        }
+        return failed ? nil : ports
+    }
+
+    private mutating func duration(_ entry: TOMLEntry, field: String, rule: String, bareUnit: ValueSyntax.BareUnit) -> Duration? {
+        switch ValueSyntax.duration(entry.value.kind, bareUnit: bareUnit) {
+        case .success(let value): return value
+        case .failure(let message):
+            error(entry.line, rule: rule, field: field, message.text)
+            return nil
+        }
+    }
+
+    private mutating func peerCount(_ entry: TOMLEntry, field: String, rule: String) -> Int? {
+        guard let count = integer(entry, field: field, rule: rule) else { return nil }
+        guard (1...Int64(Int32.max)).contains(count) else {
+            error(entry.line, rule: rule, field: field, "must be 1 to \(Int32.max), found \(count)")
+            return nil
+        }
+        return Int(count)
+    }
+
+    private mutating func string(_ entry: TOMLEntry, field: String, rule: String? = nil) -> String? {
+        if case .string(let text) = entry.value.kind { return text }
+        mismatch(entry, expected: "a string", field: field, rule: rule)
+        return nil
+    }
+
+    private mutating func integer(_ entry: TOMLEntry, field: String, rule: String? = nil) -> Int64? {
+        if case .integer(let value) = entry.value.kind { return value }
+        mismatch(entry, expected: "an integer", field: field, rule: rule)
+        return nil
+    }
+
+    private mutating func boolean(_ entry: TOMLEntry, field: String, rule: String? = nil) -> Bool? {
+        if case .boolean(let value) = entry.value.kind { return value }
+        mismatch(entry, expected: "true or false", field: field, rule: rule)
+        return nil
+    }
+
+    private mutating func mismatch(_ entry: TOMLEntry, expected: String, field: String, rule: String?) {
+        // Never echo the value: it may be a secret.
+        error(entry.line, rule: rule, field: field, "expected \(expected), found \(entry.value.typeName)")
+    }
+
+    private mutating func unknown(_ entry: TOMLEntry, known: [String], in context: String?) {
+        var message: String
+        switch entry.value.kind {
+        case .table, .tableArray: message = "unknown table \"\(entry.key)\""
+        default: message = "unknown key \"\(entry.key)\""
+        }
+        if let suggestion = ValueSyntax.suggestion(for: entry.key, among: known) { message += "; did you mean \"\(suggestion)\"?" }
+        if context == "daemon" {
+            error(entry.line, field: "daemon", message)
+        } else {
+            error(entry.line, rule: context, field: nil, message)
+        }
+    }
+
+    private mutating func error(_ line: Int, rule: String? = nil, field: String?, _ message: String) {
+        diagnostics.append(ConfigDiagnostic(file: file, line: line, rule: rule, field: field, message))
+    }
+}

@@ -1,0 +1,136 @@
+import Dispatch
+import Foundation
+import KnockConfig
+import KnockCore
+import Logging
+import Netfilter
+import Synchronization
+
+/// Requests that reach the intake loop from signal handlers.
+public final class DaemonControl: Sendable {
+    private let stopFlag = Atomic<Bool>(false)
+    private let reloadFlag = Atomic<Bool>(false)
+
+    /// Makes a control with nothing requested.
+    public init() {}
+
+    /// Asks the loop to return after the packets at hand.
+    public func requestStop() { stopFlag.store(true, ordering: .releasing) }
+    /// Asks the loop to reload the configuration.
+    public func requestReload() { reloadFlag.store(true, ordering: .releasing) }
+
+    var stopRequested: Bool { stopFlag.load(ordering: .acquiring) }
+    func takeReloadRequest() -> Bool { reloadFlag.exchange(false, ordering: .acquiringAndReleasing) }
+}
+
+/// The daemon's single intake loop: NFLOG packets and timers into the ``KnockService``.
+///
+/// One thread does everything, in order, so the engine needs no locks; the loop wakes at least every
+/// `maximumWait` to notice stop and reload requests and run the engine's timers.
+public final class DaemonLoop {
+    private let service: KnockService
+    private let reader: NFLogReader
+    private let control: DaemonControl
+    private let loadConfiguration: () throws -> Configuration
+    private let logger: Logger
+    private let origin = ContinuousClock.now
+    private var reportedENOBUFS = 0
+
+    /// The longest the loop sleeps without checking for requests.
+    public var maximumWait: Duration = .milliseconds(200)
+
+    /// Makes a loop; `loadConfiguration` is called on each reload request.
+    public init(
+        service: KnockService, reader: NFLogReader, control: DaemonControl,
+        loadConfiguration: @escaping () throws -> Configuration, logger: Logger
+    ) {
+        self.service = service
+        self.reader = reader
+        self.control = control
+        self.loadConfiguration = loadConfiguration
+        self.logger = logger
+    }
+
+    /// The monotonic time since the loop was made.
+    public func now() -> Instant {
+        Instant(nanoseconds: (ContinuousClock.now - origin).nanosecondsClamped)
+    }
+
+    /// The wall-clock time, for SPA freshness.
+    public static func wallTime() -> WallTime {
+        WallTime(secondsSinceEpoch: Int64(time(nil)))
+    }
+
+    /// Starts the service and runs until ``DaemonControl/requestStop()``.
+    public func run() throws(NetfilterError) {
+        try service.start(now: now())
+        while !control.stopRequested {
+            if control.takeReloadRequest() { reload() }
+            let waitMilliseconds = millisecondsUntilNextDeadline()
+            _ = try reader.receive(timeoutMilliseconds: waitMilliseconds) { packet in
+                service.handle(packet: packet.payload, etherType: packet.hardwareProtocol, now: now(), wallTime: Self.wallTime())
+            }
+            service.tick(now: now(), wallTime: Self.wallTime())
+            if reader.enobufsCount != reportedENOBUFS {
+                logger.warning(
+                    "NFLOG messages lost: the kernel's socket buffer overflowed",
+                    metadata: ["nflog.enobufs": "\(reader.enobufsCount)"])
+                reportedENOBUFS = reader.enobufsCount
+            }
+        }
+        logger.notice("pknockd stopping", metadata: ["packets": "\(service.counters.packets)"])
+    }
+
+    private func millisecondsUntilNextDeadline() -> Int32 {
+        let ceiling = maximumWait.nanosecondsClamped / 1_000_000
+        guard let deadline = service.nextDeadline else { return Int32(ceiling) }
+        let remaining = (deadline - now()).nanosecondsClamped
+        // Round up so the tick after the wait finds the deadline passed.
+        let milliseconds = max(0, (remaining + 999_999) / 1_000_000)
+        return Int32(min(milliseconds, ceiling))
+    }
+
+    private func reload() {
+        let newConfiguration: Configuration
+        do {
+            newConfiguration = try loadConfiguration()
+        } catch {
+            logger.error("reload refused: the configuration is invalid; the old rules keep running", metadata: ["error": "\(error)"])
+            return
+        }
+        var adjusted = newConfiguration
+        let current = service.configuration.daemon
+        if adjusted.daemon.nflogGroup != current.nflogGroup || adjusted.daemon.table != current.table {
+            logger.warning(
+                "table and nflog_group changes take effect on restart, not on reload",
+                metadata: ["nft.table": "\(current.table)", "nflog.group": "\(current.nflogGroup)"])
+            adjusted.daemon.nflogGroup = current.nflogGroup
+            adjusted.daemon.table = current.table
+        }
+        for warning in adjusted.warnings {
+            logger.warning("configuration warning", metadata: ["config.warning": "\(warning)"])
+        }
+        do {
+            try service.reload(to: adjusted, now: now())
+        } catch {
+            logger.error("reload refused by the kernel; the old rules keep running", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// Routes SIGHUP to reload and SIGTERM/SIGINT to stop, through dispatch signal sources.
+public final class SignalRouter {
+    private var sources: [any DispatchSourceSignal] = []
+
+    /// Starts routing signals to `control`.
+    public init(control: DaemonControl) {
+        let queue = DispatchQueue(label: "pknockd.signals")
+        for (signalNumber, action) in [(SIGHUP, control.requestReload), (SIGTERM, control.requestStop), (SIGINT, control.requestStop)] {
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: queue)
+            source.setEventHandler { action() }
+            source.resume()
+            sources.append(source)
+        }
+    }
+}

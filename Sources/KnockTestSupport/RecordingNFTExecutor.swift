@@ -1,0 +1,30 @@
+import KnockCore
+import Netfilter
+
+/// An ``NFTExecutor`` that records every script and answers from canned replies, like
+/// google/nftables' `nftest.Recorder`.
+public final class RecordingNFTExecutor: NFTExecutor {
+    /// Every script run, in order.
+    public private(set) var scripts: [NFTScript] = []
+    /// Replies for scripts whose text starts with a key (longest key wins); unmatched scripts return "".
+    public var replies: [String: Result<String, NetfilterError>] = [:]
+    /// When set, every script that is not a `list` command fails with this error.
+    public var failChanges: NetfilterError?
+
+    /// Makes an executor that accepts everything.
+    public init() {}
+
+    public func run(_ script: NFTScript) throws(NetfilterError) -> String {
+        scripts.append(script)
+        if let failChanges, !script.text.hasPrefix("list") { throw failChanges }
+        let key = replies.keys.filter { script.text.hasPrefix($0) }.max { $0.count < $1.count }
+        guard let key, let reply = replies[key] else { return "" }
+        switch reply {
+        case .success(let text): return text
+        case .failure(let error): throw error
+        }
+    }
+
+    /// The recorded scripts' texts, `list` commands left out.
+    public var changes: [String] { scripts.map(\.text).filter { !$0.hasPrefix("list") } }
+}

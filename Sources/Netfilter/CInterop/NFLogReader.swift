@@ -1,0 +1,311 @@
+import CNFLog
+import Glibc
+
+/// Reads the packets the kernel logs to one NFLOG group (nft `log group N`), through
+/// libnetfilter_log.
+///
+/// The reader owns one netlink socket bound to the group in copy-packet mode. ``receive(timeoutMilliseconds:_:)``
+/// waits with `poll()` so a caller can stop its loop between calls. Not thread-safe: one reader
+/// belongs to one task or thread. Binding needs CAP_NET_ADMIN in the network namespace.
+///
+/// Allocation: the receive buffer and the list of pending packets are reused between calls;
+/// each packet's payload is still copied into its own `[UInt8]` (one allocation per packet).
+@safe
+public final class NFLogReader {
+    /// The NFLOG group this reader is bound to.
+    public let group: UInt16
+    /// How many bytes of each packet the kernel copies (from the IP header on).
+    public let snaplen: UInt32
+    /// How many times the kernel dropped log messages because the receive buffer was full.
+    ///
+    /// Each is one `ENOBUFS` from `recv`. Packets lost this way are not delivered; the reader
+    /// goes on.
+    public private(set) var enobufsCount: Int = 0
+
+    private var handle: OpaquePointer?
+    private var groupHandle: OpaquePointer?
+    private let descriptor: Int32
+    private let sink = PacketSink()
+    private var buffer: [UInt8]
+
+    /// The most datagrams one ``receive(timeoutMilliseconds:_:)`` reads before returning, so a
+    /// flood cannot keep a caller from checking for shutdown.
+    private static let maxDatagramsPerReceive = 64
+
+    /// Binds a new netlink socket to NFLOG `group` in copy-packet mode.
+    ///
+    /// - Parameters:
+    ///   - group: the NFLOG group (nft `log group N`).
+    ///   - snaplen: bytes of each packet to copy, from the IP header on (`nflog_set_mode` with
+    ///     `NFULNL_COPY_PACKET`). An nft rule's own `snaplen` is applied first.
+    ///   - receiveBufferBytes: the socket receive buffer; set with `SO_RCVBUFFORCE` (beyond
+    ///     `net.core.rmem_max`, needs CAP_NET_ADMIN), else `SO_RCVBUF`.
+    ///   - queueThreshold: how many packets the kernel batches into one datagram
+    ///     (`nflog_set_qthresh`). 1, the default, sends each packet at once; the kernel's own
+    ///     default of 100 would delay a lone knock by the flush timeout.
+    ///   - flushTimeoutCentiseconds: the longest the kernel holds a partial batch
+    ///     (`nflog_set_timeout`, in 1/100 s).
+    ///
+    /// The corresponding C functions are `nflog_open`, `nflog_unbind_pf`/`nflog_bind_pf` (for
+    /// AF_INET and AF_INET6; no-ops on kernels since 3.17 but needed on older ones),
+    /// `nflog_bind_group`, `nflog_set_mode`, `nflog_set_qthresh`, `nflog_set_timeout` and
+    /// `nflog_callback_register`. When another socket holds the group, throws an error for
+    /// `nflog_bind_group` with the kernel's errno (EPERM) and a message saying the group is taken.
+    public init(
+        group: UInt16,
+        snaplen: UInt32 = 512,
+        receiveBufferBytes: Int = 8 << 20,
+        queueThreshold: UInt32 = 1,
+        flushTimeoutCentiseconds: UInt32 = 1
+    ) throws(NetfilterError) {
+        self.group = group
+        self.snaplen = snaplen
+        // One datagram holds a batch of packets, each with its netlink and attribute headers.
+        self.buffer = [UInt8](repeating: 0, count: max(65_536, Int(snaplen) + 4_096))
+
+        resetErrno()
+        guard let handle = unsafe nflog_open() else {
+            throw NetfilterError(operation: "nflog_open", errno: Self.errnoOrUnknown())
+        }
+        unsafe self.handle = handle
+        self.descriptor = unsafe nflog_fd(handle)
+
+        do throws(NetfilterError) {
+            for family in [UInt16(AF_INET), UInt16(AF_INET6)] {
+                // An unbind error only means nothing was bound; the bind's error matters.
+                _ = unsafe nflog_unbind_pf(handle, family)
+                resetErrno()
+                if unsafe nflog_bind_pf(handle, family) < 0 {
+                    let code = Self.errnoOrUnknown()
+                    throw NetfilterError(
+                        operation: "nflog_bind_pf",
+                        errno: code,
+                        message: code == EPERM ? "reading NFLOG needs CAP_NET_ADMIN in this network namespace" : nil
+                    )
+                }
+            }
+            resetErrno()
+            guard let groupHandle = unsafe nflog_bind_group(handle, group) else {
+                // The kernel answers EPERM when another socket owns the group (nfulnl_recv_config
+                // compares the owner's port id); nflog_bind_pf above already proved we hold
+                // CAP_NET_ADMIN, so EPERM here means busy. EBUSY is accepted too, for safety.
+                let code = Self.errnoOrUnknown()
+                let busy = code == EPERM || code == EBUSY
+                throw NetfilterError(
+                    operation: "nflog_bind_group",
+                    errno: code,
+                    message: busy
+                        ? "NFLOG group \(group) is already bound by another socket (another pknockd, ulogd, or a second reader)"
+                        : "cannot bind NFLOG group \(group)"
+                )
+            }
+            unsafe self.groupHandle = groupHandle
+            try Self.check("nflog_set_mode", unsafe nflog_set_mode(groupHandle, CNFLog_copyPacket, snaplen))
+            try Self.check("nflog_set_qthresh", unsafe nflog_set_qthresh(groupHandle, queueThreshold))
+            try Self.check("nflog_set_timeout", unsafe nflog_set_timeout(groupHandle, flushTimeoutCentiseconds))
+            let context = unsafe Unmanaged.passUnretained(sink).toOpaque()
+            try Self.check(
+                "nflog_callback_register",
+                unsafe nflog_callback_register(groupHandle, nflogCopyPacket, context)
+            )
+            try setReceiveBuffer(bytes: receiveBufferBytes)
+        } catch {
+            close()
+            throw error
+        }
+    }
+
+    deinit {
+        close()
+    }
+
+    /// The netlink socket's descriptor (for an external poll loop); -1 once closed.
+    ///
+    /// The corresponding C function is `nflog_fd`.
+    public var fileDescriptor: Int32 {
+        unsafe handle == nil ? -1 : descriptor
+    }
+
+    /// The receive buffer the kernel granted, in bytes.
+    ///
+    /// The kernel reports twice what was asked, to cover its bookkeeping.
+    /// The corresponding C function is `getsockopt(SO_RCVBUF)`.
+    public var effectiveReceiveBufferBytes: Int {
+        get throws(NetfilterError) {
+            try requireOpen("getsockopt")
+            var value: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            _ = try valueOrErrno("getsockopt(SO_RCVBUF)") {
+                unsafe getsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &value, &length)
+            }
+            return Int(value)
+        }
+    }
+
+    /// Blocks until at least one datagram arrives (or the timeout passes), then delivers every
+    /// packet in it to `handler` and returns how many were delivered.
+    ///
+    /// Datagrams already queued behind the first are read too, up to 64 per call. `ENOBUFS` is
+    /// counted in ``enobufsCount``, not thrown. EINTR is retried with the time that remains.
+    /// Other errors throw. A negative timeout waits forever; 0 only takes what is queued.
+    /// The corresponding C functions are `poll`, `recv` and `nflog_handle_packet`.
+    public func receive(
+        timeoutMilliseconds: Int32,
+        _ handler: (borrowing NFLogPacket) -> Void
+    ) throws(NetfilterError) -> Int {
+        try requireOpen("NFLogReader.receive")
+        guard try waitUntilReadable(timeoutMilliseconds: timeoutMilliseconds) else { return 0 }
+
+        var delivered = 0
+        datagrams: for _ in 0..<Self.maxDatagramsPerReceive {
+            let count = unsafe buffer.withUnsafeMutableBytes { bytes in
+                unsafe recv(descriptor, bytes.baseAddress, bytes.count, Int32(MSG_DONTWAIT))
+            }
+            if count < 0 {
+                switch currentErrno {
+                case EINTR:
+                    continue datagrams
+                case EAGAIN, EWOULDBLOCK:
+                    break datagrams
+                case ENOBUFS:
+                    // The kernel dropped messages; what is still queued can be read.
+                    enobufsCount += 1
+                    continue datagrams
+                case let code:
+                    throw NetfilterError(operation: "recv", errno: code, message: "reading NFLOG group \(group)")
+                }
+            }
+            if count == 0 { break }
+            sink.packets.removeAll(keepingCapacity: true)
+            guard let handle = unsafe handle else { break }
+            // A negative result means a message that is not a packet (e.g. an error ack); the
+            // packets parsed before it were still delivered to the callback.
+            _ = unsafe buffer.withUnsafeMutableBytes { bytes in
+                unsafe nflog_handle_packet(
+                    handle,
+                    bytes.baseAddress?.assumingMemoryBound(to: CChar.self),
+                    Int32(count)
+                )
+            }
+            for packet in sink.packets {
+                handler(packet)
+                delivered += 1
+            }
+        }
+        sink.packets.removeAll(keepingCapacity: true)
+        return delivered
+    }
+
+    /// Unbinds the group and closes the socket; later receives throw.
+    ///
+    /// Safe to call more than once. The corresponding C functions are `nflog_unbind_group` and
+    /// `nflog_close`.
+    public func close() {
+        if let groupHandle = unsafe groupHandle {
+            _ = unsafe nflog_unbind_group(groupHandle)
+            unsafe self.groupHandle = nil
+        }
+        if let handle = unsafe handle {
+            _ = unsafe nflog_close(handle)
+            unsafe self.handle = nil
+        }
+    }
+
+    // MARK: - Private
+
+    private func requireOpen(_ operation: String) throws(NetfilterError) {
+        if unsafe handle == nil {
+            throw NetfilterError(operation: operation, errno: EBADF, message: "the NFLOG reader is closed")
+        }
+    }
+
+    /// Polls for input, retrying EINTR with the time that remains; false on timeout.
+    private func waitUntilReadable(timeoutMilliseconds: Int32) throws(NetfilterError) -> Bool {
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: .milliseconds(max(timeoutMilliseconds, 0)))
+        var timeout = timeoutMilliseconds
+        while true {
+            var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            let ready = unsafe poll(&entry, 1, timeout)
+            if ready > 0 {
+                // POLLERR is how a pending ENOBUFS shows; recv reports and clears it.
+                return true
+            }
+            if ready == 0 { return false }
+            let code = currentErrno
+            guard code == EINTR else {
+                throw NetfilterError(operation: "poll", errno: code, message: "waiting on NFLOG group \(group)")
+            }
+            if timeoutMilliseconds > 0 {
+                let left = clock.now.duration(to: deadline)
+                let (seconds, attoseconds) = left.components
+                timeout = Int32(clamping: max(0, seconds * 1_000 + attoseconds / 1_000_000_000_000_000))
+            }
+        }
+    }
+
+    private func setReceiveBuffer(bytes: Int) throws(NetfilterError) {
+        var value = Int32(clamping: bytes)
+        let size = socklen_t(MemoryLayout<Int32>.size)
+        let forced = unsafe setsockopt(descriptor, SOL_SOCKET, CNFLog_soRcvbufForce, &value, size)
+        if forced == 0 { return }
+        guard currentErrno == EPERM else {
+            throw NetfilterError(operation: "setsockopt(SO_RCVBUFFORCE)", errno: currentErrno)
+        }
+        // Without CAP_NET_ADMIN the kernel caps SO_RCVBUF at net.core.rmem_max.
+        _ = try valueOrErrno("setsockopt(SO_RCVBUF)") {
+            unsafe setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &value, size)
+        }
+    }
+
+    private static func check(_ operation: String, _ status: Int32) throws(NetfilterError) {
+        if status < 0 {
+            throw NetfilterError(operation: operation, errno: errnoOrUnknown())
+        }
+    }
+
+    /// libnetfilter_log reports failures through errno; if it left none, say EIO rather than nil.
+    private static func errnoOrUnknown() -> Int32 {
+        let code = currentErrno
+        return code == 0 ? EIO : code
+    }
+}
+
+/// Where the C callback puts the packets of one datagram; reused between datagrams.
+private final class PacketSink {
+    var packets: [NFLogPacket] = []
+}
+
+/// The `nflog_callback`: copies one logged packet into the ``PacketSink`` passed as context.
+///
+/// The payload is copied into an ``NFLogPacket`` before returning, as the netlink buffer is
+/// reused. Never logs: nothing of the caller's context is visible here.
+private func nflogCopyPacket(
+    _ groupHandle: OpaquePointer?,
+    _ message: UnsafeMutablePointer<nfgenmsg>?,
+    _ data: OpaquePointer?,
+    _ context: UnsafeMutableRawPointer?
+) -> Int32 {
+    guard let data = unsafe data, let context = unsafe context else { return 0 }
+    let sink = unsafe Unmanaged<PacketSink>.fromOpaque(context).takeUnretainedValue()
+
+    var start: UnsafeMutablePointer<CChar>? = nil
+    let length = unsafe nflog_get_payload(data, &start)
+    var payload: [UInt8] = []
+    if length > 0, let start = unsafe start {
+        payload = unsafe [UInt8](UnsafeRawBufferPointer(start: start, count: Int(length)))
+    }
+
+    var hardwareProtocol: UInt16 = 0
+    if let header = unsafe nflog_get_msg_packet_hdr(data) {
+        hardwareProtocol = unsafe UInt16(bigEndian: header.pointee.hw_protocol)
+    }
+
+    var prefix: String? = nil
+    if let text = unsafe nflog_get_prefix(data) {
+        prefix = unsafe String(cString: text)
+    }
+
+    sink.packets.append(NFLogPacket(payload: payload, hardwareProtocol: hardwareProtocol, prefix: prefix))
+    return 0
+}

@@ -1,0 +1,23 @@
+/// One packet delivered by NFLOG: its layer-3 bytes and how the kernel labelled it.
+public struct NFLogPacket: Equatable, Sendable {
+    /// The EtherType of IPv4 (`ETH_P_IP`).
+    public static let etherTypeIPv4: UInt16 = 0x0800
+    /// The EtherType of IPv6 (`ETH_P_IPV6`).
+    public static let etherTypeIPv6: UInt16 = 0x86DD
+
+    /// The packet from its IPv4 or IPv6 header onward, cut at the snap length.
+    public var payload: [UInt8]
+    /// The packet's EtherType in host order: ``etherTypeIPv4`` or ``etherTypeIPv6``.
+    ///
+    /// 0 if the kernel gave none. The corresponding C function is `nflog_get_msg_packet_hdr`.
+    public var hardwareProtocol: UInt16
+    /// The prefix of the nft `log prefix "…"` statement that logged it, if any.
+    public var prefix: String?
+
+    /// Makes a packet value (the reader does this; tests may too).
+    public init(payload: [UInt8], hardwareProtocol: UInt16, prefix: String? = nil) {
+        self.payload = payload
+        self.hardwareProtocol = hardwareProtocol
+        self.prefix = prefix
+    }
+}

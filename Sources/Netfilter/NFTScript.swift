@@ -1,0 +1,56 @@
+/// nft command text, as `nft -f` reads it: one or more commands separated by newlines.
+///
+/// Rendering is pure; an ``NFTExecutor`` applies a whole script as one atomic transaction.
+public struct NFTScript: Equatable, Hashable, Sendable {
+    /// The command text.
+    public var text: String
+
+    /// Wraps command text as it is.
+    public init(_ text: String) {
+        self.text = text
+    }
+
+    /// Joins commands, one per line.
+    public init(lines: [String]) {
+        self.text = lines.joined(separator: "\n")
+    }
+
+    /// True when the script holds no command (only whitespace).
+    public var isEmpty: Bool {
+        text.allSatisfy(\.isWhitespace)
+    }
+
+    /// This script followed by `other` on a new line, for one transaction holding both.
+    public func appending(_ other: NFTScript) -> NFTScript {
+        if isEmpty { return other }
+        if other.isEmpty { return self }
+        let separator = text.hasSuffix("\n") ? "" : "\n"
+        return NFTScript(text + separator + other.text)
+    }
+
+    /// Joins two scripts into one transaction; see ``appending(_:)``.
+    public static func + (lhs: NFTScript, rhs: NFTScript) -> NFTScript {
+        lhs.appending(rhs)
+    }
+}
+
+extension NFTScript: ExpressibleByStringLiteral {
+    /// Makes a script from a string literal.
+    public init(stringLiteral value: String) {
+        self.init(value)
+    }
+}
+
+extension NFTScript: CustomStringConvertible {
+    /// The command text.
+    public var description: String { text }
+}
+
+/// Runs nft scripts: the one seam between firewall decisions and the kernel.
+///
+/// ``NFTContext`` is the real one; tests use a fake that records scripts.
+public protocol NFTExecutor {
+    /// Applies `script` as one transaction (all or nothing) and returns what it printed,
+    /// e.g. the listing of a `list` command; throws with the library's error text.
+    func run(_ script: NFTScript) throws(NetfilterError) -> String
+}

@@ -1,0 +1,150 @@
+import ArgumentParser
+import Foundation
+import KnockConfig
+import KnockCore
+import KnockDaemon
+import Logging
+import Netfilter
+
+/// The PortKnockO daemon: installs the nftables table, reads knocks through NFLOG, opens access.
+@main
+struct Pknockd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pknockd",
+        abstract: "PortKnockO daemon: hides ports behind knock sequences and single-packet authorization.",
+        discussion: """
+            pknockd installs the nftables table `inet pknock` (one atomic transaction), drops knock packets \
+            in the kernel and reads them through NFLOG, and grants access by adding the knocking address to \
+            the rule's nftables set with a kernel-side timeout. It runs in the foreground and logs to \
+            standard error (journald under systemd). SIGHUP reloads the configuration; SIGTERM and SIGINT \
+            stop it, leaving the table in place (allowed peers keep access, everyone else stays locked out) \
+            unless --remove-on-exit is given.
+
+            Exit status: 0 on a clean stop, 2 when the configuration is invalid or the firewall, NFLOG or \
+            privileges are unavailable.
+            """,
+        version: portKnockOVersion
+    )
+
+    @Option(name: .long, help: ArgumentHelp("Configuration file (TOML).", valueName: "file"))
+    var config: String?
+
+    @Option(name: .long, help: ArgumentHelp("Rules in the original xt_pknock iptables syntax, one per line.", valueName: "file"))
+    var rulesFile: String?
+
+    @Option(name: .long, help: ArgumentHelp("NFLOG group knocks are logged to (overrides the configuration).", valueName: "n"))
+    var nflogGroup: UInt16?
+
+    @Option(name: .long, help: ArgumentHelp("nftables table name, family inet (overrides the configuration).", valueName: "name"))
+    var table: String?
+
+    @Flag(name: .long, help: "Run in the foreground (pknockd always does; accepted for compatibility).")
+    var foreground = false
+
+    @Option(name: .long, help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level"))
+    var logLevel: Logger.Level = .info
+
+    @Flag(name: .long, help: "Remove the table, and with it every allowed peer, when stopping.")
+    var removeOnExit = false
+
+    @Flag(name: .long, help: "Remove the table and exit.")
+    var teardown = false
+
+    func validate() throws {
+        if config != nil && rulesFile != nil {
+            throw ValidationError("give --config or --rules-file, not both")
+        }
+        if let table, let problem = FirewallLayout.tableNameProblem(table) {
+            throw ValidationError("--table: \(problem)")
+        }
+    }
+
+    func loadConfiguration() throws -> Configuration {
+        var loaded: Configuration
+        if let rulesFile {
+            loaded = try ConfigLoader.load(path: rulesFile)
+        } else {
+            loaded = try ConfigLoader.load(path: config ?? ConfigLoader.defaultPath)
+        }
+        if let nflogGroup { loaded.daemon.nflogGroup = nflogGroup }
+        if let table { loaded.daemon.table = table }
+        return loaded
+    }
+
+    func run() throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = logLevel
+            return handler
+        }
+        let logger = Logger(label: "pknockd")
+
+        let configuration: Configuration
+        do {
+            configuration = try loadConfiguration()
+        } catch {
+            fail("the configuration is invalid:\n\(error)")
+        }
+        for warning in configuration.warnings {
+            logger.warning("configuration warning", metadata: ["config.warning": "\(warning)"])
+        }
+
+        if geteuid() != 0 {
+            logger.warning("not running as root: pknockd needs CAP_NET_ADMIN")
+        }
+        if let problem = NFTContext.probe() {
+            fail("nftables is not available: \(problem)")
+        }
+        let context: NFTContext
+        do {
+            context = try NFTContext(output: [.json])
+        } catch {
+            fail("cannot open libnftables: \(error)")
+        }
+        let service = KnockService(configuration: configuration, executor: context, logger: logger)
+
+        if teardown {
+            do {
+                try service.teardown()
+                print("removed table inet \(configuration.daemon.table)")
+            } catch {
+                fail("could not remove table inet \(configuration.daemon.table): \(error)")
+            }
+            return
+        }
+
+        let reader: NFLogReader
+        do {
+            reader = try NFLogReader(group: configuration.daemon.nflogGroup, snaplen: UInt32(FirewallLayout.defaultSnaplen))
+        } catch {
+            fail("cannot read NFLOG group \(configuration.daemon.nflogGroup): \(error)")
+        }
+        let control = DaemonControl()
+        let signals = SignalRouter(control: control)
+        let loop = DaemonLoop(
+            service: service, reader: reader, control: control, loadConfiguration: loadConfiguration, logger: logger)
+        do {
+            try loop.run()
+        } catch {
+            fail("\(error)")
+        }
+        withExtendedLifetime(signals) {}
+        reader.close()
+        if removeOnExit {
+            do {
+                try service.teardown()
+                logger.notice("table removed", metadata: ["nft.table": "inet \(configuration.daemon.table)"])
+            } catch {
+                logger.error("could not remove the table", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// Prints `message` as pknockd's error and exits with status 2.
+    func fail(_ message: String) -> Never {
+        FileHandle.standardError.write(Data("pknockd: \(message)\n".utf8))
+        Foundation.exit(2)
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}

@@ -1,0 +1,121 @@
+import KnockConfig
+import KnockCore
+import KnockDaemon
+import KnockTestSupport
+import Logging
+import Netfilter
+import Testing
+
+/// The daemon's service between NFLOG and libnftables, driven with recorded firewall scripts.
+@Suite struct KnockServiceTests {
+    let server = PeerAddress(ipv4: 0xC000_0201)  // 192.0.2.1
+    let client = PeerAddress(ipv4: 0xC000_0202)  // 192.0.2.2
+    let wall = WallTime(secondsSinceEpoch: 1_758_000_000)
+
+    func rule(_ name: String, _ ports: [UInt16], autoclose: Duration? = .seconds(60)) -> Rule {
+        Rule(
+            name: RuleName(rawValue: name)!, knockSequence: ports.map { ServicePort(Port(rawValue: $0)!, .tcp) },
+            maxKnockGap: .seconds(10), autoclose: autoclose, protectedPorts: [ServicePort(Port(rawValue: 22)!, .tcp)])
+    }
+
+    func makeService(_ rules: [Rule], executor: RecordingNFTExecutor) -> KnockService {
+        var configuration = Configuration(rules: rules)
+        configuration.daemon.table = "pk_test"
+        return KnockService(configuration: configuration, executor: executor, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+    }
+
+    func syn(_ port: UInt16, from source: PeerAddress? = nil) -> [UInt8] {
+        PacketBuilder.tcpSYN(from: source ?? client, to: server, port: port)
+    }
+
+    @Test func startInstallsTheTableInOneTransaction() throws {
+        let executor = RecordingNFTExecutor()
+        executor.replies["list sets"] = .failure(NetfilterError(operation: "nft_run_cmd_from_buffer", errno: 2, message: "No such file or directory"))
+        let service = makeService([rule("SSH", [2002, 2001])], executor: executor)
+        try service.start(now: .zero)
+        #expect(executor.changes.count == 1)
+        #expect(executor.changes.first?.contains("add table inet pk_test") == true)
+        #expect(executor.changes.first?.contains("add set inet pk_test SSH_allowed4") == true)
+    }
+
+    @Test func aCompletedSequenceBecomesOneAllowBatch() throws {
+        let executor = RecordingNFTExecutor()
+        let service = makeService([rule("SSH", [2002, 2001])], executor: executor)
+        try service.start(now: .zero)
+        service.handle(packet: syn(2002), etherType: 0x0800, now: .seconds(1), wallTime: wall)
+        service.handle(packet: syn(2001), etherType: 0x0800, now: .seconds(2), wallTime: wall)
+        #expect(executor.changes.last == """
+            add element inet pk_test SSH_allowed4 { 192.0.2.2 }
+            delete element inet pk_test SSH_allowed4 { 192.0.2.2 }
+            add element inet pk_test SSH_allowed4 { 192.0.2.2 timeout 60s }
+
+            """)
+        #expect(service.counters.allowed == 1 && service.counters.matching == 1 && service.counters.packets == 2)
+    }
+
+    @Test func malformedPacketsAndNonSYNsAreIgnoredAndCounted() throws {
+        let executor = RecordingNFTExecutor()
+        let service = makeService([rule("SSH", [2002])], executor: executor)
+        try service.start(now: .zero)
+        service.handle(packet: [0x45, 0, 0], etherType: 0x0800, now: .seconds(1), wallTime: wall)
+        var synAck = syn(2002)
+        synAck[33] = 0x12  // SYN+ACK: not a connection request
+        service.handle(packet: synAck, etherType: 0x0800, now: .seconds(1), wallTime: wall)
+        #expect(service.counters.malformedPackets == 1)
+        #expect(service.counters.allowed == 0)
+        #expect(executor.changes.count == 1, "only the install")
+    }
+
+    @Test func startAdoptsPeersAlreadyInTheKernelSets() throws {
+        let executor = RecordingNFTExecutor()
+        executor.replies["list sets"] = .success(#"{"nftables": [{"set": {"family": "inet", "name": "SSH_allowed4", "table": "pk_test", "type": "ipv4_addr", "flags": ["timeout"]}}]}"#)
+        executor.replies["list set inet pk_test SSH_allowed4"] = .success(
+            #"{"nftables": [{"set": {"family": "inet", "name": "SSH_allowed4", "table": "pk_test", "type": "ipv4_addr", "flags": ["timeout"], "elem": [{"elem": {"val": "198.51.100.7", "timeout": 60, "expires": 42}}]}}]}"#)
+        let service = makeService([rule("SSH", [2002])], executor: executor)
+        try service.start(now: .seconds(100))
+        #expect(service.knockEngine.peers(of: RuleName(rawValue: "SSH")!)?.map(\.state) == [.allowed(until: .seconds(142))])
+    }
+
+    @Test func aRefusedFirewallChangeIsCountedNotFatal() throws {
+        let executor = RecordingNFTExecutor()
+        let service = makeService([rule("SSH", [2002])], executor: executor)
+        try service.start(now: .zero)
+        executor.failChanges = NetfilterError(operation: "nft_run_cmd_from_buffer", errno: 12, message: "out of memory")
+        service.handle(packet: syn(2002), etherType: 0x0800, now: .seconds(1), wallTime: wall)
+        #expect(service.counters.firewallErrors == 1)
+        service.handle(packet: syn(2002, from: PeerAddress(ipv4: 0xC000_0203)), etherType: 0x0800, now: .seconds(2), wallTime: wall)
+        #expect(service.counters.firewallErrors == 2)
+    }
+
+    @Test func reloadAppliesTheNewLayoutAndKeepsAllowedPeers() throws {
+        let executor = RecordingNFTExecutor()
+        let service = makeService([rule("SSH", [2002])], executor: executor)
+        try service.start(now: .zero)
+        service.handle(packet: syn(2002), etherType: 0x0800, now: .seconds(1), wallTime: wall)
+        var newConfiguration = service.configuration
+        newConfiguration.rules = [rule("SSH", [3003]), rule("WEB", [5000])]
+        try service.reload(to: newConfiguration, now: .seconds(2))
+        #expect(executor.changes.last?.contains("add set inet pk_test WEB_allowed4") == true)
+        #expect(service.knockEngine.peers(of: RuleName(rawValue: "SSH")!)?.map(\.peer) == [client])
+    }
+
+    @Test func aReloadTheKernelRefusesChangesNothing() throws {
+        let executor = RecordingNFTExecutor()
+        let service = makeService([rule("SSH", [2002])], executor: executor)
+        try service.start(now: .zero)
+        executor.failChanges = NetfilterError(operation: "nft_run_cmd_from_buffer", errno: 22, message: "Invalid argument")
+        var newConfiguration = service.configuration
+        newConfiguration.rules = [rule("WEB", [5000])]
+        #expect(throws: NetfilterError.self) { try service.reload(to: newConfiguration, now: .seconds(1)) }
+        #expect(service.configuration.rules.map(\.name.rawValue) == ["SSH"])
+    }
+
+    @Test func ipv6KnocksUseTheIPv6Set() throws {
+        let executor = RecordingNFTExecutor()
+        let service = makeService([rule("SSH", [2002], autoclose: nil)], executor: executor)
+        try service.start(now: .zero)
+        let source = PeerAddress("2001:db8::7")!
+        service.handle(packet: PacketBuilder.tcpSYN(from: source, to: PeerAddress("2001:db8::1")!, port: 2002), etherType: 0x86DD, now: .seconds(1), wallTime: wall)
+        #expect(executor.changes.last?.hasSuffix("add element inet pk_test SSH_allowed6 { 2001:db8::7 }\n") == true)
+    }
+}
