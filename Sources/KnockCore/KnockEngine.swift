@@ -56,6 +56,9 @@ public struct KnockEngine {
         var allowed: PeerTable<Grant>
         /// The last epoch minute each peer opened with SPA, so a (peer, minute) opens at most once.
         var spaOpenedMinute: PeerTable<Int64>
+        /// Whether some grant has another duration than the rule's autoclose (an administrator's
+        /// `open --for`), so grants no longer lapse in recency order and expiry must look at all.
+        var hasIrregularGrants = false
 
         init(rule: Rule) {
             self.rule = rule
@@ -291,8 +294,14 @@ public struct KnockEngine {
     }
 
     private mutating func expireGrants(_ index: Int, now: Instant, emit: (KnockEffect) -> Void) {
-        // Grants of a rule share one autoclose, so the stalest grant lapses first.
-        let lapsed = states[index].allowed.removeStalest { _, grant in grant.until.map { $0 <= now } ?? false }
+        var lapsed: [(address: PeerAddress, value: Grant)]
+        if states[index].hasIrregularGrants {
+            lapsed = states[index].allowed.entries.filter { $0.value.until.map { $0 <= now } ?? false }
+            for (peer, _) in lapsed { states[index].allowed.remove(peer) }
+        } else {
+            // Grants of a rule share one autoclose, so the stalest grant lapses first.
+            lapsed = states[index].allowed.removeStalest { _, grant in grant.until.map { $0 <= now } ?? false }
+        }
         for (peer, _) in lapsed {
             // The kernel's element timeout removes access by itself; this only records it.
             emit(.event(event(index, peer, .autoclosed, nil, now)))
@@ -311,7 +320,9 @@ public struct KnockEngine {
                     consider(stalest.value.lastKnock + gap + .nanoseconds(1))
                 }
             }
-            if let until = state.allowed.stalestEntry?.value.until {
+            if state.hasIrregularGrants {
+                for (_, grant) in state.allowed.entries { if let until = grant.until { consider(until) } }
+            } else if let until = state.allowed.stalestEntry?.value.until {
                 consider(until)
             }
         }
@@ -324,7 +335,44 @@ public struct KnockEngine {
     /// kernel's set after a restart. Emits nothing: the firewall already says so.
     public mutating func adoptAllowed(rule name: RuleName, peer: PeerAddress, until: Instant?) {
         guard let index = states.firstIndex(where: { $0.rule.name == name }), !states[index].allowed.isFull else { return }
+        states[index].hasIrregularGrants = true
         states[index].allowed.upsert(peer, Grant(until: until, transport: states[index].rule.knockSequence.first?.transport ?? .tcp))
+    }
+
+    /// Grants `peer` access under rule `name` for `duration` (nil: the rule's autoclose), as an
+    /// administrator's `pknock open` does. Returns false for an unknown rule.
+    @discardableResult
+    public mutating func allow(
+        rule name: RuleName, peer: PeerAddress, for duration: Duration?, at now: Instant, emit: (KnockEffect) -> Void
+    ) -> Bool {
+        guard let index = states.firstIndex(where: { $0.rule.name == name }) else { return false }
+        let rule = states[index].rule
+        let ttl = duration ?? rule.autoclose
+        if ttl != rule.autoclose { states[index].hasIrregularGrants = true }
+        if states[index].allowed[peer] == nil && states[index].allowed.isFull {
+            expireGrants(index, now: now, emit: emit)
+            if states[index].allowed.isFull {
+                emit(.event(event(index, peer, .refusedFull, nil, now)))
+                return true
+            }
+        }
+        states[index].removeAttempt(peer)
+        let until = ttl.map { now + $0 }
+        states[index].allowed.upsert(peer, Grant(until: until, transport: rule.knockSequence.first?.transport ?? .tcp))
+        emit(.firewall(.allow(rule: name, peer: peer, ttl: ttl)))
+        emit(.event(event(index, peer, .allowed(until: until), nil, now)))
+        return true
+    }
+
+    /// Takes rule `name`'s access away from `peer`, as an administrator's `pknock close` does.
+    /// Returns false for an unknown rule; revoking a peer that has no access still clears the kernel.
+    @discardableResult
+    public mutating func revoke(rule name: RuleName, peer: PeerAddress, at now: Instant, emit: (KnockEffect) -> Void) -> Bool {
+        guard let index = states.firstIndex(where: { $0.rule.name == name }) else { return false }
+        let wasAllowed = states[index].allowed.remove(peer) != nil
+        emit(.firewall(.revoke(rule: name, peer: peer)))
+        if wasAllowed { emit(.event(event(index, peer, .closed, nil, now))) }
+        return true
     }
 
     /// The tracked peers of rule `name`, attempts then grants, stalest first; nil for an unknown rule.

@@ -385,6 +385,21 @@ import Testing
         #expect(reloaded.peers(of: Fixture.name("WEB")) == nil)
     }
 
+    @Test func administratorOpenAndCloseWithTheirOwnDuration() {
+        var engine = KnockEngine(rules: [Fixture.sequenceRule("SSH", [2002], autoclose: .seconds(60))])
+        var effects: [KnockEffect] = []
+        #expect(engine.allow(rule: Fixture.name("SSH"), peer: Fixture.address("192.0.2.9"), for: .seconds(600), at: .seconds(0)) { effects.append($0) })
+        _ = engine.handle(Fixture.knock("192.0.2.1", 2002), at: .seconds(1), wallTime: wall)
+        #expect(effects.commands == [.allow(rule: Fixture.name("SSH"), peer: Fixture.address("192.0.2.9"), ttl: .seconds(600))])
+        #expect(engine.nextDeadline() == .seconds(61))
+        #expect(engine.expire(at: .seconds(61), wallTime: wall).kinds == [.autoclosed], "the knocked grant lapses though it is fresher")
+        #expect(engine.expire(at: .seconds(600), wallTime: wall).kinds == [.autoclosed])
+        effects = []
+        #expect(engine.revoke(rule: Fixture.name("SSH"), peer: Fixture.address("192.0.2.1"), at: .seconds(700)) { effects.append($0) })
+        #expect(effects == [.firewall(.revoke(rule: Fixture.name("SSH"), peer: Fixture.address("192.0.2.1")))])
+        #expect(!engine.allow(rule: Fixture.name("NOPE"), peer: Fixture.address("192.0.2.1"), for: nil, at: .zero) { _ in })
+    }
+
     @Test func adoptedPeersAreListedAndExpire() {
         var engine = KnockEngine(rules: [Fixture.sequenceRule("SSH", [2002], autoclose: .seconds(60))])
         engine.adoptAllowed(rule: Fixture.name("SSH"), peer: Fixture.address("192.0.2.9"), until: .seconds(30))
