@@ -78,7 +78,16 @@ public final class DaemonLoop {
                 reportedENOBUFS = reader.enobufsCount
             }
         }
-        logger.notice("pknockd stopping", metadata: ["packets": "\(service.counters.packets)"])
+        let counters = service.counters
+        logger.notice(
+            "pknockd stopping",
+            metadata: [
+                "packets": "\(counters.packets)", "packets.malformed": "\(counters.malformedPackets)",
+                "knocks.matching": "\(counters.matching)", "knocks.allowed": "\(counters.allowed)",
+                "knocks.rejected": "\(counters.rejected)", "knocks.expired": "\(counters.expired)",
+                "grants.closed": "\(counters.closed)", "firewall.errors": "\(counters.firewallErrors)",
+                "nflog.enobufs": "\(reader.enobufsCount)",
+            ])
     }
 
     private func millisecondsUntilNextDeadline() -> Int32 {
