@@ -7,6 +7,7 @@ let package = Package(
         .executable(name: "pknockd", targets: ["pknockd"]),
         .executable(name: "pknock", targets: ["pknock"]),
         .library(name: "KnockCore", targets: ["KnockCore"]),
+        .library(name: "KnockConfig", targets: ["KnockConfig"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -55,6 +56,7 @@ let package = Package(
             dependencies: [
                 "KnockCore", "KnockConfig", "KnockDaemon", "Netfilter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .target(name: "KnockTestSupport", dependencies: ["KnockCore", "Netfilter"]),
@@ -63,6 +65,9 @@ let package = Package(
         .testTarget(name: "NetfilterTests", dependencies: ["Netfilter", "KnockTestSupport"]),
         .testTarget(name: "NetfilterSystemTests", dependencies: ["Netfilter", "KnockDaemon", "KnockTestSupport"]),
         .testTarget(name: "KnockDaemonTests", dependencies: ["KnockDaemon", "KnockTestSupport"], exclude: ["testdata"]),
-        .testTarget(name: "CLITests", dependencies: ["pknock", "KnockConfig"]),
+        .testTarget(
+            name: "CLITests",
+            dependencies: ["pknock", "KnockConfig", .product(name: "Crypto", package: "swift-crypto")]
+        ),
     ]
 )

@@ -46,6 +46,8 @@ fi
 run_stage unit swift test --skip-build --parallel
 count_swift_testing "$LOGS/unit.log"
 
+run_stage fuzz Scripts/fuzz.sh 20
+
 run_stage system Scripts/test-system.sh
 count_swift_testing "$LOGS/system.log"
 

@@ -2,9 +2,9 @@
 ///
 /// Only what a PortKnockO config needs: strings, integers, booleans, arrays and tables. The parser
 /// refuses floats, dates, inline tables, multi-line strings and dotted keys by name.
-struct TOMLValue: Equatable {
+public struct TOMLValue: Equatable, Sendable {
     /// The value itself.
-    indirect enum Kind: Equatable {
+    public indirect enum Kind: Equatable, Sendable {
         case string(String)
         case integer(Int64)
         case boolean(Bool)
@@ -14,11 +14,13 @@ struct TOMLValue: Equatable {
         case tableArray([TOMLTable])
     }
 
-    var kind: Kind
-    var line: Int
+    /// The value.
+    public var kind: Kind
+    /// The line it starts on.
+    public var line: Int
 
     /// The type's name in messages, such as "a string" or "an integer".
-    var typeName: String {
+    public var typeName: String {
         switch kind {
         case .string: "a string"
         case .integer: "an integer"
@@ -31,16 +33,21 @@ struct TOMLValue: Equatable {
 }
 
 /// One `key = value` (or sub-table) of a table, with the line of its key.
-struct TOMLEntry: Equatable {
-    var key: String
-    var value: TOMLValue
-    var line: Int
+public struct TOMLEntry: Equatable, Sendable {
+    /// The key.
+    public var key: String
+    /// The value.
+    public var value: TOMLValue
+    /// The line of the key.
+    public var line: Int
 }
 
 /// A TOML table: its entries in file order and the line of its header (0 for the root table).
-struct TOMLTable: Equatable {
-    var entries: [TOMLEntry] = []
-    var line: Int
+public struct TOMLTable: Equatable, Sendable {
+    /// The entries, in file order.
+    public var entries: [TOMLEntry] = []
+    /// The line of the table's header (0 for the root table).
+    public var line: Int
     /// Whether a `[header]` (or `[[header]]`) defined it, as opposed to being implied by `[a.b]`.
     var isExplicit = false
 
@@ -50,7 +57,7 @@ struct TOMLTable: Equatable {
     }
 
     /// The entry named `key`, if any.
-    subscript(key: String) -> TOMLEntry? { entries.first { $0.key == key } }
+    public subscript(key: String) -> TOMLEntry? { entries.first { $0.key == key } }
 
     fileprivate func index(of key: String) -> Int? { entries.firstIndex { $0.key == key } }
 }
@@ -58,7 +65,7 @@ struct TOMLTable: Equatable {
 /// A hand-written parser for the part of TOML 1.0 a config needs, tracking the line of everything.
 ///
 /// It stops at the first syntax error: later lines cannot be read reliably after one.
-struct TOMLParser {
+public struct TOMLParser {
     private let bytes: [UInt8]
     private let file: String
     private var position = 0
@@ -72,7 +79,7 @@ struct TOMLParser {
     }
 
     /// Parses `text`; errors name `file` and the line.
-    static func parse(_ text: String, file: String) throws(ConfigDiagnostic) -> TOMLTable {
+    public static func parse(_ text: String, file: String) throws(ConfigDiagnostic) -> TOMLTable {
         var parser = TOMLParser(text, file: file)
         try parser.parseDocument()
         return parser.root
@@ -143,7 +150,7 @@ struct TOMLParser {
         let value = try parseValue()
         let path = currentPath
         let file = file
-        try Self.modify(&root, path: path[...], file: file) { (table) throws(ConfigDiagnostic) in
+        try Self.modify(&root, path: path[...], file: file, line: keyLine) { (table) throws(ConfigDiagnostic) in
             if let existing = table[key] {
                 throw ConfigDiagnostic(
                     file: file, line: keyLine, "duplicate key \"\(key)\" (first defined on line \(existing.line))")
@@ -156,8 +163,11 @@ struct TOMLParser {
 
     /// Runs `body` on the table at `path`, creating implicit tables and entering the last table of
     /// an array of tables on the way, as TOML does.
+    ///
+    /// Implicit tables get `line`, the line that brought them into being (a `[a.b]` header makes
+    /// `a` there), so messages about them point somewhere real.
     private static func modify(
-        _ table: inout TOMLTable, path: ArraySlice<String>, file: String,
+        _ table: inout TOMLTable, path: ArraySlice<String>, file: String, line: Int,
         _ body: (inout TOMLTable) throws(ConfigDiagnostic) -> Void
     ) throws(ConfigDiagnostic) {
         guard let key = path.first else {
@@ -166,19 +176,19 @@ struct TOMLParser {
         }
         let rest = path.dropFirst()
         guard let index = table.index(of: key) else {
-            var child = TOMLTable(line: table.line)
-            try modify(&child, path: rest, file: file, body)
-            table.entries.append(TOMLEntry(key: key, value: TOMLValue(kind: .table(child), line: table.line), line: table.line))
+            var child = TOMLTable(line: line)
+            try modify(&child, path: rest, file: file, line: line, body)
+            table.entries.append(TOMLEntry(key: key, value: TOMLValue(kind: .table(child), line: line), line: line))
             return
         }
         let entry = table.entries[index]
         switch entry.value.kind {
         case .table(var child):
-            try modify(&child, path: rest, file: file, body)
+            try modify(&child, path: rest, file: file, line: line, body)
             table.entries[index].value.kind = .table(child)
         case .tableArray(var children):
             guard var last = children.popLast() else { return }
-            try modify(&last, path: rest, file: file, body)
+            try modify(&last, path: rest, file: file, line: line, body)
             children.append(last)
             table.entries[index].value.kind = .tableArray(children)
         default:
@@ -193,7 +203,7 @@ struct TOMLParser {
         let name = path.joined(separator: ".")
         guard let last = path.last else { return }
         do {
-            try Self.modify(&root, path: path.dropLast(), file: file) { (parent) throws(ConfigDiagnostic) in
+            try Self.modify(&root, path: path.dropLast(), file: file, line: headerLine) { (parent) throws(ConfigDiagnostic) in
                 guard let index = parent.index(of: last) else {
                     let table = TOMLTable(line: headerLine, isExplicit: true)
                     let kind: TOMLValue.Kind = isArray ? .tableArray([table]) : .table(table)

@@ -4,7 +4,7 @@ import KnockCore
 ///
 /// Each parser returns the value or a message for an administrator (without file or line: the
 /// caller knows those).
-enum ValueSyntax {
+public enum ValueSyntax {
     /// The unit a bare integer duration is in: `time` counts seconds, `autoclose` minutes (as xt_pknock).
     enum BareUnit {
         case seconds
@@ -91,7 +91,7 @@ enum ValueSyntax {
     }
 
     /// The closest of `candidates` to `key` when it is obviously a typo (edit distance ≤ 2), else nil.
-    static func suggestion(for key: String, among candidates: [String]) -> String? {
+    public static func suggestion(for key: String, among candidates: [String]) -> String? {
         var best: (candidate: String, distance: Int)?
         for candidate in candidates {
             let distance = editDistance(Array(key.lowercased().utf8), Array(candidate.utf8))

@@ -421,3 +421,72 @@ extension KnockEngine {
         return effects
     }
 }
+
+// MARK: - SPA replay memory across restarts
+
+/// One remembered SPA open: `peer` opened rule `rule` with a MAC for epoch minute `epochMinute`, so
+/// packets for that minute or earlier from `peer` open nothing again.
+public struct SPAReplayEntry: Hashable, Sendable {
+    /// The SPA rule.
+    public var rule: RuleName
+    /// The peer that opened.
+    public var peer: PeerAddress
+    /// The epoch minute of the MAC that opened.
+    public var epochMinute: Int64
+
+    /// Makes an entry.
+    public init(rule: RuleName, peer: PeerAddress, epochMinute: Int64) {
+        self.rule = rule
+        self.peer = peer
+        self.epochMinute = epochMinute
+    }
+}
+
+extension KnockEngine {
+    /// How far ahead of the wall clock a restored replay minute may be (a day): see
+    /// ``restoreSPAReplayState(_:at:)``.
+    public static let spaReplayFutureToleranceMinutes: Int64 = 24 * 60
+
+    /// The SPA replay memory still relevant at `wallTime`: per SPA rule, each peer's last opened
+    /// minute that lies inside the rule's clock window (older minutes are refused anyway).
+    ///
+    /// Rules in configuration order, peers stalest first; at most `max_allowed_peers` per rule.
+    /// What a daemon persists so a captured SPA packet cannot open again after a restart.
+    public func spaReplayState(at wallTime: WallTime) -> [SPAReplayEntry] {
+        var entries: [SPAReplayEntry] = []
+        for state in states {
+            guard let spa = state.rule.spa else { continue }
+            let oldest = wallTime.epochMinute - Int64(spa.clockSkewMinutes)
+            for (peer, minute) in state.spaOpenedMinute.entries where minute >= oldest {
+                entries.append(SPAReplayEntry(rule: state.rule.name, peer: peer, epochMinute: minute))
+            }
+        }
+        return entries
+    }
+
+    /// Adopts persisted SPA replay memory, e.g. at start: entries of SPA rules this engine has and
+    /// inside the rule's clock window at `wallTime` are kept; a peer already remembered keeps the
+    /// later of the two minutes. Emits nothing.
+    ///
+    /// Minutes ahead of `wallTime` (the clock was stepped back since they were saved) are kept up to
+    /// ``spaReplayFutureToleranceMinutes``, so the packet stays blocked when the clock catches up;
+    /// anything further ahead is dropped rather than lock the peer out for longer.
+    ///
+    /// Returns how many entries were adopted. Entries beyond a rule's capacity evict the stalest.
+    @discardableResult
+    public mutating func restoreSPAReplayState(_ entries: [SPAReplayEntry], at wallTime: WallTime) -> Int {
+        var adopted = 0
+        let current = wallTime.epochMinute
+        for entry in entries {
+            guard let index = states.firstIndex(where: { $0.rule.name == entry.rule }),
+                let spa = states[index].rule.spa,
+                entry.epochMinute >= current - Int64(spa.clockSkewMinutes),
+                entry.epochMinute <= current + Self.spaReplayFutureToleranceMinutes
+            else { continue }
+            if let known = states[index].spaOpenedMinute[entry.peer], known >= entry.epochMinute { continue }
+            states[index].spaOpenedMinute.upsert(entry.peer, entry.epochMinute)
+            adopted += 1
+        }
+        return adopted
+    }
+}

@@ -121,6 +121,9 @@ public enum PacketRejection: Error, Equatable, Sendable {
     case badTCPDataOffset
     /// The source or destination port is 0.
     case zeroPort
+    /// An IPv6 packet whose source is IPv4-mapped (`::ffff:a.b.c.d`): it would pass for the IPv4
+    /// peer. Linux drops these before netfilter; refusing them here keeps that true for any caller.
+    case ipv4MappedSource
 }
 
 /// Reads IPv4 and IPv6 TCP/UDP packets as NFLOG delivers them (network header first).
@@ -214,9 +217,11 @@ public enum PacketParser {
                 guard let transport = TransportProtocol(rawValue: nextHeader) else {
                     return .failure(.notTCPOrUDP(protocolNumber: nextHeader))
                 }
+                let source = PeerAddress(high: reader.uint64(at: 8), low: reader.uint64(at: 16))
+                guard !source.isIPv4 else { return .failure(.ipv4MappedSource) }
                 return .success(
                     NetworkLayer(
-                        source: PeerAddress(high: reader.uint64(at: 8), low: reader.uint64(at: 16)),
+                        source: source,
                         destination: PeerAddress(high: reader.uint64(at: 24), low: reader.uint64(at: 32)),
                         transport: transport,
                         transportOffset: offset,

@@ -219,6 +219,12 @@ enum Fixture {
             ])
     }
 
+    @Test func anImplicitTableIsReportedAtTheHeaderThatMadeIt() {
+        // Found by the TOML fuzzer (Fuzz/corpus/toml/regression-implicit-table-line): it said line 0.
+        let errors = Fixture.errors("# comment\n\n[aem.aem]\n")
+        #expect(errors.map(\.description) == ["/etc/pknock/pknock.toml:3: unknown table \"aem\""])
+    }
+
     @Test func ruleMustBeAnArrayOfTables() {
         let errors = Fixture.errors("[rule]\nname = \"A\"\n")
         #expect(errors.map(\.description) == ["/etc/pknock/pknock.toml:1: rule: write each rule as [[rule]] (an array of tables), not [rule]"])

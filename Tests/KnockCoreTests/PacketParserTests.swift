@@ -323,3 +323,11 @@ private struct SeededGenerator: RandomNumberGenerator {
     // The flipped packets must still parse often, or the loop only exercised the first checks.
     #expect(parsedCount > 10_000)
 }
+
+@Test func ipv6PacketFromAnIPv4MappedSourceIsRefused() {
+    // Found by the packet-parser fuzzer (Fuzz/corpus/packet-parser/regression-v6-v4mapped-source):
+    // such a packet would otherwise count as a knock from the IPv4 peer 192.0.2.7.
+    var bytes = ipv6(nextHeader: 17, udpHeader(source: 40001, destination: 2000, payloadCount: 0))
+    bytes.replaceSubrange(8..<24, with: Array(repeating: 0, count: 10) + [0xFF, 0xFF, 192, 0, 2, 7])
+    #expect(rejection(bytes, family: .ipv6) == .ipv4MappedSource)
+}

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Knock→open latency for Scripts/bench/run.sh (run inside the client namespace).
+
+  latency.py HOST RUNS PROTECTED KNOCK... [-- RESET_COMMAND...]
+
+Each run sends the knock sequence as TCP SYNs (non-blocking connect, socket closed at once: one
+SYN each), notes the time just after the last one left, then opens a fresh connection to the
+protected port every 100 µs until one completes. The latency is from the last knock to that
+connection being established (the protected port accepting). Then RESET_COMMAND (e.g. deleting
+the grant from the set in the server namespace) runs, outside the measured time. Prints one
+latency in microseconds per line, then "p50=… p90=… p99=… max=… failed=…".
+"""
+import os
+import select
+import socket
+import subprocess
+import sys
+import time
+
+PROBE_INTERVAL = 0.0001
+GIVE_UP = 1.0
+
+
+def syn(host, port):
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    s.setblocking(False)
+    try:
+        s.connect((host, port))
+    except BlockingIOError:
+        pass
+    return s
+
+
+def one_run(host, protected, knocks):
+    for port in knocks:
+        syn(host, port).close()
+    start = time.perf_counter()
+    pending = []
+    next_probe = start
+    try:
+        while True:
+            now = time.perf_counter()
+            if now - start > GIVE_UP:
+                return None
+            if now >= next_probe:
+                pending.append(syn(host, protected))
+                next_probe = now + PROBE_INTERVAL
+            _, writable, _ = select.select([], pending, [], 0.00002)
+            for s in writable:
+                if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                    return time.perf_counter() - start
+    finally:
+        for s in pending:
+            s.close()
+
+
+def main():
+    args = sys.argv[1:]
+    reset = []
+    if "--" in args:
+        at = args.index("--")
+        args, reset = args[:at], args[at + 1:]
+    host, runs, protected = args[0], int(args[1]), int(args[2])
+    knocks = [int(p) for p in args[3:]]
+    results, failed = [], 0
+    for _ in range(runs):
+        latency = one_run(host, protected, knocks)
+        if latency is None:
+            failed += 1
+        else:
+            results.append(latency * 1e6)
+            print(f"{latency * 1e6:.0f}", flush=True)
+        if reset:
+            subprocess.run(reset, check=False)
+        time.sleep(0.02)
+    results.sort()
+
+    def pct(p):
+        return results[min(len(results) - 1, int(p / 100 * len(results)))] if results else float("nan")
+
+    print(f"p50={pct(50):.0f} p90={pct(90):.0f} p99={pct(99):.0f} max={pct(100):.0f} runs={len(results)} failed={failed}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+import Foundation
+import KnockCore
+import Logging
+
+/// Keeps the SPA replay memory (per rule: peer → last opened epoch minute) in the state directory,
+/// so a captured SPA packet cannot open again after pknockd restarts.
+///
+/// The file is text, one entry a line after a version line:
+///
+///     pknock-spa-replay 1
+///     FTP 192.0.2.2 29433140
+///
+/// ``save(_:)`` replaces it atomically (a temporary file in the same directory, mode 0600, flushed to
+/// disk, then renamed over the old one), so a crash leaves either the old or the new file. ``load(logger:)``
+/// tolerates a missing file (first start) and a corrupt one: it logs a warning and starts empty. The
+/// consequence of starting empty is that a packet captured in the last `clock_skew` + 1 minutes before
+/// the restart may open once more for its sender's address (only that address, only until the minute
+/// passes). Entries outside the clock window are dropped by the engine
+/// (``KnockEngine/restoreSPAReplayState(_:at:)``), never by this type.
+public struct ReplayStore: Sendable {
+    /// The first line of the file; a file with any other first line is not ours.
+    public static let header = "pknock-spa-replay 1"
+    /// The file's name inside the state directory.
+    public static let defaultFileName = "spa-replay"
+    /// The most bytes ``load(logger:)`` reads; a larger file is treated as corrupt.
+    public static let maximumFileBytes = 64 << 20
+
+    /// The state directory (``KnockConfig/DaemonSettings/stateDirectory``).
+    public let directory: String
+    /// The file's full path.
+    public let path: String
+
+    /// Makes a store for `fileName` in `directory`; nothing is touched until ``load(logger:)`` or ``save(_:)``.
+    public init(directory: String, fileName: String = ReplayStore.defaultFileName) {
+        self.directory = directory
+        self.path = directory.hasSuffix("/") ? directory + fileName : directory + "/" + fileName
+    }
+
+    /// Why a saved file cannot be used.
+    public struct FormatError: Error, Equatable, Sendable, CustomStringConvertible {
+        /// The 1-based line that is wrong (nil: the file as a whole).
+        public var line: Int?
+        /// What is wrong.
+        public var message: String
+
+        /// Makes an error.
+        public init(line: Int?, _ message: String) {
+            self.line = line
+            self.message = message
+        }
+
+        /// "line N: message", or the message.
+        public var description: String { line.map { "line \($0): \(message)" } ?? message }
+    }
+
+    /// The file text for `entries`.
+    public static func render(_ entries: [SPAReplayEntry]) -> String {
+        var text = header + "\n"
+        for entry in entries {
+            text += "\(entry.rule.rawValue) \(entry.peer) \(entry.epochMinute)\n"
+        }
+        return text
+    }
+
+    /// The entries in file text; throws on anything but ``render(_:)``'s output (pure, for tests and fuzzing).
+    public static func parse(_ text: String) throws(FormatError) -> [SPAReplayEntry] {
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        if lines.last == "" { lines.removeLast() }
+        guard let first = lines.first, first == header else {
+            throw FormatError(line: 1, "not a PortKnockO SPA replay file (expected \"\(header)\")")
+        }
+        var entries: [SPAReplayEntry] = []
+        entries.reserveCapacity(lines.count - 1)
+        for (offset, line) in lines.enumerated().dropFirst() {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: false)
+            guard fields.count == 3 else {
+                throw FormatError(line: offset + 1, "expected \"RULE ADDRESS MINUTE\"")
+            }
+            guard let rule = RuleName(rawValue: String(fields[0])) else {
+                throw FormatError(line: offset + 1, "invalid rule name")
+            }
+            guard let peer = PeerAddress(String(fields[1])) else {
+                throw FormatError(line: offset + 1, "invalid address")
+            }
+            guard let minute = Int64(fields[2]), minute >= 0 else {
+                throw FormatError(line: offset + 1, "invalid epoch minute")
+            }
+            entries.append(SPAReplayEntry(rule: rule, peer: peer, epochMinute: minute))
+        }
+        return entries
+    }
+
+    /// The saved entries; empty, with a warning logged, when the file is unreadable or corrupt, and
+    /// empty without a warning when it does not exist.
+    public func load(logger: Logger) -> [SPAReplayEntry] {
+        let manager = FileManager.default
+        guard manager.fileExists(atPath: path) else { return [] }
+        let warning: String
+        do {
+            let attributes = try manager.attributesOfItem(atPath: path)
+            if let size = (attributes[.size] as? NSNumber)?.intValue, size > Self.maximumFileBytes {
+                warning = "the file is larger than \(Self.maximumFileBytes) bytes"
+            } else if let data = manager.contents(atPath: path) {
+                guard let text = String(data: data, encoding: .utf8) else {
+                    throw FormatError(line: nil, "not UTF-8 text")
+                }
+                return try Self.parse(text)
+            } else {
+                warning = "cannot read the file"
+            }
+        } catch {
+            warning = "\(error)"
+        }
+        logger.warning(
+            "SPA replay state unusable; starting with none: a packet captured in the last minutes may open once more",
+            metadata: ["state.file": "\(path)", "error": "\(warning)"])
+        return []
+    }
+
+    /// Replaces the file with `entries`, atomically, mode 0600; creates the directory (mode 0700)
+    /// when it is missing.
+    public func save(_ entries: [SPAReplayEntry]) throws {
+        let manager = FileManager.default
+        try manager.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let temporary = "\(path).tmp-\(getpid())"
+        _ = unlink(temporary)
+        guard manager.createFile(atPath: temporary, contents: nil, attributes: [.posixPermissions: 0o600]) else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: temporary])
+        }
+        do {
+            // Mode first, then contents: the file never holds data with a wider mode.
+            guard chmod(temporary, 0o600) == 0 else {
+                throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: temporary])
+            }
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: temporary))
+            defer { try? handle.close() }
+            try handle.write(contentsOf: Data(Self.render(entries).utf8))
+            try handle.synchronize()
+            guard rename(temporary, path) == 0 else {
+                throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
+            }
+        } catch {
+            _ = unlink(temporary)
+            throw error
+        }
+    }
+}
