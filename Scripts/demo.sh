@@ -36,6 +36,9 @@ start_service 22 21
 # The example config and its secret files, with the permissions pknockd insists on.
 cp -r examples "$PK_WORK/etc"
 chmod 600 "$PK_WORK/etc/pknock.toml" "$PK_WORK/etc/secrets/"*
+# Keep the daemon's state (SPA replay memory) with the demo, not in /var/lib/pknock.
+sed -i -e "s|^state_directory = .*|state_directory = \"$PK_WORK/state\"|" \
+    -e "s|^control_socket = .*|control_socket = \"$PK_WORK/control.sock\"|" "$PK_WORK/etc/pknock.toml"
 
 step "1. The configuration: a 3-knock sequence guarding SSH (22), an SPA rule guarding FTP (21)"
 show "$PKNOCK" check "$PK_WORK/etc/pknock.toml"

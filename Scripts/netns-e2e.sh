@@ -76,6 +76,8 @@ write_config() {
 [daemon]
 table = "pknock_e2e"
 nflog_group = 17
+state_directory = "$PK_WORK/state"
+control_socket = "$PK_WORK/control.sock"
 
 [[rule]]
 name = "SSH"

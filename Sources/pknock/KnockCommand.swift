@@ -1,39 +1,65 @@
 import ArgumentParser
 import Foundation
+import KnockConfig
 import KnockCore
 import Netfilter
 
-/// `pknock knock`: sends a knock sequence or one SPA packet.
+/// `pknock knock`: sends a knock sequence or one SPA packet, optionally from a profile, and can
+/// wait for the protected port to open.
 struct KnockCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "knock",
         abstract: "Send a knock sequence, or one single-packet-authorization (SPA) packet.",
+        usage: """
+            pknock knock [options] <host> <port> ...
+            pknock knock [options] --spa <host> <port>
+            pknock knock [options] <profile>
+            """,
         discussion: """
             Sequence: each PORT is a TCP SYN (a non-blocking connect, no root needed) or, with :udp or \
             --udp, a UDP datagram, sent in order with --delay between them.
               pknock knock server.example 2002 2001 2004
-              pknock knock server.example 7000:udp 8000:tcp --delay 100
+              pknock knock -6 server.example 7000:udp 8000:tcp --delay 100
 
             SPA: one UDP datagram to the one knock port, in the original PortKnockO wire format \
-            (sha256: 64 hex digits of HMAC-SHA256 and a newline; md5: 32 hex digits and a newline). The \
-            MAC binds the address the server will see: by default the local address the kernel uses \
-            toward HOST; behind NAT give the public one with --source-ip. The secret comes from \
-            --secret-file, or the PKNOCK_SECRET environment variable.
-              pknock knock --spa --secret-file ~/.config/pknock/ftp.open server.example 4000
+            (sha256: 64 hex digits of HMAC-SHA256 and a newline, 65 bytes; md5: 32 hex digits of \
+            HMAC-MD5 and a newline). The MAC binds the address the server will see: by default the \
+            local address the kernel uses toward HOST; behind NAT give the public one with --source-ip. \
+            The secret comes from --secret-file (a file only you can read, as for ssh keys), a \
+            profile's open_secret_file (close_secret_file with --close), the PKNOCK_SECRET environment \
+            variable, or a prompt on the terminal; --secret TEXT works but warns, as other users can see it.
+              pknock knock --spa --secret-file ftp.open server.example 4000
+              pknock knock --spa --close --secret-file ftp.close server.example 4000
+
+            Profiles: a single argument names a [profile.NAME] in ~/.config/pknock/client.toml \
+            ($XDG_CONFIG_HOME/pknock/client.toml when set, or --profiles FILE). Keys: host, knock \
+            (ports as in pknock.toml), udp, delay, family ("ipv4", "ipv6"), spa (true, or "sha256"/"md5"), \
+            format, open_secret_file, close_secret_file (relative to the profile file), source_ip, \
+            wait (PORT or "PORT:SECONDS"). Options on the command line override the profile.
+              pknock knock work-ssh
+
+            --wait PORT[:SECONDS] probes PORT over TCP after knocking until it answers (prints "open") \
+            or SECONDS (default 5) pass (prints "still closed after N s"). --dry-run prints what would \
+            be sent (for SPA the payload and the epoch minute) and sends nothing.
+
+            Exit status: 0 sent (and, with --wait, the port is open); 1 the port is still closed after \
+            --wait, or the host cannot be resolved, the secret or profile file cannot be used, or \
+            sending failed (message on standard error); 64 bad usage: a bad port or option, or an \
+            unknown profile.
             """
     )
 
-    @Argument(help: "The server: an IPv4 or IPv6 address or a host name.")
+    @Argument(help: "The server (an IPv4 or IPv6 address or a host name), or the name of a profile.")
     var host: String
 
     @Argument(help: ArgumentHelp("Knock ports, in order: PORT, PORT:tcp or PORT:udp.", valueName: "port"))
-    var ports: [String]
+    var ports: [String] = []
 
     @Flag(name: .long, help: "Knock with UDP where a port gives no protocol (default TCP).")
     var udp = false
 
-    @Option(name: .long, help: ArgumentHelp("Milliseconds between knocks.", valueName: "ms"))
-    var delay: Int = 20
+    @Option(name: .long, help: ArgumentHelp("Milliseconds between knocks (default 20).", valueName: "ms"))
+    var delay: Int?
 
     @Flag(name: .customShort("4"), help: "Use IPv4 only.")
     var ipv4Only = false
@@ -44,65 +70,132 @@ struct KnockCommand: ParsableCommand {
     @Flag(name: .long, help: "Send one SPA packet instead of a sequence.")
     var spa = false
 
-    @Option(name: .long, help: "SPA format: sha256 (xt_pknock --opensecret) or md5 (the original --secure).")
-    var format: SPAFormat = .sha256
+    @Option(name: .long, help: "SPA format: sha256 (xt_pknock --opensecret, the default) or md5 (the original --secure).")
+    var format: SPAFormat?
 
     @Option(name: .long, help: ArgumentHelp("File holding the SPA secret (one trailing newline is ignored).", valueName: "file"))
     var secretFile: String?
 
-    @Flag(name: .long, help: "Send the close knock (use the close secret) instead of the open knock.")
+    @Option(name: .long, help: ArgumentHelp("The SPA secret itself (visible to other users: prefer --secret-file).", valueName: "text"))
+    var secret: String?
+
+    @Flag(name: .long, help: "Send the close knock (a profile's close secret) instead of the open knock.")
     var close = false
 
-    @Option(name: .long, help: ArgumentHelp("The address the server sees, to put into the MAC (e.g. behind NAT).", valueName: "address"))
+    @Option(
+        name: .customLong("source-ip"),
+        help: ArgumentHelp("The address the server sees, to put into the MAC (e.g. behind NAT).", valueName: "address"))
     var sourceIP: String?
+
+    @Option(name: .long, help: ArgumentHelp("After knocking, wait until TCP PORT answers (default 5 s).", valueName: "port[:seconds]"))
+    var wait: String?
+
+    @Option(name: .long, help: ArgumentHelp("The profile file (default ~/.config/pknock/client.toml).", valueName: "file"))
+    var profiles: String?
 
     @Flag(name: .long, help: "Print what would be sent, send nothing.")
     var dryRun = false
 
-    func validate() throws {
-        if ipv4Only && ipv6Only { throw ValidationError("-4 and -6 exclude each other") }
-        if delay < 0 || delay > 60_000 { throw ValidationError("--delay must be 0 to 60000 milliseconds") }
-        if ports.isEmpty { throw ValidationError("give at least one knock port") }
-        if spa && ports.count != 1 { throw ValidationError("SPA sends one packet: give exactly one port") }
-        for port in ports { _ = try parsePort(port) }
-        if let sourceIP, PeerAddress(sourceIP) == nil { throw ValidationError("--source-ip: '\(sourceIP)' is not an IP address") }
+    @Flag(name: [.short, .long], help: "Print each packet as it is sent.")
+    var verbose = false
+
+    @Option(help: .hidden)
+    var epochMinute: Int64?
+
+    /// The parsed command line as plain values.
+    var options: KnockOptions {
+        KnockOptions(
+            host: host, ports: ports, udp: udp, delay: delay, ipv4Only: ipv4Only, ipv6Only: ipv6Only, spa: spa,
+            format: format, secretFile: secretFile, secret: secret, close: close, sourceIP: sourceIP, wait: wait)
     }
 
-    func parsePort(_ text: String) throws -> ServicePort {
-        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
-        guard (1...2).contains(parts.count), let port = Port(parts[0]) else {
-            throw ValidationError("'\(text)' is not a port (1-65535, optionally :tcp or :udp)")
+    func validate() throws {
+        // Checks that need no profile; the rest happen in run() once a profile may have been read.
+        if ipv4Only && ipv6Only { throw ValidationError("-4 and -6 exclude each other") }
+        guard !ports.isEmpty else { return }
+        do {
+            _ = try KnockPlan.make(options, profile: nil, environment: [:], stdinIsTerminal: true)
+        } catch {
+            throw ValidationError(error.message)
         }
-        if parts.count == 2 {
-            guard let transport = TransportProtocol(name: parts[1]) else {
-                throw ValidationError("'\(text)': the protocol must be tcp or udp")
-            }
-            if spa && transport != .udp { throw ValidationError("SPA knocks are UDP only") }
-            return ServicePort(port, transport)
-        }
-        return ServicePort(port, spa || udp ? .udp : .tcp)
     }
 
     func run() throws {
-        let family: KnockSockets.FamilyPreference = ipv4Only ? .ipv4 : ipv6Only ? .ipv6 : .any
+        let environment = ProcessInfo.processInfo.environment
+        var profile: ClientProfile?
+        if ports.isEmpty {
+            profile = try findProfile(environment: environment)
+        }
+        let plan: KnockPlan
+        do {
+            plan = try KnockPlan.make(
+                options, profile: profile, environment: environment, stdinIsTerminal: TerminalPrompt.standardInputIsTerminal)
+        } catch {
+            throw ValidationError(error.message)
+        }
+        let (server, serverAddress) = try resolve(plan)
+        if let spaPlan = plan.spa {
+            try sendSPA(spaPlan, to: server, serverAddress: serverAddress, port: plan.knocks[0])
+        } else {
+            try sendSequence(plan, to: server, serverAddress: serverAddress)
+        }
+        if let wait = plan.wait {
+            try waitForPort(wait, on: server, serverAddress: serverAddress)
+        }
+    }
+
+    // MARK: Steps
+
+    /// The profile named by the single argument; a usage error when there is none.
+    func findProfile(environment: [String: String]) throws -> ClientProfile {
+        guard let path = ClientProfiles.path(explicit: profiles, environment: environment) else {
+            throw ValidationError("give at least one knock port (no HOME to find profiles in)")
+        }
+        let all: [ClientProfile]
+        do {
+            all = try ClientProfiles.load(path: path, mustExist: profiles != nil, environment: environment)
+        } catch {
+            throw failure(error.description)
+        }
+        guard let found = all.first(where: { $0.name == host }) else {
+            let known = all.isEmpty ? "" : " (profiles: \(all.map(\.name).joined(separator: ", ")))"
+            throw ValidationError("give at least one knock port, or the name of a profile in \(path)\(known); '\(host)' is neither")
+        }
+        return found
+    }
+
+    func resolve(_ plan: KnockPlan) throws -> ([UInt8], PeerAddress) {
+        let family: KnockSockets.FamilyPreference =
+            switch plan.family {
+            case .any: .any
+            case .ipv4: .ipv4
+            case .ipv6: .ipv6
+            }
         let addresses: [[UInt8]]
         do {
-            addresses = try KnockSockets.resolve(host, family: family)
+            addresses = try KnockSockets.resolve(plan.host, family: family)
         } catch {
-            throw failure("\(error)")
+            throw failure(error.message ?? "cannot resolve \(plan.host)")
         }
         guard let server = addresses.first, let serverAddress = PeerAddress(bytes: server) else {
-            throw failure("\(host) has no \(ipv4Only ? "IPv4 " : ipv6Only ? "IPv6 " : "")address")
+            let family = plan.family == .ipv4 ? "IPv4 " : plan.family == .ipv6 ? "IPv6 " : ""
+            throw failure("\(plan.host) has no \(family)address")
         }
-        let knocks = try ports.map(parsePort)
-        if spa {
-            try sendSPA(to: server, serverAddress: serverAddress, port: knocks[0])
-            return
-        }
-        for (index, knock) in knocks.enumerated() {
-            if index > 0 && delay > 0 { usleep(UInt32(delay) * 1000) }
+        return (server, serverAddress)
+    }
+
+    func sendSequence(_ plan: KnockPlan, to server: [UInt8], serverAddress: PeerAddress) throws {
+        for (index, knock) in plan.knocks.enumerated() {
+            if index > 0 && plan.delayMilliseconds > 0 {
+                if dryRun {
+                    print("would wait \(plan.delayMilliseconds) ms")
+                } else {
+                    usleep(UInt32(plan.delayMilliseconds) * 1000)
+                }
+            }
+            let line = KnockReport.knock(knock, to: serverAddress)
             if dryRun {
-                print("would knock \(serverAddress) \(knock)")
+                print("would send " + line)
                 continue
             }
             do {
@@ -111,15 +204,16 @@ struct KnockCommand: ParsableCommand {
                 case .udp: try KnockSockets.sendDatagram([0], to: server, port: knock.port.rawValue)
                 }
             } catch {
-                throw failure("\(error)")
+                throw failure(describe(error))
             }
+            if verbose { print("sent " + line) }
         }
     }
 
-    func sendSPA(to server: [UInt8], serverAddress: PeerAddress, port: ServicePort) throws {
-        let secret = try readSecret()
+    func sendSPA(_ plan: SPAPlan, to server: [UInt8], serverAddress: PeerAddress, port: ServicePort) throws {
+        let secret = try readSecret(plan)
         let source: PeerAddress
-        if let sourceIP, let given = PeerAddress(sourceIP) {
+        if let given = plan.sourceIP {
             source = given
         } else {
             do {
@@ -127,42 +221,104 @@ struct KnockCommand: ParsableCommand {
                 guard let address = PeerAddress(bytes: local) else { throw failure("no local address toward \(serverAddress)") }
                 source = address
             } catch let error as NetfilterError {
-                throw failure("\(error)")
+                throw failure(describe(error))
             }
         }
-        let minute = WallTime(secondsSinceEpoch: Int64(time(nil))).epochMinute
-        let payload = SPAKey(format: format, secret: secret).payload(source: source, epochMinute: minute)
+        let minute = epochMinute ?? WallTime(secondsSinceEpoch: Int64(Date().timeIntervalSince1970)).epochMinute
+        let payload = SPAKey(format: plan.format, secret: secret).payload(source: source, epochMinute: minute)
+        let lines = KnockReport.spa(plan, payload: payload, source: source, epochMinute: minute, to: serverAddress, port: port)
         if dryRun {
-            print("would send \(close ? "close" : "open") SPA (\(format), \(payload.count) bytes, MAC for \(source), minute \(minute)) to \(serverAddress) \(port)")
+            print("would send " + lines[0])
+            print(lines[1])
             return
         }
         do {
             try KnockSockets.sendDatagram(payload, to: server, port: port.port.rawValue)
         } catch {
-            throw failure("\(error)")
+            throw failure(describe(error))
         }
+        if verbose { print("sent " + lines[0]) }
     }
 
-    func readSecret() throws -> Secret {
-        if let secretFile {
-            guard let data = FileManager.default.contents(atPath: secretFile) else {
-                throw failure("cannot read the secret file \(secretFile)")
+    /// The secret `plan` names, read now; exit status 1 when it cannot be used or is empty.
+    func readSecret(_ plan: SPAPlan) throws -> Secret {
+        var bytes: [UInt8]
+        switch plan.secret {
+        case .commandLine(let secret):
+            warn(
+                "warning: a secret on the command line is visible to other users and kept in shell history; use --secret-file or PKNOCK_SECRET"
+            )
+            return secret
+        case .environment(let secret):
+            return secret
+        case .file(let path):
+            do {
+                bytes = try FileSecretSource().contents(ofSecretFile: path)
+            } catch {
+                throw failure("secret file: \(error.message)")
             }
-            var bytes = [UInt8](data)
-            if bytes.last == UInt8(ascii: "\n") { bytes.removeLast() }
-            if bytes.last == UInt8(ascii: "\r") { bytes.removeLast() }
-            guard !bytes.isEmpty else { throw failure("the secret file \(secretFile) is empty") }
-            return Secret(bytes: bytes)
+            if bytes.last == UInt8(ascii: "\n") {
+                bytes.removeLast()
+                if bytes.last == UInt8(ascii: "\r") { bytes.removeLast() }
+            }
+            guard !bytes.isEmpty else { throw failure("secret file: \(path) is empty") }
+        case .prompt:
+            do {
+                bytes = try TerminalPrompt.readHiddenLine(prompt: "\(plan.close ? "Close" : "Open") secret for \(host): ")
+            } catch {
+                throw failure(describe(error))
+            }
+            guard !bytes.isEmpty else { throw failure("no secret entered") }
         }
-        if let text = ProcessInfo.processInfo.environment["PKNOCK_SECRET"], !text.isEmpty {
-            return Secret(text)
+        return Secret(bytes: bytes)
+    }
+
+    /// Probes `wait.port` until a TCP connection completes or the time is up; exit status 1 if closed.
+    func waitForPort(_ wait: WaitSpec, on server: [UInt8], serverAddress: PeerAddress) throws {
+        let target = "\(serverAddress) port \(wait.port)"
+        if dryRun {
+            print("would wait up to \(wait.seconds) s for \(target) to answer")
+            return
         }
-        throw ValidationError("SPA needs a secret: --secret-file FILE or the PKNOCK_SECRET environment variable")
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(wait.seconds)
+        // A dropped SYN is retransmitted by the kernel only after a second; a fresh connect every
+        // attempt notices a new grant sooner. Timeouts grow so that slow paths still get through.
+        var attemptMilliseconds: Int64 = 250
+        while true {
+            let remaining = clock.now.duration(to: deadline)
+            let remainingMilliseconds = remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000
+            if remainingMilliseconds <= 0 { break }
+            let timeout = Int32(min(attemptMilliseconds, remainingMilliseconds))
+            let started = clock.now
+            if KnockSockets.canConnect(to: server, port: wait.port.rawValue, timeoutMilliseconds: timeout) {
+                print("\(target): open")
+                return
+            }
+            attemptMilliseconds = min(attemptMilliseconds * 2, 2000)
+            // A refused connection returns at once: pace the attempts.
+            let pause = Duration.milliseconds(100) - started.duration(to: clock.now)
+            if pause > .zero && clock.now + pause < deadline { Thread.sleep(forTimeInterval: Double(pause.components.attoseconds) / 1e18) }
+        }
+        print("\(target): still closed after \(wait.seconds) s")
+        throw ExitCode(1)
+    }
+
+    // MARK: Errors
+
+    private func describe(_ error: NetfilterError) -> String {
+        var text = error.message ?? error.operation
+        if let code = error.errno { text += ": " + String(cString: strerror(code)) }
+        return text
+    }
+
+    private func warn(_ message: String) {
+        FileHandle.standardError.write(Data("pknock: \(message)\n".utf8))
     }
 
     /// Prints `message` as pknock's error; the caller throws the returned exit code (status 1).
     func failure(_ message: String) -> ExitCode {
-        FileHandle.standardError.write(Data("pknock: \(message)\n".utf8))
+        warn(message)
         return ExitCode(1)
     }
 }

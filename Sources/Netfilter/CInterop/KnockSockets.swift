@@ -1,7 +1,9 @@
 import Glibc
 
-/// The socket calls a knock client needs: resolve, send a TCP SYN or a UDP datagram, learn the
-/// local address the kernel would use, and probe a TCP port. Addresses are 4 (IPv4) or 16 (IPv6)
+/// The socket calls a knock client needs.
+///
+/// Resolve, send a TCP SYN or a UDP datagram, learn the local address the kernel would use, and
+/// probe a TCP port. Addresses are 4 (IPv4) or 16 (IPv6)
 /// bytes in network order; no root is needed for any of it.
 public enum KnockSockets {
     /// Which address families a name may resolve to.
@@ -18,11 +20,12 @@ public enum KnockSockets {
     ///
     /// The corresponding C function is `getaddrinfo`.
     public static func resolve(_ host: String, family: FamilyPreference) throws(NetfilterError) -> [[UInt8]] {
-        let familyCode: Int32 = switch family {
-        case .any: AF_UNSPEC
-        case .ipv4: AF_INET
-        case .ipv6: AF_INET6
-        }
+        let familyCode: Int32 =
+            switch family {
+            case .any: AF_UNSPEC
+            case .ipv4: AF_INET
+            case .ipv6: AF_INET6
+            }
         var hints = unsafe addrinfo()
         unsafe hints.ai_family = familyCode
         unsafe hints.ai_socktype = Int32(SOCK_DGRAM.rawValue)
@@ -170,5 +173,49 @@ public enum KnockSockets {
         default:
             return nil
         }
+    }
+}
+
+/// Asking for a secret on the controlling terminal with echo off, as ssh and gpg do.
+public enum TerminalPrompt {
+    /// Whether standard input is a terminal (the only case in which a client should ask).
+    ///
+    /// The corresponding C function is `isatty`.
+    public static var standardInputIsTerminal: Bool { isatty(STDIN_FILENO) == 1 }
+
+    /// Writes `prompt` to `/dev/tty`, reads one line there with echo off and restores the terminal.
+    ///
+    /// Returns the line without its newline (at most 4096 bytes). The corresponding C functions
+    /// are `tcgetattr` and `tcsetattr`.
+    public static func readHiddenLine(prompt: String) throws(NetfilterError) -> [UInt8] {
+        let descriptor = unsafe open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY)
+        if descriptor < 0 {
+            throw NetfilterError(operation: "open", errno: currentErrno, message: "no terminal to ask for the secret on")
+        }
+        defer { _ = Glibc.close(descriptor) }
+        var saved = termios()
+        if unsafe tcgetattr(descriptor, &saved) != 0 {
+            throw NetfilterError(operation: "tcgetattr", errno: currentErrno, message: "/dev/tty")
+        }
+        var quiet = saved
+        quiet.c_lflag &= ~tcflag_t(ECHO)
+        quiet.c_lflag |= tcflag_t(ECHONL)
+        if unsafe tcsetattr(descriptor, TCSAFLUSH, &quiet) != 0 {
+            throw NetfilterError(operation: "tcsetattr", errno: currentErrno, message: "turning echo off")
+        }
+        defer { _ = unsafe tcsetattr(descriptor, TCSAFLUSH, &saved) }
+        let promptBytes = Array(prompt.utf8)
+        _ = unsafe promptBytes.withUnsafeBytes { unsafe write(descriptor, $0.baseAddress, $0.count) }
+        var line: [UInt8] = []
+        var byte: UInt8 = 0
+        while line.count < 4096 {
+            let count = unsafe read(descriptor, &byte, 1)
+            if count < 0 && currentErrno == EINTR { continue }
+            if count < 0 { throw NetfilterError(operation: "read", errno: currentErrno, message: "/dev/tty") }
+            if count == 0 || byte == UInt8(ascii: "\n") { break }
+            line.append(byte)
+        }
+        if line.last == UInt8(ascii: "\r") { line.removeLast() }
+        return line
     }
 }

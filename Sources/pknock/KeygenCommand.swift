@@ -1,0 +1,70 @@
+import ArgumentParser
+import Crypto
+import Foundation
+
+/// `pknock keygen`: makes a key for SPA v2, written with safe permissions.
+struct KeygenCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keygen",
+        abstract: "Make an SPA v2 client key: an HMAC key or an Ed25519 key pair.",
+        discussion: """
+            hmac: FILE gets 32 random bytes, base64; the server needs the same file. ed25519: FILE gets the \
+            private key (base64 of its 32-byte seed) and FILE.pub the public key, which is all the server \
+            needs. Private files are created mode 0600; an existing file is never replaced without --force.
+            """
+    )
+
+    /// The kinds of key.
+    enum KeyType: String, ExpressibleByArgument, CaseIterable {
+        case hmac
+        case ed25519
+    }
+
+    @Option(name: .long, help: "hmac or ed25519.")
+    var type: KeyType = .ed25519
+
+    @Option(name: [.short, .long], help: ArgumentHelp("Where to write the (private) key.", valueName: "file"))
+    var out: String
+
+    @Flag(name: .long, help: "Replace existing files.")
+    var force = false
+
+    func run() throws {
+        let outputs = type == .ed25519 ? [out, out + ".pub"] : [out]
+        for path in outputs where FileManager.default.fileExists(atPath: path) && !force {
+            FileHandle.standardError.write(Data("pknock: \(path) exists; use --force to replace it\n".utf8))
+            throw ExitCode(1)
+        }
+        switch type {
+        case .hmac:
+            let key = SymmetricKey(size: .bits256)
+            let text = key.withUnsafeBytes { Data($0).base64EncodedString() }
+            try write(text, to: out, mode: 0o600)
+            print("wrote HMAC key \(out) (mode 0600); copy it to the server's client entry")
+        case .ed25519:
+            let key = Curve25519.Signing.PrivateKey()
+            try write(key.rawRepresentation.base64EncodedString(), to: out, mode: 0o600)
+            let publicText = key.publicKey.rawRepresentation.base64EncodedString()
+            try write(publicText, to: out + ".pub", mode: 0o644)
+            print("wrote private key \(out) (mode 0600) and public key \(out).pub")
+            print("public key: \(publicText)")
+        }
+    }
+
+    private func write(_ text: String, to path: String, mode: mode_t) throws {
+        // Create with the final mode from the start, so the key is never readable by others.
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)
+        guard descriptor >= 0 else {
+            FileHandle.standardError.write(Data("pknock: cannot write \(path): \(String(cString: strerror(errno)))\n".utf8))
+            throw ExitCode(1)
+        }
+        defer { close(descriptor) }
+        fchmod(descriptor, mode)
+        let bytes = Array((text + "\n").utf8)
+        let written = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+        guard written == bytes.count else {
+            FileHandle.standardError.write(Data("pknock: short write to \(path)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}

@@ -1,0 +1,57 @@
+import Crypto
+import Foundation
+import Testing
+
+/// `pknock keygen`, run as a subprocess: files, modes, and keys that work.
+@Suite struct KeygenTests {
+    func temporaryDirectory() throws -> String {
+        let path = NSTemporaryDirectory() + "pknock-keygen-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
+        return path
+    }
+
+    func mode(_ path: String) throws -> Int {
+        (try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber)?.intValue ?? -1
+    }
+
+    func base64File(_ path: String) throws -> Data {
+        let text = try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        return try #require(Data(base64Encoded: text))
+    }
+
+    @Test func ed25519PairWithPrivateFileOnlyForTheOwner() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let result = try CheckCommandTests.run(["keygen", "--type", "ed25519", "--out", directory + "/laptop"])
+        #expect(result.status == 0)
+        #expect(try mode(directory + "/laptop") == 0o600)
+        let privateKey = try Curve25519.Signing.PrivateKey(rawRepresentation: try base64File(directory + "/laptop"))
+        #expect(try base64File(directory + "/laptop.pub") == privateKey.publicKey.rawRepresentation)
+        #expect(result.stdout.contains(privateKey.publicKey.rawRepresentation.base64EncodedString()))
+    }
+
+    @Test func hmacKeyIs32RandomBytes() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        #expect(try CheckCommandTests.run(["keygen", "--type", "hmac", "--out", directory + "/a"]).status == 0)
+        #expect(try CheckCommandTests.run(["keygen", "--type", "hmac", "--out", directory + "/b"]).status == 0)
+        let first = try base64File(directory + "/a")
+        #expect(first.count == 32)
+        #expect(first != (try base64File(directory + "/b")))
+        #expect(try mode(directory + "/a") == 0o600)
+    }
+
+    @Test func neverReplacesAKeyWithoutForce() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/key"
+        #expect(try CheckCommandTests.run(["keygen", "--type", "hmac", "--out", path]).status == 0)
+        let original = try base64File(path)
+        let again = try CheckCommandTests.run(["keygen", "--type", "hmac", "--out", path])
+        #expect(again.status == 1)
+        #expect(again.stderr.contains("exists"))
+        #expect(try base64File(path) == original)
+        #expect(try CheckCommandTests.run(["keygen", "--type", "hmac", "--out", path, "--force"]).status == 0)
+        #expect(try base64File(path) != original)
+    }
+}
