@@ -67,7 +67,7 @@ let package = Package(
         .testTarget(name: "KnockDaemonTests", dependencies: ["KnockDaemon", "KnockTestSupport"], exclude: ["testdata"]),
         .testTarget(
             name: "CLITests",
-            dependencies: ["pknock", "KnockConfig", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["pknock", "pknockd", "KnockConfig", .product(name: "Crypto", package: "swift-crypto")]
         ),
     ]
 )

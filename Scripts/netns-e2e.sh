@@ -33,11 +33,12 @@ FAILED=0
 FAILURES=()
 pass() { PASSED=$((PASSED + 1)); echo "  ok   $1"; }
 fail() { FAILED=$((FAILED + 1)); FAILURES+=("$CURRENT: $1"); echo "  FAIL $1"; }
-# scenario NAME: starts a scenario from a clean slate: no pknockd, none of our tables.
+# scenario NAME: starts a scenario from a clean slate: no pknockd, none of our tables, no saved state.
 scenario() {
     CURRENT=$1
     echo "== $1"
     stop_daemon
+    rm -rf "$PK_WORK/state"   # the SPA replay memory of earlier scenarios
     s nft list tables 2>/dev/null | while read -r _ family table; do s nft delete table "$family" "$table"; done
 }
 

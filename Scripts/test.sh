@@ -51,6 +51,8 @@ run_stage fuzz Scripts/fuzz.sh 20
 run_stage system Scripts/test-system.sh
 count_swift_testing "$LOGS/system.log"
 
+run_stage unit-file Docs/systemd/verify.sh "$(swift build --show-bin-path)"
+
 run_stage e2e Scripts/netns-e2e.sh "$(swift build --show-bin-path)"
 e2e=$(grep -E '^netns-e2e: [0-9]+ passed, [0-9]+ failed' "$LOGS/e2e.log" | tail -1)
 if [[ -n "$e2e" ]]; then

@@ -60,7 +60,8 @@ iptables -A INPUT -p tcp -m state --state NEW -m pknock --checkip --name FTP -m 
 # the one-rule form
 iptables -A INPUT -p tcp -m state --state NEW -m pknock --knockports 2002,2001 --name SSH --time 10 -m tcp --dport 22 -j ACCEPT
 RULES
-start_daemon --rules-file "$PK_WORK/xt.rules" --table pknock_xt --nflog-group 18 --log-level debug
+start_daemon --rules-file "$PK_WORK/xt.rules" --table pknock_xt --nflog-group 18 --log-level debug \
+    --control-socket "$PK_WORK/control-xt.sock" --state-directory "$PK_WORK/state-xt"
 expect closed "$NS_A" 192.0.2.1 21 "21 closed before the SPA knock"
 knock "$NS_A" 192.0.2.1 4000 --spa --secret-file "$PK_WORK/secrets/ftp.open"
 expect open "$NS_A" 192.0.2.1 21 "--checkip rule FTP lets the SPA peer reach 21"

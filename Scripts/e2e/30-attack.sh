@@ -22,7 +22,7 @@ attack_send_udp() {
 }
 # attack_counter NAME: a counter from pknockd's "pknockd stopping" line (after stop_daemon).
 attack_counter() {
-    grep "pknockd stopping" "$PK_WORK/pknockd.all.log" | tail -1 | grep -o " $1=[0-9]*" | cut -d= -f2
+    grep "pknockd stopping" "$PK_WORK/pknockd.last.log" | tail -1 | grep -o " $1=[0-9]*" | cut -d= -f2
 }
 
 scenario "a spoofed flood of first knocks from 150k IPv6 sources does not lock out a sequence or an SPA"
@@ -46,7 +46,7 @@ ATTACK_PACKETS=$(attack_counter packets)
 # here it is reported, and only a daemon that processed nothing fails.
 echo "  info: flood sent ${ATTACK_SENT:-?}, pknockd processed ${ATTACK_PACKETS:-?} packets, nflog.enobufs=$(attack_counter nflog.enobufs)"
 [ "${ATTACK_PACKETS:-0}" -gt 50000 ] && pass "pknockd kept processing during the flood" || fail "pknockd processed ${ATTACK_PACKETS:-?} packets"
-if grep -q "knock rejected\|attempt forgotten" "$PK_WORK/pknockd.all.log"; then
+if grep -q "knock rejected\|attempt forgotten" "$PK_WORK/pknockd.last.log"; then
     fail "flood packets were logged one by one at the default level"
 else
     pass "the flood is counted, not logged line by line"
@@ -80,16 +80,11 @@ attack_send_udp "$NS_A" 192.0.2.1 4000 "$PK_WORK/captured.spa"
 expect closed "$NS_A" 192.0.2.1 21 "the replay in the same minute does not reopen"
 expect_log "SPA minute already used" "the replay is blocked"
 stop_daemon
-# Needs the lead's wiring of ReplayStore (load at start, save on SPA grants and at stop); until
-# then pknockd forgets the minute on restart and this part is skipped, not failed.
-if grep -q "ReplayStore" Sources/KnockDaemon/KnockService.swift Sources/KnockDaemon/DaemonLoop.swift Sources/pknockd/Pknockd.swift 2>/dev/null; then
-    start_daemon --config "$PK_WORK/replay.toml" --log-level debug
-    attack_send_udp "$NS_A" 192.0.2.1 4000 "$PK_WORK/captured.spa"
-    expect closed "$NS_A" 192.0.2.1 21 "the replay after a restart does not reopen"
-    expect_log "SPA minute already used" "the replay after a restart is blocked"
-    [ "$(stat -c %a "$PK_WORK/state/spa-replay" 2>/dev/null)" = 600 ] \
-        && pass "the replay state file has mode 0600" || fail "state/spa-replay missing or not mode 0600"
-    stop_daemon
-else
-    echo "  skip the replay after a restart (ReplayStore is not wired into pknockd yet)"
-fi
+# pknockd keeps the SPA replay memory in state_directory, so a restart forgets nothing.
+start_daemon --config "$PK_WORK/replay.toml" --log-level debug
+attack_send_udp "$NS_A" 192.0.2.1 4000 "$PK_WORK/captured.spa"
+expect closed "$NS_A" 192.0.2.1 21 "the replay after a restart does not reopen"
+expect_log "SPA minute already used" "the replay after a restart is blocked"
+[ "$(stat -c %a "$PK_WORK/state/spa-replay" 2>/dev/null)" = 600 ] \
+    && pass "the replay state file has mode 0600" || fail "state/spa-replay missing or not mode 0600"
+stop_daemon

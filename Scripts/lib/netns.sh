@@ -78,11 +78,12 @@ start_daemon() {
 
 # stop_daemon [SIGNAL]: stops the pknockd this script started (SIGTERM by default).
 stop_daemon() {
-    if [ -n "$DAEMON_PID" ]; then
-        kill "-${1:-TERM}" "$DAEMON_PID" 2>/dev/null || true
-        wait "$DAEMON_PID" 2>/dev/null || true
-    fi
+    [ -n "$DAEMON_PID" ] || return 0
+    kill "-${1:-TERM}" "$DAEMON_PID" 2>/dev/null || true
+    wait "$DAEMON_PID" 2>/dev/null || true
     DAEMON_PID=""
+    # pknockd.last.log: what the daemon just stopped wrote; pknockd.all.log: every daemon's output.
+    cp "$PK_WORK/pknockd.log" "$PK_WORK/pknockd.last.log" 2>/dev/null || true
     cat "$PK_WORK/pknockd.log" >> "$PK_WORK/pknockd.all.log" 2>/dev/null || true
     : > "$PK_WORK/pknockd.log"
 }

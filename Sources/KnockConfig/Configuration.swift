@@ -10,6 +10,8 @@ public struct DaemonSettings: Equatable, Sendable {
     public static let defaultStateDirectory = "/var/lib/pknock"
     /// The default path of the control socket.
     public static let defaultControlSocket = "/run/pknock/control.sock"
+    /// The default `hook_timeout`.
+    public static let defaultHookTimeout: Duration = .seconds(10)
     /// The most characters a table name may have.
     public static let maximumTableNameLength = 32
 
@@ -23,6 +25,11 @@ public struct DaemonSettings: Equatable, Sendable {
     public var controlSocket: String
     /// The tracked-peer cap of rules that do not set `max_tracked_peers`.
     public var maxTrackedPeers: Int
+    /// The longest a rule's `on_open`/`on_close` command may run before its process group is killed.
+    public var hookTimeout: Duration = DaemonSettings.defaultHookTimeout
+    /// Where the Prometheus metrics responder listens (`metrics_listen`, "127.0.0.1:9472" or
+    /// "[::1]:9472"); nil (the default) for no metrics.
+    public var metricsListen: MetricsListenAddress?
 
     /// Makes daemon settings; every argument has the documented default.
     public init(
@@ -52,6 +59,54 @@ public struct DaemonSettings: Equatable, Sendable {
     }
 }
 
+/// A local address for the metrics responder: an IP literal and a port.
+public struct MetricsListenAddress: Equatable, Sendable, CustomStringConvertible {
+    /// The IPv4 or IPv6 literal, without brackets.
+    public var host: String
+    /// The TCP port.
+    public var port: UInt16
+
+    /// Makes an address.
+    public init(host: String, port: UInt16) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses "HOST:PORT" or "[V6HOST]:PORT"; nil when malformed.
+    public init?(parsing text: String) {
+        let host: Substring
+        let portText: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else { return nil }
+            host = text[text.index(after: text.startIndex)..<close]
+            portText = text[text.index(close, offsetBy: 2)...]
+        } else {
+            guard let colon = text.lastIndex(of: ":"), !text[..<colon].contains(":") else { return nil }
+            host = text[..<colon]
+            portText = text[text.index(after: colon)...]
+        }
+        guard !host.isEmpty, let port = UInt16(portText), port > 0, PeerAddress(String(host)) != nil else { return nil }
+        self.init(host: String(host), port: port)
+    }
+
+    /// "host:port", with brackets around an IPv6 host.
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// Commands a rule runs when a peer gains or loses access (knockd's start_command/stop_command).
+public struct RuleHooks: Equatable, Sendable {
+    /// Run through `/bin/sh -c` when a peer is allowed.
+    public var onOpen: String?
+    /// Run through `/bin/sh -c` when a peer's access ends (close knock, autoclose, `pknock close`).
+    public var onClose: String?
+
+    /// Makes hooks.
+    public init(onOpen: String? = nil, onClose: String? = nil) {
+        self.onOpen = onOpen
+        self.onClose = onClose
+    }
+}
+
 /// A loaded, validated configuration: what the daemon runs and `pknock check` prints.
 public struct Configuration: Equatable, Sendable {
     /// The daemon's own settings (defaults for a rules file).
@@ -60,6 +115,8 @@ public struct Configuration: Equatable, Sendable {
     public var rules: [Rule]
     /// Warnings: the configuration loads, but the administrator should hear about these.
     public var warnings: [ConfigDiagnostic]
+    /// The hook commands of rules that have any, by rule name.
+    public var hooks: [RuleName: RuleHooks] = [:]
 
     /// Makes a configuration.
     public init(daemon: DaemonSettings = DaemonSettings(), rules: [Rule], warnings: [ConfigDiagnostic] = []) {

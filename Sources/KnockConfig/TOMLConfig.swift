@@ -3,18 +3,20 @@ import KnockCore
 /// Turns a parsed `pknock.toml` into daemon settings and rules, collecting every diagnostic.
 struct TOMLConfigReader<Secrets: SecretSource> {
     static var rootKeys: [String] { ["daemon", "rule"] }
-    static var daemonKeys: [String] { ["table", "nflog_group", "state_directory", "control_socket", "max_tracked_peers"] }
+    static var daemonKeys: [String] { ["table", "nflog_group", "state_directory", "control_socket", "max_tracked_peers", "hook_timeout", "metrics_listen"] }
     static var ruleKeys: [String] {
         [
             "name", "knock", "protocol", "time", "strict", "autoclose", "protect", "max_tracked_peers",
             "max_allowed_peers", "spa", "open_secret_file", "close_secret_file", "open_secret", "close_secret",
-            "clock_skew",
+            "clock_skew", "on_open", "on_close",
         ]
     }
 
     let file: String
     let secrets: Secrets
     private(set) var diagnostics: [ConfigDiagnostic] = []
+    /// The `on_open`/`on_close` commands of the rules read so far.
+    private(set) var hooks: [RuleName: RuleHooks] = [:]
 
     init(file: String, secrets: Secrets) {
         self.file = file
@@ -54,7 +56,9 @@ struct TOMLConfigReader<Secrets: SecretSource> {
             unknown(entry, known: Self.rootKeys, in: nil)
         }
         diagnostics += RuleProblems.diagnostics(rules: rules, sites: sites, file: file)
-        return Configuration(daemon: daemon, rules: rules)
+        var configuration = Configuration(daemon: daemon, rules: rules)
+        configuration.hooks = hooks
+        return configuration
     }
 
     // MARK: [daemon]
@@ -91,6 +95,22 @@ struct TOMLConfigReader<Secrets: SecretSource> {
                     error(entry.line, field: field, "must be 1 to \(Int32.max), found \(count)")
                 } else {
                     daemon.maxTrackedPeers = Int(count)
+                }
+            case "hook_timeout":
+                switch ValueSyntax.duration(entry.value.kind, bareUnit: .seconds) {
+                case .success(let timeout) where timeout > .zero && timeout <= .seconds(3600):
+                    daemon.hookTimeout = timeout
+                case .success:
+                    error(entry.line, field: field, "must be more than 0 and at most 1 hour")
+                case .failure(let message):
+                    error(entry.line, field: field, message.text)
+                }
+            case "metrics_listen":
+                guard let text = string(entry, field: field) else { continue }
+                if let address = MetricsListenAddress(parsing: text) {
+                    daemon.metricsListen = address
+                } else {
+                    error(entry.line, field: field, "expected \"HOST:PORT\" with an IP address, e.g. \"127.0.0.1:9472\" or \"[::1]:9472\"")
                 }
             default:
                 unknown(entry, known: Self.daemonKeys, in: "daemon")
@@ -179,12 +199,25 @@ struct TOMLConfigReader<Secrets: SecretSource> {
 
         let spa = readSPA(table, rule: label, site: &site)
 
+        var ruleHooks = RuleHooks()
+        for key in ["on_open", "on_close"] {
+            guard let entry = table[key], let command = string(entry, field: key, rule: label) else { continue }
+            if command.allSatisfy({ $0 == " " || $0 == "\t" }) {
+                error(entry.line, rule: label, field: key, "the command is empty")
+            } else if key == "on_open" {
+                ruleHooks.onOpen = command
+            } else {
+                ruleHooks.onClose = command
+            }
+        }
+
         for entry in table.entries where !Self.ruleKeys.contains(entry.key) {
             unknown(entry, known: Self.ruleKeys, in: label)
         }
 
         // A rule whose fields did not all parse still gets KnockCore's checks of the others.
         guard let name else { return nil }
+        if ruleHooks != RuleHooks() { hooks[name] = ruleHooks }
         let rule = Rule(
             name: name, knockSequence: knocks, maxKnockGap: gap, strict: strict, autoclose: autoclose, spa: spa,
             protectedPorts: protected, maxTrackedPeers: maxTracked, maxAllowedPeers: maxAllowed)

@@ -36,8 +36,20 @@ public final class DaemonLoop {
     private let origin = ContinuousClock.now
     private var reportedENOBUFS = 0
 
-    /// The longest the loop sleeps without checking for requests.
+    /// The longest the loop sleeps without checking for requests (lowered to 50 ms when a control
+    /// mailbox is attached, so `pknock status` answers promptly).
     public var maximumWait: Duration = .milliseconds(200)
+    /// Control-socket requests, answered between packets on this thread; nil without a control socket.
+    public var mailbox: ControlMailbox? {
+        didSet { if mailbox != nil { maximumWait = min(maximumWait, .milliseconds(50)) } }
+    }
+    /// Gets a fresh snapshot about once a second; nil without metrics.
+    public var metrics: MetricsServer?
+    /// Hook failures and event readers, for the metrics.
+    public var hooks: HookRunner?
+    /// The event stream, for the metrics' reader count.
+    public var events: EventHub?
+    private var lastMetricsUpdate: Instant?
 
     /// Makes a loop; `loadConfiguration` is called on each reload request.
     public init(
@@ -63,7 +75,7 @@ public final class DaemonLoop {
 
     /// Starts the service and runs until ``DaemonControl/requestStop()``.
     public func run() throws(NetfilterError) {
-        try service.start(now: now())
+        try service.start(now: now(), wallTime: Self.wallTime())
         while !control.stopRequested {
             if control.takeReloadRequest() { reload() }
             let waitMilliseconds = millisecondsUntilNextDeadline()
@@ -71,6 +83,10 @@ public final class DaemonLoop {
                 service.handle(packet: packet.payload, etherType: packet.hardwareProtocol, now: now(), wallTime: Self.wallTime())
             }
             service.tick(now: now(), wallTime: Self.wallTime())
+            if let mailbox {
+                mailbox.drain { request in service.control(request, now: now()) }
+            }
+            if metrics != nil { updateMetrics() }
             if reader.enobufsCount != reportedENOBUFS {
                 logger.warning(
                     "NFLOG messages lost: the kernel's socket buffer overflowed",
@@ -78,6 +94,7 @@ public final class DaemonLoop {
                 reportedENOBUFS = reader.enobufsCount
             }
         }
+        service.saveReplayState(wallTime: Self.wallTime())
         let counters = service.counters
         logger.notice(
             "pknockd stopping",
@@ -88,6 +105,24 @@ public final class DaemonLoop {
                 "grants.closed": "\(counters.closed)", "firewall.errors": "\(counters.firewallErrors)",
                 "nflog.enobufs": "\(reader.enobufsCount)",
             ])
+    }
+
+    private func updateMetrics() {
+        let current = now()
+        if let last = lastMetricsUpdate, current - last < .seconds(1) { return }
+        lastMetricsUpdate = current
+        metrics?.update(snapshot())
+    }
+
+    /// The counters as the metrics responder shows them.
+    public func snapshot() -> MetricsSnapshot {
+        let engine = service.knockEngine
+        return MetricsSnapshot(
+            counters: service.counters,
+            peers: service.configuration.rules.compactMap { rule in
+                engine.peerCounts(of: rule.name).map { (rule.name.rawValue, $0.matching, $0.allowed) }
+            },
+            enobufs: reader.enobufsCount, hookFailures: hooks?.failures ?? 0, eventReaders: events?.count ?? 0)
     }
 
     private func millisecondsUntilNextDeadline() -> Int32 {

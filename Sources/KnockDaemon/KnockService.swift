@@ -28,6 +28,8 @@ public final class KnockService {
         public var closed = 0
         /// Firewall batches the kernel refused.
         public var firewallErrors = 0
+        /// Failures to save state (the SPA replay memory) to the state directory.
+        public var stateErrors = 0
         /// Creates zeroed counters.
         public init() {}
     }
@@ -48,12 +50,18 @@ public final class KnockService {
         FirewallLayout(table: configuration.daemon.table, nflogGroup: configuration.daemon.nflogGroup, rules: configuration.rules)
     }
 
-    /// Makes a service for `configuration`; nothing touches the firewall until ``start(now:)``.
-    public init(configuration: Configuration, executor: any NFTExecutor, logger: Logger) {
+    /// Where the SPA replay memory is kept across restarts; nil keeps it in memory only.
+    private let replayStore: ReplayStore?
+    /// Set when an SPA open changed the replay memory; saved once the packet is handled.
+    private var replayStateChanged = false
+
+    /// Makes a service for `configuration`; nothing touches the firewall until ``start(now:wallTime:)``.
+    public init(configuration: Configuration, executor: any NFTExecutor, logger: Logger, replayStore: ReplayStore? = nil) {
         self.configuration = configuration
         self.engine = KnockEngine(rules: configuration.rules)
         self.executor = executor
         self.logger = logger
+        self.replayStore = replayStore
     }
 
     /// The engine's state, for status listings.
@@ -62,7 +70,14 @@ public final class KnockService {
     // MARK: - Lifecycle
 
     /// Installs or adopts the table in one transaction, keeping the peers already allowed in its sets.
-    public func start(now: Instant) throws(NetfilterError) {
+    ///
+    /// With a replay store, the SPA replay memory saved by an earlier run is restored first, so a
+    /// packet captured before a restart still opens nothing.
+    public func start(now: Instant, wallTime: WallTime? = nil) throws(NetfilterError) {
+        if let replayStore, let wallTime {
+            let restored = engine.restoreSPAReplayState(replayStore.load(logger: logger), at: wallTime)
+            if restored > 0 { logger.info("SPA replay memory restored", metadata: ["spa.entries": "\(restored)"]) }
+        }
         let existing = try existingSets()
         adoptAllowedPeers(existingSets: existing, now: now)
         try install(layout, existingSets: existing)
@@ -137,6 +152,39 @@ public final class KnockService {
         }
     }
 
+    // MARK: - Control requests
+
+    /// Answers a control-socket request (`status`, `open`, `close`); called on the intake loop's
+    /// thread. `events` is the server's business and is refused here.
+    public func control(_ request: ControlRequest, now: Instant) -> ControlReply {
+        switch request {
+        case .status(let name):
+            let rules = configuration.rules.filter { name == nil || $0.name == name }
+            if let name, rules.isEmpty { return .failure("no rule named \(name)") }
+            return ControlReply(ok: true, rules: rules.compactMap { RuleStatusReport($0, engine: engine, now: now) })
+        case .open(let name, let peer, let duration):
+            var refused = false
+            let known = engine.allow(rule: name, peer: peer, for: duration, at: now) { effect in
+                if case .event(let event) = effect, event.kind == .refusedFull { refused = true }
+                self.apply(effect)
+            }
+            guard known else { return .failure("no rule named \(name)") }
+            if refused { return .failure("rule \(name) already allows its maximum of peers") }
+            logger.notice(
+                "administrator opened access",
+                metadata: ["knock.rule": "\(name)", "knock.source": "\(peer)", "grant.ttl": "\(duration.map { "\($0.wholeSeconds)s" } ?? "rule default")"])
+            return ControlReply(ok: true, result: "allowed \(peer) under \(name)")
+        case .close(let name, let peer):
+            guard engine.revoke(rule: name, peer: peer, at: now, emit: { self.apply($0) }) else {
+                return .failure("no rule named \(name)")
+            }
+            logger.notice("administrator closed access", metadata: ["knock.rule": "\(name)", "knock.source": "\(peer)"])
+            return ControlReply(ok: true, result: "revoked \(peer) under \(name)")
+        case .events:
+            return .failure("events are served by the control server")
+        }
+    }
+
     // MARK: - Packets and timers
 
     /// Handles one packet NFLOG delivered: parse, feed the engine, apply what it decides.
@@ -152,6 +200,20 @@ public final class KnockService {
             }
             let knock = parsed.knock(payloadFrom: bytes[...])
             engine.handle(knock, at: now, wallTime: wallTime) { effect in self.apply(effect) }
+            // Saved here, not inside `apply`: the engine must not be read while it is mid-change.
+            if replayStateChanged { saveReplayState(wallTime: wallTime) }
+        }
+    }
+
+    /// Writes the SPA replay memory to the replay store, if there is one (also at shutdown).
+    public func saveReplayState(wallTime: WallTime) {
+        replayStateChanged = false
+        guard let replayStore else { return }
+        do {
+            try replayStore.save(engine.spaReplayState(at: wallTime))
+        } catch {
+            counters.stateErrors += 1
+            logger.error("saving the SPA replay memory failed", metadata: ["state.file": "\(replayStore.path)", "error": "\(error)"])
         }
     }
 
@@ -173,6 +235,9 @@ public final class KnockService {
                 logger.error("firewall change failed", metadata: ["nft.table": "\(configuration.daemon.table)", "error": "\(error)"])
             }
         case .event(let event):
+            if case .allowed = event.kind, configuration.rules.contains(where: { $0.name == event.rule && $0.spa != nil }) {
+                replayStateChanged = true
+            }
             record(event)
             onEvent?(event)
         }

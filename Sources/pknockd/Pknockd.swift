@@ -38,6 +38,20 @@ struct Pknockd: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("nftables table name, family inet (overrides the configuration).", valueName: "name"))
     var table: String?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Control socket for pknock status/events/open/close (overrides the configuration; default /run/pknock/control.sock).",
+            valueName: "path"))
+    var controlSocket: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Where state that outlives a restart is kept, such as the SPA replay memory (overrides the configuration; default /var/lib/pknock).",
+            valueName: "dir"))
+    var stateDirectory: String?
+
     @Flag(name: .long, help: "Run in the foreground (pknockd always does; accepted for compatibility).")
     var foreground = false
 
@@ -57,6 +71,12 @@ struct Pknockd: ParsableCommand {
         if let table, let problem = FirewallLayout.tableNameProblem(table) {
             throw ValidationError("--table: \(problem)")
         }
+        if let controlSocket, !controlSocket.hasPrefix("/") {
+            throw ValidationError("--control-socket must be an absolute path")
+        }
+        if let stateDirectory, !stateDirectory.hasPrefix("/") {
+            throw ValidationError("--state-directory must be an absolute path")
+        }
     }
 
     func loadConfiguration() throws -> Configuration {
@@ -68,6 +88,8 @@ struct Pknockd: ParsableCommand {
         }
         if let nflogGroup { loaded.daemon.nflogGroup = nflogGroup }
         if let table { loaded.daemon.table = table }
+        if let controlSocket { loaded.daemon.controlSocket = controlSocket }
+        if let stateDirectory { loaded.daemon.stateDirectory = stateDirectory }
         return loaded
     }
 
@@ -101,7 +123,9 @@ struct Pknockd: ParsableCommand {
         } catch {
             fail("cannot open libnftables: \(error)")
         }
-        let service = KnockService(configuration: configuration, executor: context, logger: logger)
+        let service = KnockService(
+            configuration: configuration, executor: context, logger: logger,
+            replayStore: teardown ? nil : ReplayStore(directory: configuration.daemon.stateDirectory))
 
         if teardown {
             do {
@@ -123,11 +147,44 @@ struct Pknockd: ParsableCommand {
         let signals = SignalRouter(control: control)
         let loop = DaemonLoop(
             service: service, reader: reader, control: control, loadConfiguration: loadConfiguration, logger: logger)
+
+        // Events go to the log (KnockService), the event stream and the hooks; neither blocks this thread.
+        let events = EventHub()
+        let hooks = HookRunner(timeout: configuration.daemon.hookTimeout, logger: logger)
+        service.onEvent = { [unowned service] event in
+            events.publish(event, wallTime: DaemonLoop.wallTime())
+            hooks.handle(event, configuration: service.configuration)
+        }
+        loop.events = events
+        loop.hooks = hooks
+        let mailbox = ControlMailbox()
+        var controlServer: ControlServer?
+        do {
+            controlServer = try ControlServer(path: configuration.daemon.controlSocket, mailbox: mailbox, events: events, logger: logger)
+            loop.mailbox = mailbox
+            logger.info("control socket ready", metadata: ["control.socket": "\(configuration.daemon.controlSocket)"])
+        } catch {
+            // Knock handling matters more than the control socket: carry on without it.
+            logger.error("control socket unavailable; pknock status/events/open/close will not work", metadata: ["error": "\(error)"])
+        }
+        var metricsServer: MetricsServer?
+        if let address = configuration.daemon.metricsListen {
+            do {
+                metricsServer = try MetricsServer(host: address.host, port: address.port, logger: logger)
+                loop.metrics = metricsServer
+                logger.info("metrics responder ready", metadata: ["metrics.listen": "\(address)"])
+            } catch {
+                logger.error("metrics responder unavailable", metadata: ["error": "\(error)"])
+            }
+        }
         do {
             try loop.run()
         } catch {
+            controlServer?.stop()
             fail("\(error)")
         }
+        controlServer?.stop()
+        metricsServer?.stop()
         withExtendedLifetime(signals) {}
         reader.close()
         if removeOnExit {

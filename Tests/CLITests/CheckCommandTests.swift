@@ -16,24 +16,32 @@ import Testing
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
 
-    /// The `pknock` executable next to the test bundle (SwiftPM puts both in the same directory).
-    static func binary() throws -> URL {
+    /// The `pknock` (or `name`) executable next to the test bundle (SwiftPM puts both in the same directory).
+    static func binary(_ name: String = "pknock") throws -> URL {
         var directories: [URL] = []
         if let executable = Bundle.main.executableURL { directories.append(executable.deletingLastPathComponent()) }
         if let first = CommandLine.arguments.first { directories.append(URL(fileURLWithPath: first).deletingLastPathComponent()) }
         directories += Bundle.allBundles.map { $0.bundleURL.deletingLastPathComponent() }
         directories.append(packageRoot.appendingPathComponent(".build/debug"))
         for directory in directories {
-            let candidate = directory.appendingPathComponent("pknock")
+            let candidate = directory.appendingPathComponent(name)
             if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
         }
-        throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: "pknock next to the test bundle"])
+        throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: "\(name) next to the test bundle"])
     }
 
     static func run(_ arguments: [String]) throws -> Run {
+        try runBinary("pknock", arguments)
+    }
+
+    /// Runs the built executable `name` with `arguments` and collects its output; standard input
+    /// is /dev/null (never a terminal), and `environment`, when given, is all the process sees.
+    static func runBinary(_ name: String, _ arguments: [String], environment: [String: String]? = nil) throws -> Run {
         let process = Process()
-        process.executableURL = try binary()
+        process.executableURL = try binary(name)
         process.arguments = arguments
+        if let environment { process.environment = environment }
+        process.standardInput = FileHandle.nullDevice
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out

@@ -31,22 +31,8 @@ import Testing
 
     /// Runs `pknock` with standard input from /dev/null (never a terminal) and only `environment`.
     static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> CheckCommandTests.Run {
-        let process = Process()
-        process.executableURL = try CheckCommandTests.binary()
-        process.arguments = arguments
-        process.environment = ["PATH": "/usr/bin:/bin", "HOME": "/nonexistent-home"].merging(environment) { $1 }
-        process.standardInput = FileHandle.nullDevice
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return CheckCommandTests.Run(
-            status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-            stderr: String(decoding: stderr, as: UTF8.self))
+        try CheckCommandTests.runBinary(
+            "pknock", arguments, environment: ["PATH": "/usr/bin:/bin", "HOME": "/nonexistent-home"].merging(environment) { $1 })
     }
 
     /// HMAC computed by Python, as lowercase hex: the MAC input is the packed address and the
