@@ -64,11 +64,14 @@ show a "$PKNOCK" knock --spa --secret-file "$PK_WORK/etc/secrets/ftp.open.secret
 sleep 0.2
 try_connect "$NS_A" 192.0.2.1 21 "client A" || { echo "demo: the SPA knock did not open port 21"; exit 1; }
 
-step "7. Access is an nftables set element with a kernel-side timeout (autoclose)"
+step "7. pknock status: each rule's peers, as the original's /proc/net/xt_pknock/NAME listed them"
+show s "$PKNOCK" status --control-socket "$PK_WORK/control.sock"
+
+step "8. Access is an nftables set element with a kernel-side timeout (autoclose)"
 s nft list set inet pknock SSH_allowed4 | sed 's/^/   /'
 s nft list set inet pknock FTP_allowed4 | sed 's/^/   /'
 
-step "8. What pknockd logged"
+step "9. What pknockd logged"
 sed 's/^/   pknockd: /' "$PK_WORK/pknockd.log"
 
 step "Demo complete: namespaces, table and processes are removed now."
