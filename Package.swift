@@ -21,7 +21,7 @@ let package = Package(
             dependencies: [.product(name: "Crypto", package: "swift-crypto")]
         ),
         // Pure parsing of the TOML config and of xt_pknock iptables rules files into KnockCore rules.
-        .target(name: "KnockConfig", dependencies: ["KnockCore"]),
+        .target(name: "KnockConfig", dependencies: ["KnockCore", .product(name: "Crypto", package: "swift-crypto")]),
         .systemLibrary(
             name: "CNFTables",
             pkgConfig: "libnftables",

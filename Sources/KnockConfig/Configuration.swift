@@ -30,6 +30,8 @@ public struct DaemonSettings: Equatable, Sendable {
     /// Where the Prometheus metrics responder listens (`metrics_listen`, "127.0.0.1:9472" or
     /// "[::1]:9472"); nil (the default) for no metrics.
     public var metricsListen: MetricsListenAddress?
+    /// How far an SPA v2 packet's timestamp may be from the server's clock (`spa2_clock_window`).
+    public var spa2ClockWindow: Duration = .seconds(60)
 
     /// Makes daemon settings; every argument has the documented default.
     public init(
@@ -117,6 +119,8 @@ public struct Configuration: Equatable, Sendable {
     public var warnings: [ConfigDiagnostic]
     /// The hook commands of rules that have any, by rule name.
     public var hooks: [RuleName: RuleHooks] = [:]
+    /// The SPA v2 clients (`[[client]]`): who may open which v2 rules, with which key.
+    public var clients: [SPAv2Client] = []
 
     /// Makes a configuration.
     public init(daemon: DaemonSettings = DaemonSettings(), rules: [Rule], warnings: [ConfigDiagnostic] = []) {

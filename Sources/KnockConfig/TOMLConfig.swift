@@ -1,14 +1,21 @@
+import Crypto
+import Foundation
 import KnockCore
 
 /// Turns a parsed `pknock.toml` into daemon settings and rules, collecting every diagnostic.
 struct TOMLConfigReader<Secrets: SecretSource> {
-    static var rootKeys: [String] { ["daemon", "rule"] }
-    static var daemonKeys: [String] { ["table", "nflog_group", "state_directory", "control_socket", "max_tracked_peers", "hook_timeout", "metrics_listen"] }
+    static var rootKeys: [String] { ["daemon", "rule", "client"] }
+    static var daemonKeys: [String] {
+        ["table", "nflog_group", "state_directory", "control_socket", "max_tracked_peers", "hook_timeout", "metrics_listen", "spa2_clock_window"]
+    }
+    static var clientKeys: [String] {
+        ["id", "rules", "ed25519_public_key", "ed25519_public_key_file", "hmac_key_file", "may_name_address"]
+    }
     static var ruleKeys: [String] {
         [
             "name", "knock", "protocol", "time", "strict", "autoclose", "protect", "max_tracked_peers",
             "max_allowed_peers", "spa", "open_secret_file", "close_secret_file", "open_secret", "close_secret",
-            "clock_skew", "on_open", "on_close",
+            "clock_skew", "on_open", "on_close", "allow_named_address",
         ]
     }
 
@@ -58,6 +65,17 @@ struct TOMLConfigReader<Secrets: SecretSource> {
         diagnostics += RuleProblems.diagnostics(rules: rules, sites: sites, file: file)
         var configuration = Configuration(daemon: daemon, rules: rules)
         configuration.hooks = hooks
+        if let entry = root["client"] {
+            if case .tableArray(let tables) = entry.value.kind {
+                configuration.clients = tables.compactMap { readClient($0, rules: rules) }
+                var seen: Set<String> = []
+                for (client, table) in zip(configuration.clients, tables) where !seen.insert(client.id).inserted {
+                    error(table.line, field: "client", "duplicate client id \"\(client.id)\"")
+                }
+            } else {
+                error(entry.line, field: "client", "write each client as [[client]] (an array of tables)")
+            }
+        }
         return configuration
     }
 
@@ -102,6 +120,15 @@ struct TOMLConfigReader<Secrets: SecretSource> {
                     daemon.hookTimeout = timeout
                 case .success:
                     error(entry.line, field: field, "must be more than 0 and at most 1 hour")
+                case .failure(let message):
+                    error(entry.line, field: field, message.text)
+                }
+            case "spa2_clock_window":
+                switch ValueSyntax.duration(entry.value.kind, bareUnit: .seconds) {
+                case .success(let window) where window >= .seconds(5) && window <= .seconds(3600):
+                    daemon.spa2ClockWindow = window
+                case .success:
+                    error(entry.line, field: field, "must be 5 seconds to 1 hour")
                 case .failure(let message):
                     error(entry.line, field: field, message.text)
                 }
@@ -197,7 +224,25 @@ struct TOMLConfigReader<Secrets: SecretSource> {
             if let count = peerCount(entry, field: "max_allowed_peers", rule: label) { maxAllowed = count }
         }
 
-        let spa = readSPA(table, rule: label, site: &site)
+        var spa: SPASettings?
+        var spa2: SPAv2RuleSettings?
+        if let entry = table["spa"], case .string("v2") = entry.value.kind {
+            site.fieldLines["spa"] = entry.line
+            spa2 = SPAv2RuleSettings()
+            if let named = table["allow_named_address"], let allowed = boolean(named, field: "allow_named_address", rule: label) {
+                spa2?.allowNamedAddress = allowed
+            }
+            for key in ["open_secret_file", "close_secret_file", "open_secret", "close_secret", "clock_skew"] {
+                if let other = table[key] {
+                    error(other.line, rule: label, field: key, "SPA v2 rules take their keys from [[client]] entries, not \(key)")
+                }
+            }
+        } else {
+            spa = readSPA(table, rule: label, site: &site)
+            if let entry = table["allow_named_address"] {
+                error(entry.line, rule: label, field: "allow_named_address", "applies only to SPA v2 rules (spa = \"v2\")")
+            }
+        }
 
         var ruleHooks = RuleHooks()
         for key in ["on_open", "on_close"] {
@@ -220,8 +265,86 @@ struct TOMLConfigReader<Secrets: SecretSource> {
         if ruleHooks != RuleHooks() { hooks[name] = ruleHooks }
         let rule = Rule(
             name: name, knockSequence: knocks, maxKnockGap: gap, strict: strict, autoclose: autoclose, spa: spa,
-            protectedPorts: protected, maxTrackedPeers: maxTracked, maxAllowedPeers: maxAllowed)
+            spa2: spa2, protectedPorts: protected, maxTrackedPeers: maxTracked, maxAllowedPeers: maxAllowed)
         return (rule, site)
+    }
+
+    // MARK: [[client]]
+
+    /// One SPA v2 client: `id`, its key (an Ed25519 public key inline or in a file, or an HMAC key
+    /// file readable only by its owner), the v2 rules it may open, and `may_name_address`.
+    private mutating func readClient(_ table: TOMLTable, rules: [Rule]) -> SPAv2Client? {
+        let context = "client"
+        for entry in table.entries where !Self.clientKeys.contains(entry.key) {
+            unknown(entry, known: Self.clientKeys, in: context)
+        }
+        guard let idEntry = table["id"], let id = string(idEntry, field: "id") else {
+            error(table.line, field: "client", "a [[client]] needs an id")
+            return nil
+        }
+        guard SPAv2.Message.isValidClientID(id) else {
+            error(idEntry.line, field: "id", "a client id is 1 to 32 letters, digits, '.', '_' or '-'")
+            return nil
+        }
+        var allowedRules: Set<RuleName> = []
+        if let entry = table["rules"], case .array(let items) = entry.value.kind, !items.isEmpty {
+            for item in items {
+                guard case .string(let text) = item.kind, let name = RuleName(rawValue: text) else {
+                    error(entry.line, field: "rules", "client \(id): expected rule names")
+                    continue
+                }
+                guard rules.contains(where: { $0.name == name && $0.spa2 != nil }) else {
+                    error(entry.line, field: "rules", "client \(id): \(text) is not an SPA v2 rule (spa = \"v2\")")
+                    continue
+                }
+                allowedRules.insert(name)
+            }
+        } else {
+            error(table["rules"]?.line ?? table.line, field: "rules", "client \(id): rules must list the SPA v2 rules it may open")
+        }
+        let keyEntries = ["ed25519_public_key", "ed25519_public_key_file", "hmac_key_file"].compactMap { table[$0] }
+        guard keyEntries.count == 1, let keyEntry = keyEntries.first else {
+            error(table.line, field: "client", "client \(id): give exactly one of ed25519_public_key, ed25519_public_key_file, hmac_key_file")
+            return nil
+        }
+        guard let text = string(keyEntry, field: keyEntry.key) else { return nil }
+        var encoded = text
+        switch keyEntry.key {
+        case "ed25519_public_key":
+            break
+        case "ed25519_public_key_file":
+            // A public key is no secret: any readable file will do.
+            guard let data = FileManager.default.contents(atPath: resolve(text)) else {
+                error(keyEntry.line, field: keyEntry.key, "client \(id): cannot read \(resolve(text))")
+                return nil
+            }
+            encoded = String(decoding: data, as: UTF8.self)
+        default:
+            do {
+                encoded = String(decoding: try secrets.contents(ofSecretFile: resolve(text)), as: UTF8.self)
+            } catch {
+                self.error(keyEntry.line, field: keyEntry.key, "client \(id): \(error)")
+                return nil
+            }
+        }
+        let trimmed = encoded.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let raw = Data(base64Encoded: trimmed), raw.count == 32 else {
+            error(keyEntry.line, field: keyEntry.key, "client \(id): expected 32 bytes in base64 (as pknock keygen writes)")
+            return nil
+        }
+        let key: SPAv2.VerificationKey
+        if keyEntry.key == "hmac_key_file" {
+            key = .hmac(SymmetricKey(data: raw))
+        } else {
+            guard let publicKey = try? Curve25519.Signing.PublicKey(rawRepresentation: raw) else {
+                error(keyEntry.line, field: keyEntry.key, "client \(id): not an Ed25519 public key")
+                return nil
+            }
+            key = .ed25519(publicKey)
+        }
+        var mayNameAddress = false
+        if let entry = table["may_name_address"], let flag = boolean(entry, field: "may_name_address") { mayNameAddress = flag }
+        return SPAv2Client(id: id, key: key, rules: allowedRules, mayNameAddress: mayNameAddress)
     }
 
     /// The SPA keys of a rule: `spa`, the secrets (from files or inline) and `clock_skew`.

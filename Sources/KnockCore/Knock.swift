@@ -66,13 +66,22 @@ public struct KnockEvent: Equatable, Sendable {
     public var knock: ServicePort?
     /// When it happened.
     public var time: Instant
+    /// The SPA v2 client the packet named, when it was one (for allowed, blocked and refused v2 packets).
+    public var client: String?
+    /// Why an SPA v2 packet was refused, for logs and events; nil otherwise.
+    public var spa2Rejection: SPAv2Verifier.Rejection?
 
     /// Makes an event.
-    public init(rule: RuleName, peer: PeerAddress, kind: Kind, knock: ServicePort?, time: Instant) {
+    public init(
+        rule: RuleName, peer: PeerAddress, kind: Kind, knock: ServicePort?, time: Instant, client: String? = nil,
+        spa2Rejection: SPAv2Verifier.Rejection? = nil
+    ) {
         self.rule = rule
         self.peer = peer
         self.kind = kind
         self.knock = knock
         self.time = time
+        self.client = client
+        self.spa2Rejection = spa2Rejection
     }
 }

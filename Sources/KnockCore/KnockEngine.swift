@@ -88,6 +88,8 @@ public struct KnockEngine {
     /// Rules that must see every packet of a peer mid-sequence (strict) or of an allowed peer (close knock).
     private let strictRules: [Int]
     private let closeRules: [Int]
+    /// Checks SPA v2 packets for every v2 rule: clients, keys, clock window, nonce memory.
+    private var spa2Verifier: SPAv2Verifier
 
     /// The rules, in configuration order.
     public var rules: [Rule] { states.map(\.rule) }
@@ -96,7 +98,13 @@ public struct KnockEngine {
     ///
     /// When `previous` is given (a reload), allowed peers and SPA replay memory of rules with the same
     /// name are kept, and attempts in progress are kept for rules whose sequence did not change.
-    public init(rules: [Rule], carryingOverFrom previous: KnockEngine? = nil) {
+    ///
+    /// `clients` are the SPA v2 clients (Docs/spa-v2.md), whose packets `spa2ClockWindow` bounds in
+    /// time; on a reload their nonce memory is kept, and removed clients are refused at once.
+    public init(
+        rules: [Rule], clients: [SPAv2Client] = [], spa2ClockWindow: Duration = .seconds(60),
+        carryingOverFrom previous: KnockEngine? = nil
+    ) {
         var states = rules.map(RuleState.init(rule:))
         var byPort: [ServicePort: [Int]] = [:]
         for (index, rule) in rules.enumerated() {
@@ -115,9 +123,15 @@ public struct KnockEngine {
                 }
             }
         }
+        var verifier = SPAv2Verifier(clients: clients, clockWindow: spa2ClockWindow)
+        if let previous, previous.spa2Verifier.clockWindow == spa2ClockWindow {
+            verifier = previous.spa2Verifier
+            verifier.replaceClients(clients)
+        }
+        self.spa2Verifier = verifier
         self.states = states
         self.rulesByKnockPort = byPort
-        self.strictRules = rules.indices.filter { rules[$0].strict && rules[$0].spa == nil }
+        self.strictRules = rules.indices.filter { rules[$0].strict && rules[$0].spa == nil && rules[$0].spa2 == nil }
         self.closeRules = rules.indices.filter { rules[$0].spa?.closeSecret != nil }
     }
 
@@ -133,6 +147,8 @@ public struct KnockEngine {
             for index in knockRules {
                 if states[index].rule.spa != nil {
                     handleSPA(index, knock, onKnockPort: true, now: now, wallTime: wallTime, emit: emit)
+                } else if let settings = states[index].rule.spa2 {
+                    handleSPAv2(index, knock, settings: settings, now: now, wallTime: wallTime, emit: emit)
                 } else {
                     handleSequence(index, knock, now: now, emit: emit)
                 }
@@ -252,9 +268,36 @@ public struct KnockEngine {
         }
     }
 
+    private mutating func handleSPAv2(
+        _ index: Int, _ knock: Knock, settings: SPAv2RuleSettings, now: Instant, wallTime: WallTime, emit: (KnockEffect) -> Void
+    ) {
+        let rule = states[index].rule.name
+        switch spa2Verifier.verify(
+            knock.payload, source: knock.source, rule: rule, ruleAllowsAddress: settings.allowNamedAddress, now: wallTime)
+        {
+        case .success(let verified):
+            grant(index, verified.address, knock.transport, knock: knock.servicePort, now: now, client: verified.clientID, emit: emit)
+        case .failure(let rejection):
+            let kind: KnockEvent.Kind
+            let client: String?
+            switch rejection {
+            case .replayed(let id), .rateLimited(let id):
+                (kind, client) = (.blocked, id)
+            case .badAuthenticator(let id), .outsideClockWindow(let id, _), .ruleNotAllowed(let id, _), .addressNotAllowed(let id):
+                (kind, client) = (.badMAC, id)
+            case .unknownClient, .malformed:
+                (kind, client) = (.badMAC, nil)
+            }
+            var rejected = event(index, knock.source, kind, knock.servicePort, now)
+            rejected.client = client
+            rejected.spa2Rejection = rejection
+            emit(.event(rejected))
+        }
+    }
+
     private mutating func grant(
         _ index: Int, _ peer: PeerAddress, _ transport: TransportProtocol, knock: ServicePort?, now: Instant,
-        emit: (KnockEffect) -> Void
+        client: String? = nil, emit: (KnockEffect) -> Void
     ) {
         let rule = states[index].rule
         let until = rule.autoclose.map { now + $0 }
@@ -268,7 +311,9 @@ public struct KnockEngine {
         }
         states[index].allowed.upsert(peer, Grant(until: until, transport: transport))
         emit(.firewall(.allow(rule: rule.name, peer: peer, ttl: rule.autoclose)))
-        emit(.event(event(index, peer, .allowed(until: until), knock, now)))
+        var allowed = event(index, peer, .allowed(until: until), knock, now)
+        allowed.client = client
+        emit(.event(allowed))
     }
 
     // MARK: - Timers
@@ -276,6 +321,7 @@ public struct KnockEngine {
     /// Forgets attempts past their rule's time limit and grants past autoclose, and prunes SPA replay
     /// memory older than the clock window. Call at ``nextDeadline()`` (or any time; it is cheap).
     public mutating func expire(at now: Instant, wallTime: WallTime, emit: (KnockEffect) -> Void) {
+        spa2Verifier.prune(now: wallTime)
         for index in states.indices {
             if let gap = states[index].rule.maxKnockGap {
                 let lapsed =
@@ -373,6 +419,14 @@ public struct KnockEngine {
         emit(.firewall(.revoke(rule: name, peer: peer)))
         if wasAllowed { emit(.event(event(index, peer, .closed, nil, now))) }
         return true
+    }
+
+    /// The SPA v2 nonces seen within the clock window, for keeping across restarts.
+    public var spa2SeenNonces: [SPAv2Verifier.SeenNonce] { spa2Verifier.seenNonces }
+
+    /// Restores SPA v2 nonces saved by an earlier run (those outside the window are dropped).
+    public mutating func restoreSPAv2Nonces(_ nonces: [SPAv2Verifier.SeenNonce], at wallTime: WallTime) {
+        spa2Verifier.restore(nonces, now: wallTime)
     }
 
     /// The tracked peers of rule `name`, attempts then grants, stalest first; nil for an unknown rule.

@@ -138,6 +138,18 @@ public struct SPASettings: Equatable, Sendable {
     }
 }
 
+/// The SPA v2 settings of a rule (see Docs/spa-v2.md): which clients may open it is said per client.
+public struct SPAv2RuleSettings: Equatable, Sendable {
+    /// Whether a packet may ask to open an address other than its source (clients behind NAT);
+    /// the client must be allowed to as well.
+    public var allowNamedAddress: Bool
+
+    /// Makes v2 settings.
+    public init(allowNamedAddress: Bool = false) {
+        self.allowNamedAddress = allowNamedAddress
+    }
+}
+
 /// One knock rule: what a peer must send, and what it may reach afterwards.
 ///
 /// The original's one-rule form (`--knockports … --dport 22 -j ACCEPT`) and its two-rule form
@@ -160,8 +172,10 @@ public struct Rule: Equatable, Sendable {
     public var strict: Bool
     /// How long access lasts once granted (`--autoclose`); nil for as long as the set keeps it.
     public var autoclose: Duration?
-    /// SPA settings; nil for a plain port sequence.
+    /// SPA settings (the original formats); nil for a plain port sequence.
     public var spa: SPASettings?
+    /// SPA v2 settings; nil unless the rule is opened by v2 packets from configured clients.
+    public var spa2: SPAv2RuleSettings?
     /// The ports allowed peers may reach.
     public var protectedPorts: [ServicePort]
     /// The most peers tracked mid-sequence, counted separately for peers after their first knock and
@@ -179,6 +193,7 @@ public struct Rule: Equatable, Sendable {
         strict: Bool = false,
         autoclose: Duration? = nil,
         spa: SPASettings? = nil,
+        spa2: SPAv2RuleSettings? = nil,
         protectedPorts: [ServicePort] = [],
         maxTrackedPeers: Int = Rule.defaultMaxTrackedPeers,
         maxAllowedPeers: Int = Rule.defaultMaxAllowedPeers
@@ -189,6 +204,7 @@ public struct Rule: Equatable, Sendable {
         self.strict = strict
         self.autoclose = autoclose
         self.spa = spa
+        self.spa2 = spa2
         self.protectedPorts = protectedPorts
         self.maxTrackedPeers = maxTrackedPeers
         self.maxAllowedPeers = maxAllowedPeers

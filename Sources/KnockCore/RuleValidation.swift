@@ -77,6 +77,14 @@ extension Rule {
                 error("clock_skew", "clock_skew must be 0 to 60 minutes")
             }
         }
+        if spa2 != nil {
+            if spa != nil {
+                error("spa", "a rule is opened by SPA v2 or by the original SPA formats, not both")
+            }
+            if knockSequence.count != 1 || knockSequence.contains(where: { $0.transport != .udp }) {
+                error("knock", "an SPA v2 rule needs exactly one UDP knock port")
+            }
+        }
         for port in protectedPorts where knockSequence.contains(port) {
             error("protect", "port \(port) is both a knock port and a protected port")
         }

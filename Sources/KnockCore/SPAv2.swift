@@ -119,6 +119,14 @@ public enum SPAv2 {
             }
         }
 
+        /// The key's bytes (an HMAC key, or a public key's raw form), for comparing configurations.
+        var rawKeyBytes: [UInt8] {
+            switch self {
+            case .hmac(let key): key.withUnsafeBytes { Array($0) }
+            case .ed25519(let key): Array(key.rawRepresentation)
+            }
+        }
+
         /// Whether `packet`'s authenticator is valid for this key (constant time for HMAC).
         public func isValid(_ packet: Packet) -> Bool {
             guard packet.kind == kind else { return false }

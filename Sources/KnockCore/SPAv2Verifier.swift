@@ -1,5 +1,5 @@
 /// A client allowed to send SPA v2 packets.
-public struct SPAv2Client: Sendable {
+public struct SPAv2Client: Sendable, Equatable {
     /// The client id packets carry.
     public var id: String
     /// How its packets are checked.
@@ -15,6 +15,11 @@ public struct SPAv2Client: Sendable {
         self.key = key
         self.rules = rules
         self.mayNameAddress = mayNameAddress
+    }
+
+    public static func == (lhs: SPAv2Client, rhs: SPAv2Client) -> Bool {
+        lhs.id == rhs.id && lhs.rules == rhs.rules && lhs.mayNameAddress == rhs.mayNameAddress
+            && lhs.key.rawKeyBytes == rhs.key.rawKeyBytes && lhs.key.kind == rhs.key.kind
     }
 }
 

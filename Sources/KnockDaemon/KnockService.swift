@@ -58,7 +58,8 @@ public final class KnockService {
     /// Makes a service for `configuration`; nothing touches the firewall until ``start(now:wallTime:)``.
     public init(configuration: Configuration, executor: any NFTExecutor, logger: Logger, replayStore: ReplayStore? = nil) {
         self.configuration = configuration
-        self.engine = KnockEngine(rules: configuration.rules)
+        self.engine = KnockEngine(
+            rules: configuration.rules, clients: configuration.clients, spa2ClockWindow: configuration.daemon.spa2ClockWindow)
         self.executor = executor
         self.logger = logger
         self.replayStore = replayStore
@@ -77,6 +78,7 @@ public final class KnockService {
         if let replayStore, let wallTime {
             let restored = engine.restoreSPAReplayState(replayStore.load(logger: logger), at: wallTime)
             if restored > 0 { logger.info("SPA replay memory restored", metadata: ["spa.entries": "\(restored)"]) }
+            engine.restoreSPAv2Nonces(replayStore.loadNonces(logger: logger), at: wallTime)
         }
         let existing = try existingSets()
         adoptAllowedPeers(existingSets: existing, now: now)
@@ -99,7 +101,9 @@ public final class KnockService {
             table: newConfiguration.daemon.table, nflogGroup: newConfiguration.daemon.nflogGroup, rules: newConfiguration.rules)
         let existing = try existingSets()
         try install(newLayout, existingSets: existing)
-        engine = KnockEngine(rules: newConfiguration.rules, carryingOverFrom: engine)
+        engine = KnockEngine(
+            rules: newConfiguration.rules, clients: newConfiguration.clients,
+            spa2ClockWindow: newConfiguration.daemon.spa2ClockWindow, carryingOverFrom: engine)
         configuration = newConfiguration
         logger.info("configuration reloaded", metadata: ["rules": "\(newConfiguration.rules.count)"])
     }
@@ -211,6 +215,7 @@ public final class KnockService {
         guard let replayStore else { return }
         do {
             try replayStore.save(engine.spaReplayState(at: wallTime))
+            try replayStore.saveNonces(engine.spa2SeenNonces)
         } catch {
             counters.stateErrors += 1
             logger.error("saving the SPA replay memory failed", metadata: ["state.file": "\(replayStore.path)", "error": "\(error)"])
@@ -235,7 +240,7 @@ public final class KnockService {
                 logger.error("firewall change failed", metadata: ["nft.table": "\(configuration.daemon.table)", "error": "\(error)"])
             }
         case .event(let event):
-            if case .allowed = event.kind, configuration.rules.contains(where: { $0.name == event.rule && $0.spa != nil }) {
+            if case .allowed = event.kind, configuration.rules.contains(where: { $0.name == event.rule && ($0.spa != nil || $0.spa2 != nil) }) {
                 replayStateChanged = true
             }
             record(event)
@@ -273,6 +278,8 @@ public final class KnockService {
 
     private static func metadata(for event: KnockEvent) -> Logger.Metadata {
         var metadata: Logger.Metadata = ["knock.rule": "\(event.rule)", "knock.source": "\(event.peer)"]
+        if let client = event.client { metadata["knock.client"] = "\(client)" }
+        if let rejection = event.spa2Rejection { metadata["spa2.reason"] = "\(rejection)" }
         if let knock = event.knock { metadata["knock.port"] = "\(knock)" }
         switch event.kind {
         case .allowed(let until):

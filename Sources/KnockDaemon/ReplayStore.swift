@@ -120,6 +120,38 @@ public struct ReplayStore: Sendable {
     /// Replaces the file with `entries`, atomically, mode 0600; creates the directory (mode 0700)
     /// when it is missing.
     public func save(_ entries: [SPAReplayEntry]) throws {
+        try Self.writeAtomically(Data(Self.render(entries).utf8), to: path, directory: directory)
+    }
+
+    /// Where the SPA v2 nonces are kept, beside the v1 replay file.
+    public var noncesPath: String { path + "-v2.json" }
+
+    /// Replaces the SPA v2 nonce file with `nonces` (JSON), atomically, mode 0600.
+    public func saveNonces(_ nonces: [SPAv2Verifier.SeenNonce]) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        try Self.writeAtomically(try encoder.encode(nonces), to: noncesPath, directory: directory)
+    }
+
+    /// The saved SPA v2 nonces; empty when there are none, and empty with a warning when the file is
+    /// unreadable (a packet captured within the clock window could then open once more).
+    public func loadNonces(logger: Logger) -> [SPAv2Verifier.SeenNonce] {
+        guard FileManager.default.fileExists(atPath: noncesPath) else { return [] }
+        do {
+            let data = try Data(contentsOf: URL(fileURLWithPath: noncesPath))
+            guard data.count <= Self.maximumFileBytes else { throw FormatError(line: nil, "the file is too large") }
+            return try JSONDecoder().decode([SPAv2Verifier.SeenNonce].self, from: data)
+        } catch {
+            logger.warning(
+                "SPA v2 nonce memory unusable; starting with none: a packet made within the clock window may open once more",
+                metadata: ["state.file": "\(noncesPath)", "error": "\(error)"])
+            return []
+        }
+    }
+
+    /// Writes `data` to `path` through a temporary file and a rename, mode 0600 from the start;
+    /// creates `directory` (mode 0700) when it is missing.
+    private static func writeAtomically(_ data: Data, to path: String, directory: String) throws {
         let manager = FileManager.default
         try manager.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let temporary = "\(path).tmp-\(getpid())"
@@ -134,7 +166,7 @@ public struct ReplayStore: Sendable {
             }
             let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: temporary))
             defer { try? handle.close() }
-            try handle.write(contentsOf: Data(Self.render(entries).utf8))
+            try handle.write(contentsOf: data)
             try handle.synchronize()
             guard rename(temporary, path) == 0 else {
                 throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])

@@ -15,6 +15,12 @@ struct KnockOptions: Equatable {
     var close = false
     var sourceIP: String?
     var wait: String?
+    var spa2 = false
+    var clientID: String?
+    var keyFile: String?
+    var keyType: KeygenCommand.KeyType?
+    var rule: String?
+    var address: String?
 }
 
 /// Where the SPA secret comes from, decided before anything is read.
@@ -64,6 +70,8 @@ struct KnockPlan: Equatable {
     var wait: WaitSpec?
     /// The profile used, if any.
     var profileName: String?
+    /// Set for SPA v2 (`--spa2`); then `spa` is nil.
+    var spa2: SPAv2Plan? = nil
 
     /// Combines `options` with `profile` (the command line wins) and checks the result.
     ///
@@ -78,6 +86,14 @@ struct KnockPlan: Equatable {
             throw ClientUsageError("--delay must be 0 to \(maximumDelay) milliseconds")
         }
         if options.secret != nil && options.secretFile != nil { throw ClientUsageError("give --secret or --secret-file, not both") }
+        if options.spa && options.spa2 { throw ClientUsageError("--spa and --spa2 exclude each other") }
+        if !options.spa2 {
+            let stray: [(Bool, String)] = [
+                (options.clientID != nil, "--client-id"), (options.keyFile != nil, "--key-file"), (options.keyType != nil, "--key-type"),
+                (options.rule != nil, "--rule"), (options.address != nil, "--address"),
+            ]
+            if let (_, name) = stray.first(where: \.0) { throw ClientUsageError("\(name) applies to SPA v2 only: add --spa2") }
+        }
 
         var specs: [KnockPortSpec] = []
         for text in options.ports {
@@ -89,7 +105,7 @@ struct KnockPlan: Equatable {
         if let profile, specs.isEmpty { specs = profile.knock }
         if specs.isEmpty { throw ClientUsageError("give at least one knock port") }
 
-        let spa = options.spa || profile?.spa == true
+        let spa = options.spa2 || options.spa || profile?.spa == true
         let udp = options.udp || profile?.udp == true
         var knocks: [ServicePort] = []
         for spec in specs {
@@ -126,6 +142,10 @@ struct KnockPlan: Equatable {
             return plan
         }
         if knocks.count != 1 { throw ClientUsageError("SPA sends one packet: give exactly one port") }
+        if options.spa2 {
+            plan.spa2 = try spa2Plan(options)
+            return plan
+        }
 
         let secret: SecretChoice
         let profileFile = options.close ? profile?.closeSecretFile : profile?.openSecretFile
@@ -147,6 +167,35 @@ struct KnockPlan: Equatable {
         }
         plan.spa = SPAPlan(format: options.format ?? profile?.format ?? .sha256, close: options.close, secret: secret, sourceIP: sourceIP)
         return plan
+    }
+}
+
+extension KnockPlan {
+    /// The SPA v2 settings of `options` (which has `--spa2`); v1-only options are refused.
+    static func spa2Plan(_ options: KnockOptions) throws(ClientUsageError) -> SPAv2Plan {
+        let stray: [(Bool, String)] = [
+            (options.secretFile != nil, "--secret-file"), (options.secret != nil, "--secret"), (options.close, "--close"),
+            (options.format != nil, "--format"), (options.sourceIP != nil, "--source-ip"),
+        ]
+        if let (_, name) = stray.first(where: \.0) {
+            throw ClientUsageError("\(name) applies to SPA v1 (--spa) only; with --spa2 use --key-file and --address")
+        }
+        guard let clientID = options.clientID else { throw ClientUsageError("--spa2 needs --client-id ID") }
+        guard SPAv2.Message.isValidClientID(clientID) else {
+            throw ClientUsageError(
+                "--client-id: '\(clientID)' must be 1 to \(SPAv2.maximumClientIDLength) letters, digits, '.', '_' or '-'")
+        }
+        guard let keyFile = options.keyFile, !keyFile.isEmpty else { throw ClientUsageError("--spa2 needs --key-file FILE") }
+        guard let ruleText = options.rule else { throw ClientUsageError("--spa2 needs --rule RULE (the server's rule name)") }
+        guard let rule = RuleName(rawValue: ruleText) else {
+            throw ClientUsageError("--rule: '\(ruleText)' is not a rule name (1 to \(RuleName.maximumLength) letters, digits, '_', '-')")
+        }
+        var address: PeerAddress?
+        if let text = options.address {
+            guard let parsed = PeerAddress(text) else { throw ClientUsageError("--address: '\(text)' is not an IP address") }
+            address = parsed
+        }
+        return SPAv2Plan(clientID: clientID, keyFile: keyFile, keyType: options.keyType ?? .ed25519, rule: rule, address: address)
     }
 }
 

@@ -13,6 +13,7 @@ struct KnockCommand: ParsableCommand {
         usage: """
             pknock knock [options] <host> <port> ...
             pknock knock [options] --spa <host> <port>
+            pknock knock [options] --spa2 --client-id <id> --key-file <file> --rule <rule> <host> <port>
             pknock knock [options] <profile>
             """,
         discussion: """
@@ -30,6 +31,14 @@ struct KnockCommand: ParsableCommand {
             variable, or a prompt on the terminal; --secret TEXT works but warns, as other users can see it.
               pknock knock --spa --secret-file ftp.open server.example 4000
               pknock knock --spa --close --secret-file ftp.close server.example 4000
+
+            SPA v2 (--spa2, Docs/spa-v2.md): one UDP datagram naming the client (--client-id), the \
+            rule (--rule, the server's rule name), a timestamp and a random nonce, optionally the \
+            address to open (--address, behind NAT; the server must allow it), signed with the client's \
+            own key from `pknock keygen`: --key-file FILE, an Ed25519 private key (the default \
+            --key-type ed25519) or a shared HMAC key (--key-type hmac), readable only by you. \
+            The clocks of client and server must agree within a minute.
+              pknock knock --spa2 --client-id laptop --key-file ~/.config/pknock/laptop --rule SSH server.example 4500
 
             Profiles: a single argument names a [profile.NAME] in ~/.config/pknock/client.toml \
             ($XDG_CONFIG_HOME/pknock/client.toml when set, or --profiles FILE). Keys: host, knock \
@@ -87,6 +96,29 @@ struct KnockCommand: ParsableCommand {
         help: ArgumentHelp("The address the server sees, to put into the MAC (e.g. behind NAT).", valueName: "address"))
     var sourceIP: String?
 
+    @Flag(name: .long, help: "Send one SPA v2 packet (per-client key, see --client-id, --key-file, --rule).")
+    var spa2 = false
+
+    @Option(name: .customLong("client-id"), help: ArgumentHelp("SPA v2: the client id the server knows the key by.", valueName: "id"))
+    var clientID: String?
+
+    @Option(
+        name: .customLong("key-file"),
+        help: ArgumentHelp("SPA v2: the client key file from `pknock keygen` (mode 0600).", valueName: "file"))
+    var keyFile: String?
+
+    @Option(name: .customLong("key-type"), help: "SPA v2: what --key-file holds: ed25519 (default) or hmac.")
+    var keyType: KeygenCommand.KeyType?
+
+    @Option(name: .long, help: ArgumentHelp("SPA v2: the server's rule to open.", valueName: "rule"))
+    var rule: String?
+
+    @Option(name: .long, help: ArgumentHelp("SPA v2: the address to open instead of the packet's source.", valueName: "address"))
+    var address: String?
+
+    @Option(help: .hidden)
+    var timestamp: Int64?
+
     @Option(name: .long, help: ArgumentHelp("After knocking, wait until TCP PORT answers (default 5 s).", valueName: "port[:seconds]"))
     var wait: String?
 
@@ -106,7 +138,8 @@ struct KnockCommand: ParsableCommand {
     var options: KnockOptions {
         KnockOptions(
             host: host, ports: ports, udp: udp, delay: delay, ipv4Only: ipv4Only, ipv6Only: ipv6Only, spa: spa,
-            format: format, secretFile: secretFile, secret: secret, close: close, sourceIP: sourceIP, wait: wait)
+            format: format, secretFile: secretFile, secret: secret, close: close, sourceIP: sourceIP, wait: wait,
+            spa2: spa2, clientID: clientID, keyFile: keyFile, keyType: keyType, rule: rule, address: address)
     }
 
     func validate() throws {
@@ -134,7 +167,9 @@ struct KnockCommand: ParsableCommand {
             throw ValidationError(error.message)
         }
         let (server, serverAddress) = try resolve(plan)
-        if let spaPlan = plan.spa {
+        if let spa2Plan = plan.spa2 {
+            try sendSPA2(spa2Plan, to: server, serverAddress: serverAddress, port: plan.knocks[0])
+        } else if let spaPlan = plan.spa {
             try sendSPA(spaPlan, to: server, serverAddress: serverAddress, port: plan.knocks[0])
         } else {
             try sendSequence(plan, to: server, serverAddress: serverAddress)
@@ -234,6 +269,41 @@ struct KnockCommand: ParsableCommand {
         }
         do {
             try KnockSockets.sendDatagram(payload, to: server, port: port.port.rawValue)
+        } catch {
+            throw failure(describe(error))
+        }
+        if verbose { print("sent " + lines[0]) }
+    }
+
+    /// Sends one SPA v2 packet: the key file read now, the current time and a fresh nonce.
+    func sendSPA2(_ plan: SPAv2Plan, to server: [UInt8], serverAddress: PeerAddress, port: ServicePort) throws {
+        let contents: [UInt8]
+        do {
+            contents = try FileSecretSource().contents(ofSecretFile: plan.keyFile)
+        } catch {
+            throw failure("key file: \(error.message)")
+        }
+        let key: SPAv2.SigningKey
+        do {
+            key = try SPAv2Client.signingKey(fileContents: contents, type: plan.keyType)
+        } catch {
+            throw failure("key file: \(plan.keyFile) \(error.message)")
+        }
+        let now = timestamp ?? Int64(Date().timeIntervalSince1970)
+        let packet: [UInt8]
+        do {
+            packet = try SPAv2.encode(SPAv2Client.message(plan, timestamp: now, nonce: SPAv2Client.randomNonce()), key: key)
+        } catch {
+            throw failure("cannot make the SPA v2 packet: \(error)")
+        }
+        let lines = SPAv2Client.report(plan, packet: packet, timestamp: now, to: serverAddress, port: port)
+        if dryRun {
+            print("would send " + lines[0])
+            print(lines[1])
+            return
+        }
+        do {
+            try KnockSockets.sendDatagram(packet, to: server, port: port.port.rawValue)
         } catch {
             throw failure(describe(error))
         }

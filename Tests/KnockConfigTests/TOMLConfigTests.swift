@@ -424,3 +424,56 @@ enum Fixture {
         }
     }
 }
+
+/// `spa = "v2"` rules and `[[client]]` entries.
+@Suite struct SPAv2ConfigTests {
+    static let publicKey = "ebVWLo/mVPlAeLES6KmLp5AfhTrmlb7X4OORC60ElmQ="  // base64 of SPAv2Tests' public key
+    static let text = """
+        [daemon]
+        spa2_clock_window = "30s"
+
+        [[rule]]
+        name = "V2"
+        knock = ["4500:udp"]
+        spa = "v2"
+        allow_named_address = true
+        protect = [22]
+
+        [[client]]
+        id = "laptop"
+        ed25519_public_key = "\(publicKey)"
+        rules = ["V2"]
+        may_name_address = true
+
+        [[client]]
+        id = "phone"
+        hmac_key_file = "keys/phone.key"
+        rules = ["V2"]
+        """
+
+    @Test func clientsAndV2RulesLoad() throws {
+        let secrets = InMemorySecretSource(["/etc/pknock/keys/phone.key": Array("ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=\n".utf8)])
+        let configuration = try Fixture.load(Self.text, secrets: secrets)
+        #expect(configuration.rules.first?.spa2 == SPAv2RuleSettings(allowNamedAddress: true))
+        #expect(configuration.daemon.spa2ClockWindow == .seconds(30))
+        #expect(configuration.clients.map(\.id) == ["laptop", "phone"])
+        #expect(configuration.clients.first?.mayNameAddress == true)
+        #expect(configuration.clients.last?.key.kind == .hmacSHA256)
+    }
+
+    @Test(arguments: [
+        ("[[rule]]\nname = \"V2\"\nknock = [\"4500:udp\"]\nspa = \"v2\"\nopen_secret = \"x\"\nprotect = [22]\n",
+         "/etc/pknock/pknock.toml:5: rule V2: open_secret: SPA v2 rules take their keys from [[client]] entries, not open_secret"),
+        ("[[rule]]\nname = \"A\"\nknock = [1]\nallow_named_address = true\nprotect = [22]\n",
+         "/etc/pknock/pknock.toml:4: rule A: allow_named_address: applies only to SPA v2 rules (spa = \"v2\")"),
+        ("[[rule]]\nname = \"A\"\nknock = [1]\nprotect = [22]\n[[client]]\nid = \"c\"\nrules = [\"A\"]\ned25519_public_key = \"\(publicKey)\"\n",
+         "/etc/pknock/pknock.toml:7: rules: client c: A is not an SPA v2 rule (spa = \"v2\")"),
+        ("[[client]]\nid = \"c d\"\n", "/etc/pknock/pknock.toml:2: id: a client id is 1 to 32 letters, digits, '.', '_' or '-'"),
+        ("[[rule]]\nname = \"V2\"\nknock = [\"4500:udp\"]\nspa = \"v2\"\nprotect = [22]\n[[client]]\nid = \"c\"\nrules = [\"V2\"]\ned25519_public_key = \"AAAA\"\n",
+         "/etc/pknock/pknock.toml:9: ed25519_public_key: client c: expected 32 bytes in base64 (as pknock keygen writes)"),
+    ])
+    func refusals(text: String, expected: String) {
+        let errors = Fixture.errors(text).map(\.description)
+        #expect(errors.contains(expected), "\(errors)")
+    }
+}

@@ -170,3 +170,57 @@ import Testing
         #expect(SPAv2.decode(Array("78109b6b".utf8)) == .failure(.notVersion2))
     }
 }
+
+/// SPA v2 through the engine: a v2 rule grants the verified address, names the client, and refuses
+/// with the original event kinds (badMAC, blocked).
+@Suite struct SPAv2EngineTests {
+    static let rule = Rule(
+        name: RuleName(rawValue: "SSH")!, knockSequence: [ServicePort(Port(rawValue: 4500)!, .udp)], autoclose: .seconds(60),
+        spa2: SPAv2RuleSettings(), protectedPorts: [ServicePort(Port(rawValue: 22)!, .tcp)])
+    let wall = WallTime(secondsSinceEpoch: SPAv2Tests.timestamp + 5)
+    let source = PeerAddress("192.0.2.7")!
+
+    func knock(_ bytes: [UInt8], from source: PeerAddress) -> Knock {
+        Knock(source: source, transport: .udp, port: Port(rawValue: 4500)!, payload: bytes[...])
+    }
+
+    @Test func aValidPacketOpensAndNamesTheClientAReplayIsBlocked() throws {
+        var engine = KnockEngine(rules: [Self.rule], clients: [try SPAv2Tests.laptop()])
+        let effects = engine.handle(knock(SPAv2Tests.ed25519Packet, from: source), at: .seconds(1), wallTime: wall)
+        #expect(effects.commands == [.allow(rule: Self.rule.name, peer: source, ttl: .seconds(60))])
+        let allowed = effects.compactMap { if case .event(let event) = $0 { event } else { nil } }.first
+        #expect(allowed?.client == "laptop")
+        #expect(engine.handle(knock(SPAv2Tests.ed25519Packet, from: source), at: .seconds(2), wallTime: wall).kinds == [.blocked])
+    }
+
+    @Test func aReloadThatRemovesTheClientRefusesIt() throws {
+        let engine = KnockEngine(rules: [Self.rule], clients: [try SPAv2Tests.laptop()])
+        var reloaded = KnockEngine(rules: [Self.rule], clients: [], carryingOverFrom: engine)
+        let effects = reloaded.handle(knock(SPAv2Tests.ed25519Packet, from: source), at: .seconds(1), wallTime: wall)
+        #expect(effects.kinds == [.badMAC])
+        #expect(effects.commands.isEmpty)
+    }
+
+    @Test func nonceMemorySurvivesARestartThroughItsExport() throws {
+        var first = KnockEngine(rules: [Self.rule], clients: [try SPAv2Tests.laptop()])
+        _ = first.handle(knock(SPAv2Tests.ed25519Packet, from: source), at: .seconds(1), wallTime: wall)
+        var restarted = KnockEngine(rules: [Self.rule], clients: [try SPAv2Tests.laptop()])
+        restarted.restoreSPAv2Nonces(first.spa2SeenNonces, at: wall)
+        #expect(restarted.handle(knock(SPAv2Tests.ed25519Packet, from: source), at: .seconds(1), wallTime: wall).kinds == [.blocked])
+    }
+
+    @Test func aV1PayloadOnAV2RuleOpensNothing() throws {
+        var engine = KnockEngine(rules: [Self.rule], clients: [try SPAv2Tests.laptop()])
+        let v1 = SPAKey(format: .sha256, secret: Secret("opensecret")).payload(source: source, epochMinute: wall.epochMinute)
+        #expect(engine.handle(knock(v1, from: source), at: .seconds(1), wallTime: wall).kinds == [.badMAC])
+    }
+
+    @Test func validation() {
+        var both = Self.rule
+        both.spa = SPASettings(openSecret: Secret("opensecret"), closeSecret: Secret("closesecret"))
+        #expect(both.problems().contains { $0.field == "spa" && $0.severity == .error })
+        var tcp = Self.rule
+        tcp.knockSequence = [ServicePort(Port(rawValue: 4500)!, .tcp)]
+        #expect(tcp.problems().contains { $0.message == "an SPA v2 rule needs exactly one UDP knock port" })
+    }
+}
