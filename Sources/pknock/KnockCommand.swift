@@ -262,6 +262,11 @@ struct KnockCommand: ParsableCommand {
         let minute = epochMinute ?? WallTime(secondsSinceEpoch: Int64(Date().timeIntervalSince1970)).epochMinute
         let payload = SPAKey(format: plan.format, secret: secret).payload(source: source, epochMinute: minute)
         let lines = KnockReport.spa(plan, payload: payload, source: source, epochMinute: minute, to: serverAddress, port: port)
+        try sendDatagram(payload, report: lines, to: server, port: port)
+    }
+
+    /// Sends one SPA datagram, or with --dry-run prints what would go (`report`: what, then the bytes).
+    private func sendDatagram(_ payload: [UInt8], report lines: [String], to server: [UInt8], port: ServicePort) throws {
         if dryRun {
             print("would send " + lines[0])
             print(lines[1])
@@ -297,17 +302,7 @@ struct KnockCommand: ParsableCommand {
             throw failure("cannot make the SPA v2 packet: \(error)")
         }
         let lines = SPAv2Client.report(plan, packet: packet, timestamp: now, to: serverAddress, port: port)
-        if dryRun {
-            print("would send " + lines[0])
-            print(lines[1])
-            return
-        }
-        do {
-            try KnockSockets.sendDatagram(packet, to: server, port: port.port.rawValue)
-        } catch {
-            throw failure(describe(error))
-        }
-        if verbose { print("sent " + lines[0]) }
+        try sendDatagram(packet, report: lines, to: server, port: port)
     }
 
     /// The secret `plan` names, read now; exit status 1 when it cannot be used or is empty.
