@@ -94,6 +94,25 @@ laptop "$NS_A" --rule V2N 192.0.2.1 4500
 expect closed "$NS_A" 192.0.2.1 2241 "a packet naming V2N at V2's knock port opens nothing"
 stop_daemon
 
+scenario "SPA v2 from a client profile"
+write_config "$SPA2_RULES$SPA2_LAPTOP$SPA2_PHONE"
+start_daemon --config "$CONFIG" --log-level debug
+SPA2_PROFILES="$PK_WORK/spa2-profiles"
+mkdir -p "$SPA2_PROFILES/pknock"
+cat > "$SPA2_PROFILES/pknock/client.toml" <<PROFILE
+[profile.lab-v2]
+host = "192.0.2.1"
+knock = [4500]
+spa = "v2"
+client_id = "laptop"
+key_file = "$SPA2_KEYS/laptop"
+rule = "V2"
+PROFILE
+expect closed "$NS_A" 192.0.2.1 2240 "2240 closed before the profile knock"
+ip netns exec "$NS_A" env HOME=/nonexistent XDG_CONFIG_HOME="$SPA2_PROFILES" "$PKNOCK" knock lab-v2 \
+    && pass "pknock knock lab-v2 (SPA v2 profile) exits 0" || fail "pknock knock lab-v2 failed"
+expect open "$NS_A" 192.0.2.1 2240 "a v2 profile opens 2240"
+
 scenario "SPA v2: unknown clients and other keys are refused"
 write_config "$SPA2_RULES$SPA2_LAPTOP$SPA2_PHONE"
 start_daemon --config "$CONFIG" --log-level debug

@@ -105,7 +105,9 @@ struct KnockPlan: Equatable {
         if let profile, specs.isEmpty { specs = profile.knock }
         if specs.isEmpty { throw ClientUsageError("give at least one knock port") }
 
-        let spa = options.spa2 || options.spa || profile?.spa == true
+        // The command line's --spa wins over a v2 profile, --spa2 over a v1 one.
+        let useSPA2 = options.spa2 || (!options.spa && profile?.spa2 == true)
+        let spa = useSPA2 || options.spa || profile?.spa == true
         let udp = options.udp || profile?.udp == true
         var knocks: [ServicePort] = []
         for spec in specs {
@@ -142,8 +144,8 @@ struct KnockPlan: Equatable {
             return plan
         }
         if knocks.count != 1 { throw ClientUsageError("SPA sends one packet: give exactly one port") }
-        if options.spa2 {
-            plan.spa2 = try spa2Plan(options)
+        if useSPA2 {
+            plan.spa2 = try spa2Plan(options, profile: profile)
             return plan
         }
 
@@ -172,7 +174,8 @@ struct KnockPlan: Equatable {
 
 extension KnockPlan {
     /// The SPA v2 settings of `options` (which has `--spa2`); v1-only options are refused.
-    static func spa2Plan(_ options: KnockOptions) throws(ClientUsageError) -> SPAv2Plan {
+    /// The profile's v2 keys fill in what the command line leaves out.
+    static func spa2Plan(_ options: KnockOptions, profile: ClientProfile? = nil) throws(ClientUsageError) -> SPAv2Plan {
         let stray: [(Bool, String)] = [
             (options.secretFile != nil, "--secret-file"), (options.secret != nil, "--secret"), (options.close, "--close"),
             (options.format != nil, "--format"), (options.sourceIP != nil, "--source-ip"),
@@ -180,22 +183,25 @@ extension KnockPlan {
         if let (_, name) = stray.first(where: \.0) {
             throw ClientUsageError("\(name) applies to SPA v1 (--spa) only; with --spa2 use --key-file and --address")
         }
-        guard let clientID = options.clientID else { throw ClientUsageError("--spa2 needs --client-id ID") }
+        guard let clientID = options.clientID ?? profile?.clientID else { throw ClientUsageError("--spa2 needs --client-id ID") }
         guard SPAv2.Message.isValidClientID(clientID) else {
             throw ClientUsageError(
                 "--client-id: '\(clientID)' must be 1 to \(SPAv2.maximumClientIDLength) letters, digits, '.', '_' or '-'")
         }
-        guard let keyFile = options.keyFile, !keyFile.isEmpty else { throw ClientUsageError("--spa2 needs --key-file FILE") }
-        guard let ruleText = options.rule else { throw ClientUsageError("--spa2 needs --rule RULE (the server's rule name)") }
+        guard let keyFile = options.keyFile ?? profile?.keyFile, !keyFile.isEmpty else {
+            throw ClientUsageError("--spa2 needs --key-file FILE")
+        }
+        guard let ruleText = options.rule ?? profile?.rule else { throw ClientUsageError("--spa2 needs --rule RULE (the server's rule name)") }
         guard let rule = RuleName(rawValue: ruleText) else {
             throw ClientUsageError("--rule: '\(ruleText)' is not a rule name (1 to \(RuleName.maximumLength) letters, digits, '_', '-')")
         }
         var address: PeerAddress?
-        if let text = options.address {
+        if let text = options.address ?? profile?.address {
             guard let parsed = PeerAddress(text) else { throw ClientUsageError("--address: '\(text)' is not an IP address") }
             address = parsed
         }
-        return SPAv2Plan(clientID: clientID, keyFile: keyFile, keyType: options.keyType ?? .ed25519, rule: rule, address: address)
+        return SPAv2Plan(
+            clientID: clientID, keyFile: keyFile, keyType: options.keyType ?? profile?.keyType ?? .ed25519, rule: rule, address: address)
     }
 }
 

@@ -102,7 +102,7 @@ struct ClientProfile: Equatable {
     /// The keys a profile may have.
     static let keys = [
         "host", "knock", "udp", "delay", "family", "spa", "format", "open_secret_file", "close_secret_file",
-        "source_ip", "wait",
+        "source_ip", "wait", "client_id", "key_file", "key_type", "rule", "address",
     ]
 
     /// The profile's name (`work-ssh` in `[profile.work-ssh]`).
@@ -129,6 +129,18 @@ struct ClientProfile: Equatable {
     var sourceIP: PeerAddress?
     /// The port to probe after knocking.
     var wait: WaitSpec?
+    /// Whether to send SPA v2 (`spa = "v2"`, or implied by `key_file`).
+    var spa2: Bool?
+    /// The SPA v2 client id.
+    var clientID: String?
+    /// The SPA v2 key file, absolute.
+    var keyFile: String?
+    /// The SPA v2 key type.
+    var keyType: KeygenCommand.KeyType?
+    /// The rule an SPA v2 packet asks for.
+    var rule: String?
+    /// The address an SPA v2 packet asks to open (behind NAT).
+    var address: String?
 }
 
 /// Finds and reads `client.toml`.
@@ -264,9 +276,11 @@ enum ClientProfiles {
                 result.family = family
             case "spa":
                 // true/false, or a format name as in pknock.toml (`spa = "md5"`).
-                if case .string(let text) = value {
+                if case .string("v2") = value {
+                    result.spa2 = true
+                } else if case .string(let text) = value {
                     guard let format = SPAFormat(rawValue: text) else {
-                        throw fail(line, key, "expected true, false, \"sha256\" or \"md5\"")
+                        throw fail(line, key, "expected true, false, \"sha256\", \"md5\" or \"v2\"")
                     }
                     result.spa = true
                     if let earlier = result.format, earlier != format { throw fail(line, key, "contradicts format = \"\(earlier)\"") }
@@ -285,6 +299,20 @@ enum ClientProfiles {
                 result.openSecretFile = try path()
             case "close_secret_file":
                 result.closeSecretFile = try path()
+            case "client_id":
+                result.clientID = try string()
+            case "key_file":
+                result.keyFile = try path()
+            case "key_type":
+                let text = try string()
+                guard let type = KeygenCommand.KeyType(rawValue: text) else {
+                    throw fail(line, key, "expected \"ed25519\" or \"hmac\", found \"\(text)\"")
+                }
+                result.keyType = type
+            case "rule":
+                result.rule = try string()
+            case "address":
+                result.address = try string()
             case "source_ip":
                 let text = try string()
                 guard let address = PeerAddress(text) else { throw fail(line, key, "'\(text)' is not an IP address") }
@@ -312,7 +340,11 @@ enum ClientProfiles {
         if result.spa == nil && (result.openSecretFile != nil || result.closeSecretFile != nil || result.format != nil) {
             result.spa = true
         }
-        if result.spa == true {
+        if result.spa2 == nil && (result.keyFile != nil || result.clientID != nil) { result.spa2 = true }
+        if result.spa2 == true && result.spa == true {
+            throw ClientProfileError(file: file, line: section.line, "profile \(name): SPA v2 (key_file) and SPA v1 (secrets, format) exclude each other")
+        }
+        if result.spa == true || result.spa2 == true {
             if knock.count != 1 {
                 throw ClientProfileError(
                     file: file, line: section.line, "profile \(name): SPA sends one packet: knock must hold exactly one port")

@@ -201,3 +201,52 @@ import Testing
         #expect(missing.stderr == "pknock: \(scratch.directory)/none.toml: no such file\n")
     }
 }
+
+/// Profiles that send SPA v2.
+@Suite struct ClientProfileSPAv2Tests {
+    static let text = """
+        [profile.laptop]
+        host = "server.example"
+        knock = [4500]
+        spa = "v2"
+        client_id = "laptop"
+        key_file = "keys/laptop"
+        rule = "SSH"
+
+        [profile.phone]
+        host = "server.example"
+        knock = ["4500:udp"]
+        key_file = "~/phone.key"
+        key_type = "hmac"
+        client_id = "phone"
+        rule = "SSH"
+        address = "203.0.113.5"
+        """
+
+    @Test func aV2ProfileMakesAV2Plan() throws {
+        let profiles = try ClientProfiles.parse(Self.text, file: "client.toml", directory: "/home/u/.config/pknock", home: "/home/u")
+        let laptop = try #require(profiles.first)
+        let plan = try KnockPlan.make(KnockOptions(host: "laptop"), profile: laptop, environment: [:], stdinIsTerminal: false)
+        #expect(plan.spa2?.clientID == "laptop")
+        #expect(plan.spa2?.keyFile == "/home/u/.config/pknock/keys/laptop")
+        #expect(plan.spa2?.keyType == .ed25519)
+        #expect(plan.spa2?.rule.rawValue == "SSH")
+        #expect(plan.spa == nil)
+        #expect(plan.knocks.map(\.description) == ["4500:udp"])
+        let phone = try #require(profiles.last)
+        #expect(phone.spa2 == true, "key_file implies SPA v2")
+        let phonePlan = try KnockPlan.make(KnockOptions(host: "phone"), profile: phone, environment: [:], stdinIsTerminal: false)
+        #expect(phonePlan.spa2?.keyType == .hmac)
+        #expect(phonePlan.spa2?.keyFile == "/home/u/phone.key")
+        #expect(phonePlan.spa2?.address == PeerAddress("203.0.113.5"))
+        // The command line overrides the profile.
+        let overridden = try KnockPlan.make(
+            KnockOptions(host: "phone", spa2: true, rule: "WEB"), profile: phone, environment: [:], stdinIsTerminal: false)
+        #expect(overridden.spa2?.rule.rawValue == "WEB")
+    }
+
+    @Test func v1AndV2KeysInOneProfileAreRefused() {
+        let text = "[profile.x]\nhost = \"h\"\nknock = [4500]\nkey_file = \"k\"\nopen_secret_file = \"s\"\n"
+        #expect(ClientProfileTests.error(text)?.contains("SPA v2 (key_file) and SPA v1 (secrets, format) exclude each other") == true)
+    }
+}
