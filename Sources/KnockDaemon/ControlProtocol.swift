@@ -261,9 +261,11 @@ public struct EventReport: Codable, Equatable, Sendable {
     public var autocloseIn: Int64?
     /// dropped: how many events this reader missed because it fell behind.
     public var count: Int?
+    /// The SPA v2 client the packet named (allowed, blocked, bad_mac of v2 rules).
+    public var client: String?
 
     enum CodingKeys: String, CodingKey {
-        case event, rule, peer, transport = "protocol", port, time, step, of, expected, reset, autocloseIn, count
+        case event, rule, peer, transport = "protocol", port, time, step, of, expected, reset, autocloseIn, count, client
     }
 
     /// A report of `event`, which happened at wall-clock `wallTime`.
@@ -274,6 +276,7 @@ public struct EventReport: Codable, Equatable, Sendable {
         transport = event.knock.map { "\($0.transport)" }
         port = event.knock.map { Int($0.port.rawValue) }
         time = Self.iso8601(wallTime)
+        client = event.client
         switch event.kind {
         case .matching(let done, let total): (step, of) = (done, total)
         case .didNotMatch(let expectedPort, let resetAttempt): (expected, reset) = ("\(expectedPort)", resetAttempt)
@@ -346,6 +349,7 @@ public struct EventReport: Codable, Equatable, Sendable {
         if let expected { line += " expected=\(expected)" }
         if let reset, reset { line += " reset" }
         if let autocloseIn { line += " autoclose_time=\(autocloseIn)" }
+        if let client { line += " client=\(client)" }
         return line
     }
 }

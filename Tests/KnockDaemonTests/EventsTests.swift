@@ -46,6 +46,15 @@ import Testing
         #expect(report.line.hasPrefix("{\"") && !report.line.contains("\n"))
     }
 
+    @Test func spaV2EventsNameTheClient() throws {
+        var allowed = event(.allowed(until: nil), knock: knock)
+        allowed.client = "laptop"
+        let report = EventReport(allowed, wallTime: wall)
+        #expect(report.client == "laptop")
+        #expect(report.text.hasSuffix(" event=ALLOWED client=laptop"))
+        #expect(try EventReport(parsing: Array(report.line.utf8)).client == "laptop")
+    }
+
     @Test(arguments: [(Int64(0), "1970-01-01T00:00:00Z"), (951_782_400, "2000-02-29T00:00:00Z"), (1_758_000_000, "2025-09-16T05:20:00Z")])
     func wallTimesRenderAsUTC(seconds: Int64, text: String) {
         #expect(EventReport.iso8601(WallTime(secondsSinceEpoch: seconds)) == text)
