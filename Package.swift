@@ -21,7 +21,7 @@ let package = Package(
             dependencies: [.product(name: "Crypto", package: "swift-crypto")]
         ),
         // Pure parsing of the TOML config and of xt_pknock iptables rules files into KnockCore rules.
-        .target(name: "KnockConfig", dependencies: ["KnockCore", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "KnockConfig", dependencies: ["KnockCore", "KnockPOSIX", .product(name: "Crypto", package: "swift-crypto")]),
         .systemLibrary(
             name: "CNFTables",
             pkgConfig: "libnftables",
@@ -36,10 +36,13 @@ let package = Package(
             dependencies: ["CNFTables", "CNFLog"],
             swiftSettings: [.strictMemorySafety()]
         ),
+        // Plain POSIX I/O shared by both binaries: secret files, child processes, sockets, terminals.
+        // No netfilter, nothing Linux-only outside `#if canImport(Glibc)`.
+        .target(name: "KnockPOSIX", swiftSettings: [.strictMemorySafety()]),
         .target(
             name: "KnockDaemon",
             dependencies: [
-                "KnockCore", "KnockConfig", "Netfilter",
+                "KnockCore", "KnockConfig", "Netfilter", "KnockPOSIX",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
