@@ -5,6 +5,8 @@
   tcp.py probe HOST PORT [SECONDS]  exit 0 if a TCP connection completes in time, else 1
   tcp.py session HOST PORT GO DONE  connect, wait for file GO, send a line, expect it echoed,
                                     write DONE; exit 0 if the established session survived
+  tcp.py stranger HOST PORT SECONDS a new connection attempt every 2 ms for SECONDS (each given
+                                    100 ms); prints "attempts N connected M"; exit 0
 """
 import os
 import selectors
@@ -70,12 +72,50 @@ def session(host, port, go, done):
     return 0 if ok else 1
 
 
+def stranger(host, port, seconds):
+    """Probes without pause, so even a few milliseconds of open port are caught."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    selector = selectors.DefaultSelector()
+    attempts = connected = 0
+    started = time.monotonic()
+    next_attempt = started
+    pending = {}
+    while True:
+        now = time.monotonic()
+        if now - started >= seconds and not pending:
+            break
+        if now >= next_attempt and now - started < seconds:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            sock.connect_ex((host, port))
+            selector.register(sock, selectors.EVENT_WRITE)
+            pending[sock] = now
+            attempts += 1
+            next_attempt = now + 0.002
+        for key, _ in selector.select(timeout=0.001):
+            sock = key.fileobj
+            if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                connected += 1
+            selector.unregister(sock)
+            sock.close()
+            del pending[sock]
+        for sock, began in list(pending.items()):
+            if time.monotonic() - began > 0.1:
+                selector.unregister(sock)
+                sock.close()
+                del pending[sock]
+    print(f"attempts {attempts} connected {connected}")
+    return 0
+
+
 if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
     if command == "serve":
         serve([int(p) for p in args])
     elif command == "probe":
         sys.exit(probe(args[0], int(args[1]), float(args[2]) if len(args) > 2 else 1.0))
+    elif command == "stranger":
+        sys.exit(stranger(args[0], int(args[1]), float(args[2])))
     elif command == "session":
         sys.exit(session(args[0], int(args[1]), args[2], args[3]))
     else:

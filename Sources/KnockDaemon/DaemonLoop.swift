@@ -50,6 +50,11 @@ public final class DaemonLoop {
     /// The event stream, for the metrics' reader count.
     public var events: EventHub?
     private var lastMetricsUpdate: Instant?
+    /// nf_tables notifications about the table, where the table is watched rather than owned.
+    public var tableMonitor: NFTablesMonitor?
+    /// How often a watched table is checked even without notifications.
+    public var tableCheckInterval: Duration = .seconds(2)
+    private var lastTableCheck: Instant?
 
     /// Makes a loop; `loadConfiguration` is called on each reload request.
     public init(
@@ -74,15 +79,43 @@ public final class DaemonLoop {
     }
 
     /// Starts the service and runs until ``DaemonControl/requestStop()``.
-    public func run() throws(NetfilterError) {
-        try service.start(now: now(), wallTime: Self.wallTime())
+    ///
+    /// `protection` is handed to ``KnockService/start(now:wallTime:protection:)``; where the table
+    /// ends up watched, `makeMonitor` is called once to subscribe to nf_tables notifications (a
+    /// failure is logged and leaves the periodic check alone).
+    public func run(
+        protection: KnockService.TableProtectionChoice = .auto,
+        makeMonitor: () throws(NetfilterError) -> NFTablesMonitor? = { nil }
+    ) throws(NetfilterError) {
+        try service.start(now: now(), wallTime: Self.wallTime(), protection: protection)
+        if service.tableProtection == .watched {
+            do {
+                tableMonitor = try makeMonitor()
+            } catch {
+                logger.error("cannot follow nf_tables notifications; the table is checked every few seconds only", metadata: ["error": "\(error)"])
+            }
+        }
         while !control.stopRequested {
             if control.takeReloadRequest() { reload() }
             let waitMilliseconds = millisecondsUntilNextDeadline()
-            _ = try reader.receive(timeoutMilliseconds: waitMilliseconds) { packet in
-                service.handle(packet: packet.payload, etherType: packet.hardwareProtocol, now: now(), wallTime: Self.wallTime())
+            let ready = try waitReadable(reader.fileDescriptor, tableMonitor?.fileDescriptor ?? -1, timeoutMilliseconds: waitMilliseconds)
+            if ready.second, let tableMonitor {
+                // Before the knocks: a knock's grant must land in the table as it will stay.
+                service.repairTable(after: try tableMonitor.drain(), now: now())
+            }
+            if ready.first {
+                _ = try reader.receiveQueued { packet in
+                    service.handle(packet: packet.payload, etherType: packet.hardwareProtocol, now: now(), wallTime: Self.wallTime())
+                }
             }
             service.tick(now: now(), wallTime: Self.wallTime())
+            if service.tableProtection == .watched {
+                let current = now()
+                if lastTableCheck.map({ current - $0 >= tableCheckInterval }) ?? true {
+                    lastTableCheck = current
+                    service.verifyTable(now: current)
+                }
+            }
             if let mailbox {
                 mailbox.drain { request in service.control(request, now: now()) }
             }
@@ -104,6 +137,7 @@ public final class DaemonLoop {
                 "knocks.rejected": "\(counters.rejected)", "knocks.expired": "\(counters.expired)",
                 "grants.closed": "\(counters.closed)", "firewall.errors": "\(counters.firewallErrors)",
                 "nflog.enobufs": "\(reader.enobufsCount)",
+                "nft.protection": "\(service.tableProtection.rawValue)", "nft.repairs": "\(counters.tableRepairs)",
             ])
     }
 

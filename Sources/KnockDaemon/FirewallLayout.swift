@@ -97,10 +97,14 @@ public struct FirewallLayout: Equatable, Sendable {
     /// kernels that refuse to change an existing set; their contents are short-lived anyway), deletes
     /// the sets in `existingSets` that no rule uses any more, then adds the rules.
     /// `existingSets` is what ``setNames(inListing:)`` read from `nft -j list sets table inet <table>`.
-    public func installScript(existingSets: Set<String>) -> String {
-        var lines = [
-            "# PortKnockO: table \(target), installed by pknockd; changes made by hand are lost on reload.",
-            "add table \(target)",
+    ///
+    /// `createTable: false` leaves out `add table`, for a table pknockd has claimed with the `owner`
+    /// flag already: libnftables 1.0.6 sends `add table` with flags 0, and the kernel refuses a change
+    /// that would drop `owner`.
+    public func installScript(existingSets: Set<String>, createTable: Bool = true) -> String {
+        var lines = ["# PortKnockO: table \(target), installed by pknockd; changes made by hand are lost on reload."]
+        if createTable { lines.append("add table \(target)") }
+        lines += [
             "add chain \(target) \(Self.chainName) { type filter hook input priority \(Self.chainPriority); policy accept; }",
             "flush chain \(target) \(Self.chainName)",
         ]
@@ -234,6 +238,44 @@ public struct FirewallLayout: Equatable, Sendable {
             lines.append("\(addRule) \(match) drop")
         }
         return lines
+    }
+
+    /// A grant as the repair of a damaged table puts it back: the rule, the peer, the time left
+    /// (nil: no timeout).
+    public struct RestoredGrant: Equatable, Sendable {
+        /// The rule whose allowed set holds the peer.
+        public var rule: RuleName
+        /// The allowed address.
+        public var peer: PeerAddress
+        /// How long the grant has left; nil when it never expires.
+        public var remaining: Duration?
+
+        /// Makes a grant to restore.
+        public init(rule: RuleName, peer: PeerAddress, remaining: Duration?) {
+            self.rule = rule
+            self.peer = peer
+            self.remaining = remaining
+        }
+    }
+
+    /// The lines that empty every rule's allowed sets and fill them with exactly `grants`: appended
+    /// to ``installScript(existingSets:createTable:)`` they make one transaction that puts a damaged
+    /// or deleted table back as the daemon knows it, dropping elements someone else added.
+    public func restoreAllowedScript(_ grants: [RestoredGrant]) -> String {
+        var lines: [String] = []
+        for rule in rules {
+            for family in [IPFamily.ipv4, .ipv6] {
+                let name = Self.setName(rule: rule.name, kind: .allowed, family: family)
+                lines.append("flush set \(target) \(name)")
+                let elements = grants.filter { $0.rule == rule.name && $0.peer.isIPv4 == (family == .ipv4) }.map { grant in
+                    "\(grant.peer)" + (grant.remaining.map { " timeout \(Self.timeoutSeconds($0))s" } ?? "")
+                }
+                if !elements.isEmpty {
+                    lines.append("add element \(target) \(name) { \(elements.joined(separator: ", ")) }")
+                }
+            }
+        }
+        return lines.isEmpty ? "" : lines.joined(separator: "\n") + "\n"
     }
 
     /// The script that removes the table, its chain, sets and every allowed peer.

@@ -30,12 +30,44 @@ public final class KnockService {
         public var firewallErrors = 0
         /// Failures to save state (the SPA replay memory) to the state directory.
         public var stateErrors = 0
+        /// Changes to the table by other processes that were seen (watch mode).
+        public var foreignTableChanges = 0
+        /// Times the table was put back after others changed or deleted it (watch mode).
+        public var tableRepairs = 0
         /// Creates zeroed counters.
         public init() {}
     }
 
+    /// How the table is kept from other processes' changes.
+    public enum TableProtection: String, Sendable {
+        /// Owned in the kernel (`owner` + `persist`, Linux ≥ 6.9): other processes can list the table
+        /// but not change, flush or delete it, and it outlives pknockd until the next one claims it.
+        case owned = "owner"
+        /// Watched: pknockd follows nf_tables notifications (and checks periodically) and puts the
+        /// table back, with its grants, when someone else changes or deletes it.
+        case watched = "watch"
+    }
+
+    /// Which protection ``start(now:wallTime:protection:)`` should aim for.
+    public enum TableProtectionChoice: String, Sendable, CaseIterable {
+        /// Kernel ownership where the kernel offers it, else watching.
+        case auto
+        /// Watching even where ownership is available (documented for tests of that path).
+        case watch
+    }
+
     /// The configuration in force.
     public private(set) var configuration: Configuration
+    /// How the table is protected; set by ``start(now:wallTime:protection:)``.
+    public private(set) var tableProtection: TableProtection = .watched
+    /// Why that protection, in words for the start-up log.
+    public private(set) var tableProtectionReason = "not started"
+    /// When the last "table changed by another process" warning was logged, and how many repairs
+    /// went unlogged since (the warning is rate-limited: a firewall script may run in a loop).
+    private var lastRepairWarning: Instant?
+    private var repairsSinceWarning = 0
+    /// The shortest time between two repair warnings.
+    public static let repairWarningInterval: Duration = .seconds(60)
     /// What the service saw and did.
     public private(set) var counters = Counters()
     /// Called with every event, after it is logged (the event stream hangs here).
@@ -74,19 +106,34 @@ public final class KnockService {
     ///
     /// With a replay store, the SPA replay memory saved by an earlier run is restored first, so a
     /// packet captured before a restart still opens nothing.
-    public func start(now: Instant, wallTime: WallTime? = nil) throws(NetfilterError) {
+    ///
+    /// With `protection` `.auto` the table is first claimed with the kernel's `owner` and `persist`
+    /// flags (a persistent table a stopped pknockd left is taken over, with no moment where it is
+    /// absent). A table without those flags, left by an older pknockd or by the watch mode, is
+    /// replaced under a guard table so the protected ports stay closed throughout. Where the kernel
+    /// has no `persist` (before 6.9) the table is watched instead. Another live owner is an error.
+    public func start(now: Instant, wallTime: WallTime? = nil, protection: TableProtectionChoice = .auto) throws(NetfilterError) {
         if let replayStore, let wallTime {
             let restored = engine.restoreSPAReplayState(replayStore.load(logger: logger), at: wallTime)
             if restored > 0 { logger.info("SPA replay memory restored", metadata: ["spa.entries": "\(restored)"]) }
             engine.restoreSPAv2Nonces(replayStore.loadNonces(logger: logger), at: wallTime)
         }
-        let existing = try existingSets()
-        adoptAllowedPeers(existingSets: existing, now: now)
-        try install(layout, existingSets: existing)
+        var existing = try existingSets()
+        adoptAllowedPeers(existingSets: existing ?? [], now: now)
+        switch protection {
+        case .auto:
+            if try claimOwnership(tableExists: existing != nil, now: now) { existing = try existingSets() }
+        case .watch:
+            tableProtection = .watched
+            tableProtectionReason = "watch mode asked for (--table-protection watch)"
+        }
+        try install(layout, existingSets: existing ?? [])
         logger.notice(
             "pknockd started",
             metadata: [
                 "nft.table": "inet \(configuration.daemon.table)",
+                "nft.protection": "\(tableProtection.rawValue)",
+                "nft.protection.reason": "\(tableProtectionReason)",
                 "nflog.group": "\(configuration.daemon.nflogGroup)",
                 "rules": "\(configuration.rules.map(\.name.rawValue).joined(separator: ","))",
                 "peers.adopted": "\(configuration.rules.compactMap { engine.peerCounts(of: $0.name)?.allowed }.reduce(0, +))",
@@ -99,7 +146,7 @@ public final class KnockService {
     public func reload(to newConfiguration: Configuration, now: Instant) throws(NetfilterError) {
         let newLayout = FirewallLayout(
             table: newConfiguration.daemon.table, nflogGroup: newConfiguration.daemon.nflogGroup, rules: newConfiguration.rules)
-        let existing = try existingSets()
+        let existing = try existingSets() ?? []
         try install(newLayout, existingSets: existing)
         engine = KnockEngine(
             rules: newConfiguration.rules, clients: newConfiguration.clients,
@@ -109,27 +156,157 @@ public final class KnockService {
     }
 
     /// Removes the table and with it every allowed peer.
+    ///
+    /// A table owned by another live process (a running pknockd) cannot be removed: the error says so.
     public func teardown() throws(NetfilterError) {
+        do {
+            _ = try executor.run(NFTScript(layout.teardownScript()))
+        } catch where error.errno == EPERM {
+            throw NetfilterError(
+                operation: "delete table inet \(configuration.daemon.table)", errno: EPERM,
+                message: "a running pknockd owns the table; stop it first (or stop it with --remove-on-exit)")
+        }
+    }
+
+    // MARK: - Keeping the table
+
+    /// Claims the table with `owner` + `persist`; returns true when the table was replaced (so the
+    /// sets must be read again). Falls back to watching where the kernel cannot own tables.
+    private func claimOwnership(tableExists: Bool, now: Instant) throws(NetfilterError) -> Bool {
+        let table = configuration.daemon.table
+        let flags: NFTablesNetlink.TableFlags = [.owner, .persist]
+        do {
+            try executor.claimTable(table, flags: flags)
+            tableProtection = .owned
+            tableProtectionReason = tableExists ? "took over the persistent table" : "created the table with owner and persist"
+            return false
+        } catch where error.errno == EPERM {
+            throw NetfilterError(
+                operation: "claim table inet \(table)", errno: EPERM,
+                message: "another running process owns the table (another pknockd?); stop it first")
+        } catch {
+            // EOPNOTSUPP for an existing table: either the kernel lacks the flags, or the table was made
+            // without them (the kernel cannot add `persist` to a table). A scratch table tells which.
+            if tableExists, error.errno == EOPNOTSUPP, kernelCanOwnTables() {
+                try replaceUnownedTable(now: now)
+                tableProtection = .owned
+                tableProtectionReason = "replaced a table without owner and persist"
+                return true
+            }
+            tableProtection = .watched
+            tableProtectionReason = "the kernel cannot keep an owned table (owner and persist need Linux 6.9): watching it instead (\(error))"
+            return false
+        }
+    }
+
+    /// Whether this kernel accepts `owner` + `persist`, tried on a scratch table removed at once.
+    private func kernelCanOwnTables() -> Bool {
+        let scratch = Self.auxiliaryTableName(configuration.daemon.table, suffix: "_probe")
+        do {
+            try executor.claimTable(scratch, flags: [.owner, .persist])
+        } catch {
+            return false
+        }
+        _ = try? executor.run(NFTScript("delete table inet \(scratch)"))
+        return true
+    }
+
+    /// Replaces an unowned table by an owned one without a moment of open ports: an owned guard table
+    /// with the same rules and grants goes in first, then the old table goes, the new owned table
+    /// comes, and the guard goes. (A packet must pass every table, so the guard alone keeps the
+    /// protected ports closed while the main table is absent.)
+    private func replaceUnownedTable(now: Instant) throws(NetfilterError) {
+        let table = configuration.daemon.table
+        let guardLayout = FirewallLayout(
+            table: Self.auxiliaryTableName(table, suffix: "_guard"), nflogGroup: configuration.daemon.nflogGroup, rules: configuration.rules)
+        let grants = currentGrants(now: now)
+        try executor.claimTable(guardLayout.table, flags: [.owner, .persist])
+        _ = try executor.run(
+            NFTScript(guardLayout.installScript(existingSets: [], createTable: false) + guardLayout.restoreAllowedScript(grants)))
         _ = try executor.run(NFTScript(layout.teardownScript()))
+        try executor.claimTable(table, flags: [.owner, .persist])
+        _ = try executor.run(NFTScript(layout.installScript(existingSets: [], createTable: false) + layout.restoreAllowedScript(grants)))
+        _ = try executor.run(NFTScript(guardLayout.teardownScript()))
+        logger.notice("replaced the table with one the kernel keeps for pknockd", metadata: ["nft.table": "inet \(table)"])
+    }
+
+    /// `<table><suffix>`, cut so it stays a valid table name.
+    static func auxiliaryTableName(_ table: String, suffix: String) -> String {
+        String(table.prefix(255 - suffix.utf8.count)) + suffix
+    }
+
+    /// The grants the engine holds now, with the time each has left (expired ones left out).
+    private func currentGrants(now: Instant) -> [FirewallLayout.RestoredGrant] {
+        var grants: [FirewallLayout.RestoredGrant] = []
+        for rule in configuration.rules {
+            for status in engine.peers(of: rule.name) ?? [] {
+                guard case .allowed(let until) = status.state else { continue }
+                if let until, until <= now { continue }
+                grants.append(.init(rule: rule.name, peer: status.peer, remaining: until.map { $0 - now }))
+            }
+        }
+        return grants
+    }
+
+    /// Puts the table back as the daemon knows it (rules, sets, exactly the engine's grants) in one
+    /// transaction, after `changes` by another process; watch mode only (an owned table cannot be
+    /// changed by others). Failures are counted and logged; the periodic check tries again.
+    public func repairTable(after changes: NFTablesNetlink.TableChanges, now: Instant) {
+        guard tableProtection == .watched, changes.touched else { return }
+        counters.foreignTableChanges += 1
+        do {
+            // A deleted table has no sets: skip the listing, every millisecond here is an open port.
+            let existing = changes.deleted ? [] : try existingSets() ?? []
+            _ = try executor.run(NFTScript(layout.installScript(existingSets: existing) + layout.restoreAllowedScript(currentGrants(now: now))))
+            counters.tableRepairs += 1
+        } catch {
+            counters.firewallErrors += 1
+            logger.error("putting the table back failed", metadata: ["nft.table": "\(configuration.daemon.table)", "error": "\(error)"])
+            return
+        }
+        repairsSinceWarning += 1
+        if let last = lastRepairWarning, now - last < Self.repairWarningInterval { return }
+        logger.warning(
+            "another process changed or removed the table; pknockd put it back",
+            metadata: [
+                "nft.table": "inet \(configuration.daemon.table)", "nft.deleted": "\(changes.deleted)",
+                "nft.repairs": "\(repairsSinceWarning)", "nft.repairs.total": "\(counters.tableRepairs)",
+            ])
+        lastRepairWarning = now
+        repairsSinceWarning = 0
+    }
+
+    /// The last-resort check of watch mode: if the table or its chain is gone (a notification was
+    /// missed), put it back. Call every few seconds; an owned table is not checked.
+    public func verifyTable(now: Instant) {
+        guard tableProtection == .watched else { return }
+        do {
+            _ = try executor.run(NFTScript("list chain inet \(configuration.daemon.table) \(FirewallLayout.chainName)"))
+        } catch where error.errno == ENOENT || (error.message ?? "").contains("No such file or directory") {
+            repairTable(after: .init(touched: true, deleted: true), now: now)
+        } catch {
+            logger.debug("table check failed", metadata: ["error": "\(error)"])
+        }
     }
 
     private func install(_ layout: FirewallLayout, existingSets: Set<String>) throws(NetfilterError) {
         do {
-            _ = try executor.run(NFTScript(layout.installScript(existingSets: existingSets)))
+            _ = try executor.run(
+                NFTScript(layout.installScript(existingSets: existingSets, createTable: tableProtection != .owned)))
         } catch {
             logger.error("installing the firewall table failed", metadata: ["nft.table": "\(layout.table)", "error": "\(error)"])
             throw error
         }
     }
 
-    /// The sets our table has now; empty when the table does not exist yet.
-    private func existingSets() throws(NetfilterError) -> Set<String> {
+    /// The sets our table has now; nil when the table does not exist.
+    private func existingSets() throws(NetfilterError) -> Set<String>? {
         let listing: String
         do {
             listing = try executor.run(NFTScript("list sets table inet \(configuration.daemon.table)"))
         } catch {
             // No such table yet: a first start.
-            if error.errno == ENOENT || (error.message ?? "").contains("No such file or directory") { return [] }
+            if error.errno == ENOENT || (error.message ?? "").contains("No such file or directory") { return nil }
             throw error
         }
         do {

@@ -52,6 +52,10 @@ public struct MetricsSnapshot: Equatable, Sendable {
         metric("pknock_grants_closed_total", "counter", "Grants ended by a close knock, autoclose or pknock close.", [("", c.closed)])
         metric("pknock_firewall_errors_total", "counter", "Firewall changes the kernel refused.", [("", c.firewallErrors)])
         metric("pknock_nflog_enobufs_total", "counter", "NFLOG messages lost to a full socket buffer.", [("", enobufs)])
+        metric(
+            "pknock_table_foreign_changes_total", "counter", "Changes to the table by other processes (watch mode).",
+            [("", c.foreignTableChanges)])
+        metric("pknock_table_repairs_total", "counter", "Times the table was put back after such a change (watch mode).", [("", c.tableRepairs)])
         metric("pknock_hook_failures_total", "counter", "Hook runs that failed, timed out or were dropped.", [("", hookFailures)])
         metric("pknock_event_readers", "gauge", "Clients following the event stream.", [("", eventReaders)])
         metric(

@@ -3,7 +3,7 @@ import Netfilter
 
 /// An ``NFTExecutor`` that records every script and answers from canned replies, like
 /// google/nftables' `nftest.Recorder`.
-public final class RecordingNFTExecutor: NFTExecutor {
+open class RecordingNFTExecutor: NFTExecutor {
     /// Every script run, in order.
     public private(set) var scripts: [NFTScript] = []
     /// Replies for scripts whose text starts with a key (longest key wins); unmatched scripts return "".
@@ -11,10 +11,21 @@ public final class RecordingNFTExecutor: NFTExecutor {
     /// When set, every script that is not a `list` command fails with this error.
     public var failChanges: NetfilterError?
 
-    /// Makes an executor that accepts everything.
+    /// Every table claim, in order: the table's name and the flags asked for.
+    public private(set) var claims: [(table: String, flags: NFTablesNetlink.TableFlags)] = []
+    /// What a claim answers: by default `EOPNOTSUPP`, as a kernel without `persist` (< 6.9) does;
+    /// nil makes claims succeed.
+    public var claimError: NetfilterError? = NetfilterError(operation: "NFT_MSG_NEWTABLE", errno: 95)
+
+    /// Makes an executor that accepts every script (claims answer as a kernel without `persist`).
     public init() {}
 
-    public func run(_ script: NFTScript) throws(NetfilterError) -> String {
+    open func claimTable(_ name: String, flags: NFTablesNetlink.TableFlags) throws(NetfilterError) {
+        claims.append((name, flags))
+        if let claimError { throw claimError }
+    }
+
+    open func run(_ script: NFTScript) throws(NetfilterError) -> String {
         scripts.append(script)
         if let failChanges, !script.text.hasPrefix("list") { throw failChanges }
         let key = replies.keys.filter { script.text.hasPrefix($0) }.max { $0.count < $1.count }

@@ -53,4 +53,16 @@ public protocol NFTExecutor {
     /// Applies `script` as one transaction (all or nothing) and returns what it printed,
     /// e.g. the listing of a `list` command; throws with the library's error text.
     func run(_ script: NFTScript) throws(NetfilterError) -> String
+
+    /// Creates the `inet` table `name` with `flags` (or sets them on it) through the same netlink
+    /// socket as ``run(_:)``, so the scripts that follow may change a table it owns. See
+    /// ``NFTContext/claimTable(_:flags:)``.
+    func claimTable(_ name: String, flags: NFTablesNetlink.TableFlags) throws(NetfilterError)
+}
+
+extension NFTExecutor {
+    /// Executors without a netlink socket of their own cannot claim tables: `ENOTSUP`.
+    public func claimTable(_ name: String, flags: NFTablesNetlink.TableFlags) throws(NetfilterError) {
+        throw NetfilterError(operation: "NFT_MSG_NEWTABLE", errno: 95, message: "this executor cannot claim tables")
+    }
 }

@@ -20,6 +20,16 @@ struct Pknockd: ParsableCommand {
             stop it, leaving the table in place (allowed peers keep access, everyone else stays locked out) \
             unless --remove-on-exit is given.
 
+            The table belongs to pknockd in the kernel (nftables flags owner and persist, Linux 6.9 and \
+            later): other processes can list it, but `nft flush ruleset`, `nft delete table`, a firewall \
+            reload or a manager's rewrite cannot change or remove it, and it stays in force when pknockd \
+            stops or crashes, until the next pknockd takes it over. Change grants with `pknock open` and \
+            `pknock close`; remove the table with --teardown (or --remove-on-exit) once pknockd is \
+            stopped. On older kernels pknockd watches the table instead (nf_tables notifications and a \
+            check every 2 seconds) and puts it back, with its grants, whenever someone changes or removes \
+            it; in that mode the protected ports are open for the few milliseconds until it is back. \
+            The start-up log says which protection is in force (nft.protection).
+
             Exit status: 0 on a clean stop, 2 when the configuration is invalid or the firewall, NFLOG or \
             privileges are unavailable.
             """,
@@ -61,8 +71,17 @@ struct Pknockd: ParsableCommand {
     @Flag(name: .long, help: "Remove the table, and with it every allowed peer, when stopping.")
     var removeOnExit = false
 
-    @Flag(name: .long, help: "Remove the table and exit.")
+    @Flag(
+        name: .long,
+        help: "Remove the table and exit. With --table, no configuration is read (it may be missing).")
     var teardown = false
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "How the table is kept from other processes: auto (owned by pknockd in the kernel where it can be, Linux 6.9 and later; else watch) or watch (put back on every change; meant for testing that path).",
+            valueName: "mode"))
+    var tableProtection: KnockService.TableProtectionChoice = .auto
 
     func validate() throws {
         if config != nil && rulesFile != nil {
@@ -101,11 +120,16 @@ struct Pknockd: ParsableCommand {
         }
         let logger = Logger(label: "pknockd")
 
+        if teardown, let table {
+            // The table's name is all a teardown needs: work without a readable configuration.
+            removeTable(table)
+            return
+        }
         let configuration: Configuration
         do {
             configuration = try loadConfiguration()
         } catch {
-            fail("the configuration is invalid:\n\(error)")
+            fail("the configuration is invalid:\n\(error)" + (teardown ? "\n(--teardown --table NAME needs no configuration)" : ""))
         }
         for warning in configuration.warnings {
             logger.warning("configuration warning", metadata: ["config.warning": "\(warning)"])
@@ -128,12 +152,7 @@ struct Pknockd: ParsableCommand {
             replayStore: teardown ? nil : ReplayStore(directory: configuration.daemon.stateDirectory))
 
         if teardown {
-            do {
-                try service.teardown()
-                print("removed table inet \(configuration.daemon.table)")
-            } catch {
-                fail("could not remove table inet \(configuration.daemon.table): \(error)")
-            }
+            removeTable(configuration.daemon.table)
             return
         }
 
@@ -178,7 +197,9 @@ struct Pknockd: ParsableCommand {
             }
         }
         do {
-            try loop.run()
+            try loop.run(protection: tableProtection) { () throws(NetfilterError) in
+                try NFTablesMonitor(table: configuration.daemon.table, ignoringPortID: context.portID)
+            }
         } catch {
             controlServer?.stop()
             fail("\(error)")
@@ -197,6 +218,18 @@ struct Pknockd: ParsableCommand {
         }
     }
 
+    /// Removes table `inet name` and exits, or fails with the reason.
+    func removeTable(_ name: String) {
+        let configuration = Configuration(daemon: DaemonSettings(table: name), rules: [])
+        do {
+            let context = try NFTContext(output: [.json])
+            try KnockService(configuration: configuration, executor: context, logger: Logger(label: "pknockd")).teardown()
+            print("removed table inet \(name)")
+        } catch {
+            fail("could not remove table inet \(name): \(error)")
+        }
+    }
+
     /// Prints `message` as pknockd's error and exits with status 2.
     func fail(_ message: String) -> Never {
         FileHandle.standardError.write(Data("pknockd: \(message)\n".utf8))
@@ -205,3 +238,5 @@ struct Pknockd: ParsableCommand {
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+extension KnockService.TableProtectionChoice: ExpressibleByArgument {}

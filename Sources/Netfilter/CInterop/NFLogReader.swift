@@ -64,7 +64,8 @@ public final class NFLogReader {
         self.buffer = [UInt8](repeating: 0, count: max(65_536, Int(snaplen) + 4_096))
 
         resetErrno()
-        guard let handle = unsafe nflog_open() else {
+        let opened = unsafe netfilterSocketCreation.withLock { _ in unsafe nflog_open() }
+        guard let handle = unsafe opened else {
             throw NetfilterError(operation: "nflog_open", errno: Self.errnoOrUnknown())
         }
         unsafe self.handle = handle
@@ -155,7 +156,13 @@ public final class NFLogReader {
     ) throws(NetfilterError) -> Int {
         try requireOpen("NFLogReader.receive")
         guard try waitUntilReadable(timeoutMilliseconds: timeoutMilliseconds) else { return 0 }
+        return try receiveQueued(handler)
+    }
 
+    /// Delivers the packets already queued, without waiting (for a caller that polled
+    /// ``fileDescriptor`` itself); returns how many. Otherwise as ``receive(timeoutMilliseconds:_:)``.
+    public func receiveQueued(_ handler: (borrowing NFLogPacket) -> Void) throws(NetfilterError) -> Int {
+        try requireOpen("NFLogReader.receiveQueued")
         var delivered = 0
         datagrams: for _ in 0..<Self.maxDatagramsPerReceive {
             let count = unsafe buffer.withUnsafeMutableBytes { bytes in

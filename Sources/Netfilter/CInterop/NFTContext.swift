@@ -40,13 +40,41 @@ public final class NFTContext: NFTExecutor {
 
     private let raw: OpaquePointer
 
+    /// The netlink socket libnftables opened for this context, found by its appearance during
+    /// `nft_ctx_new`; nil if it could not be told apart (then ``claimTable(_:flags:)`` refuses).
+    ///
+    /// libnftables has no call that names its socket, and table ownership is per socket: a table
+    /// claimed on any other socket would refuse every later change this context makes.
+    private let socketDescriptor: Int32?
+
+    /// The netlink port ID of this context's socket (bound at creation): nf_tables notifications
+    /// caused by this context's changes carry it. Nil when the socket was not found.
+    public let portID: UInt32?
+
     /// Makes a context with buffered output and errors.
     ///
     /// The corresponding C functions are `nft_ctx_new(NFT_CTX_DEFAULT)`, `nft_ctx_buffer_output`,
     /// `nft_ctx_buffer_error` and `nft_ctx_output_set_flags`.
     public init(output: OutputOptions = []) throws(NetfilterError) {
         resetErrno()
-        guard let context = unsafe nft_ctx_new(UInt32(NFT_CTX_DEFAULT)) else {
+        // Every nfnetlink socket of this process is opened under this lock, so the one that appears
+        // during nft_ctx_new is libnftables'.
+        let (created, netlinkSockets) = unsafe netfilterSocketCreation.withLock { _ in
+            let descriptorsBefore = NetlinkSocket.openDescriptors()
+            let created = unsafe nft_ctx_new(UInt32(NFT_CTX_DEFAULT))
+            let sockets = NetlinkSocket.openDescriptors().subtracting(descriptorsBefore).filter {
+                NetlinkSocket.netfilterPortID(of: $0) != nil
+            }
+            return (unsafe created, sockets.sorted())
+        }
+        // Exactly one new nfnetlink socket is libnftables'; more (another thread opened one at the
+        // same moment) cannot be told apart, and then ownership is not offered.
+        if netlinkSockets.count == 1, let bound = NetlinkSocket.bindAutomatically(netlinkSockets[0]) {
+            (socketDescriptor, portID) = (netlinkSockets[0], bound)
+        } else {
+            (socketDescriptor, portID) = (nil, nil)
+        }
+        guard let context = unsafe created else {
             throw NetfilterError(operation: "nft_ctx_new", errno: currentErrno == 0 ? ENOMEM : currentErrno)
         }
         unsafe self.raw = context
@@ -110,6 +138,45 @@ public final class NFTContext: NFTExecutor {
         }
         return output
     }
+
+    /// Creates the `inet` table `name` with `flags`, or sets them on the existing table, through this
+    /// context's own netlink socket, and waits for the kernel's answer (at most 2 s).
+    ///
+    /// With ``NFTablesNetlink/TableFlags/owner`` the table then belongs to this context: other
+    /// processes can list it but not change, flush or delete it, and this context's later scripts
+    /// work as before. libnftables 1.0.6 cannot write `persist`, hence this message of our own. Errors
+    /// from the kernel: `EOPNOTSUPP` when it lacks a flag (owner: Linux 5.12, persist: 6.9) or the
+    /// table is owned by this context already with other flags; `EPERM` when another process owns
+    /// it. The corresponding kernel message is `NFT_MSG_NEWTABLE` in its own batch.
+    public func claimTable(_ name: String, flags: NFTablesNetlink.TableFlags) throws(NetfilterError) {
+        guard let descriptor = socketDescriptor else {
+            throw NetfilterError(
+                operation: "NFT_MSG_NEWTABLE", errno: ENOTSUP,
+                message: "the libnftables context's netlink socket could not be identified")
+        }
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        // Whatever libnftables left unread must not be taken for our answer.
+        while case .datagram = try NetlinkSocket.receive(on: descriptor, into: &buffer) {}
+        claimSequence &+= 3
+        let sequence = claimSequence
+        try NetlinkSocket.send(NFTablesNetlink.claimTableBatch(name: name, flags: flags, sequence: sequence), on: descriptor)
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(2)
+        while clock.now < deadline {
+            guard try NetlinkSocket.waitReadable(descriptor, milliseconds: 100) else { continue }
+            guard case .datagram(let count) = try NetlinkSocket.receive(on: descriptor, into: &buffer) else { continue }
+            guard let code = NFTablesNetlink.acknowledgement(in: buffer[..<count], sequence: sequence &+ 1) else { continue }
+            if code == 0 { return }
+            throw NetfilterError(operation: "NFT_MSG_NEWTABLE", errno: code, message: "claiming table inet \(name)")
+        }
+        throw NetfilterError(operation: "NFT_MSG_NEWTABLE", errno: ETIMEDOUT, message: "no answer from the kernel within 2 s")
+    }
+
+    /// Sequence numbers of our own messages, far from libnftables' (it counts from the time of day).
+    private var claimSequence: UInt32 = 0x7000_0000
+
+    /// Whether ``claimTable(_:flags:)`` can work: this context's netlink socket was identified.
+    public var canClaimTables: Bool { socketDescriptor != nil }
 
     /// Checks that this process may use nftables here, by running `list tables` on a fresh context.
     ///

@@ -1,0 +1,94 @@
+import Netfilter
+import Testing
+
+/// Bytes of nf_tables netlink messages: our table claim, the kernel's answers, and notifications
+/// captured once in a network namespace (an `nft` process with port ID 0x7b33… made the changes).
+@Suite struct NFTablesNetlinkTests {
+    static func bytes(_ hex: String) -> [UInt8] {
+        let digits = Array(hex.filter { !$0.isWhitespace }.utf8)
+        return stride(from: 0, to: digits.count, by: 2).map { UInt8(String(decoding: digits[$0..<$0 + 2], as: UTF8.self), radix: 16)! }
+    }
+
+    // Captured: `nft add table inet pknock` (NEWTABLE, then NEWGEN), port ID 0x7b33.
+    static let addTable = bytes(
+        "3c000000000a000001000000337b0000010000020b000100706b6e6f636b000008000300000000000c00040000000000000000010800020000000000")
+    static let newGeneration = bytes("2c0000000f0a000001000000337b00000000000208000100000000020800020000007b33080003006e667400")
+    // Captured: `nft add element inet pknock allowed4 { 192.0.2.7 timeout 60s }`, port ID 0x7b71.
+    static let addElement = bytes(
+        "5c0000000c0a000400000000717b0000010000040b000100706b6e6f636b00000d000200616c6c6f77656434000000002c000300280001000c00010008000100c00002070c000400000000000000ea600c000500000000000000ea60")
+    // Captured: `nft add table inet other`, port ID 0x7b76.
+    static let addOtherTable = bytes(
+        "3c000000000a000001000000767b0000010000050a0001006f7468657200000008000300000000000c00040000000000000000020800020000000000")
+    // Captured: `nft flush ruleset` with tables pknock (one set) and other: DELSET, DELTABLE, DELTABLE in one datagram.
+    static let flushRuleset = bytes(
+        """
+        3c0000000b0a0000010000007b7b0000010000060b000100706b6e6f636b00000d000200616c6c6f77656434000000000c0010000000000000000001
+        34000000020a0000010000007b7b0000010000060b000100706b6e6f636b000008000300000000000c0004000000000000000001
+        34000000020a0000010000007b7b0000010000060a0001006f7468657200000008000300000000000c0004000000000000000002
+        """)
+
+    @Test func claimBatchIsBeginNewTableWithFlagsEnd() {
+        let batch = NFTablesNetlink.claimTableBatch(name: "pk", flags: [.owner, .persist], sequence: 100)
+        let expected = Self.bytes(
+            """
+            14000000 1000 0100 64000000 00000000 0000000a
+            24000000 000a 0504 65000000 00000000 01000000 0700 0100 706b0000 0800 0200 00000006
+            14000000 1100 0100 66000000 00000000 0000000a
+            """)
+        #expect(batch == expected)
+    }
+
+    @Test func tableFlagsHaveTheKernelsValues() {
+        #expect(NFTablesNetlink.TableFlags.owner.rawValue == 2)
+        #expect(NFTablesNetlink.TableFlags.persist.rawValue == 4)
+        #expect(NFTablesNetlink.TableFlags([.owner, .persist]).rawValue == 6)
+    }
+
+    /// An NLMSG_ERROR message answering sequence `sequence` with `error` (0: an acknowledgement).
+    static func answer(sequence: UInt32, error: Int32) -> [UInt8] {
+        func le<T: FixedWidthInteger>(_ value: T) -> [UInt8] { (0..<T.bitWidth / 8).map { UInt8(truncatingIfNeeded: value >> ($0 * 8)) } }
+        let request = le(UInt32(36)) + le(UInt16(0x0a00)) + le(UInt16(0x405)) + le(sequence) + le(UInt32(0))
+        return le(UInt32(36)) + le(UInt16(2)) + le(UInt16(0x100)) + le(sequence) + le(UInt32(4242)) + le(error) + request
+    }
+
+    @Test(arguments: [(Int32(0), Int32(0)), (-1, 1), (-95, 95)])
+    func acknowledgementReadsTheErrorOfTheRightSequence(error: Int32, expected: Int32) {
+        let received = Self.newGeneration + Self.answer(sequence: 7, error: -13) + Self.answer(sequence: 8, error: error)
+        #expect(NFTablesNetlink.acknowledgement(in: received, sequence: 8) == expected)
+        #expect(NFTablesNetlink.acknowledgement(in: received, sequence: 7) == 13)
+        #expect(NFTablesNetlink.acknowledgement(in: received, sequence: 9) == nil)
+    }
+
+    @Test func truncatedOrLyingLengthsEndTheScanSafely() {
+        var answer = Self.answer(sequence: 8, error: 0)
+        #expect(NFTablesNetlink.acknowledgement(in: answer.prefix(20), sequence: 8) == nil)
+        answer[0] = 0xFF  // a length past the end
+        #expect(NFTablesNetlink.acknowledgement(in: answer, sequence: 8) == nil)
+        answer[0] = 8  // a length shorter than a header
+        #expect(NFTablesNetlink.acknowledgement(in: answer, sequence: 8) == nil)
+        #expect(NFTablesNetlink.changes(in: Self.addElement.prefix(30), table: "pknock", ignoringPortID: nil) == .init())
+    }
+
+    @Test func changesToTheTableBySomeoneElseAreSeen() {
+        #expect(NFTablesNetlink.changes(in: Self.addTable, table: "pknock", ignoringPortID: nil) == .init(touched: true))
+        #expect(NFTablesNetlink.changes(in: Self.addElement, table: "pknock", ignoringPortID: 1) == .init(touched: true))
+    }
+
+    @Test func ourOwnChangesOtherTablesAndGenerationsAreIgnored() {
+        #expect(NFTablesNetlink.changes(in: Self.addElement, table: "pknock", ignoringPortID: 0x7b71) == .init())
+        #expect(NFTablesNetlink.changes(in: Self.addOtherTable, table: "pknock", ignoringPortID: nil) == .init())
+        #expect(NFTablesNetlink.changes(in: Self.newGeneration, table: "pknock", ignoringPortID: nil) == .init())
+        // Same name, other family: `ip pknock` is not ours.
+        var ipFamily = Self.addTable
+        ipFamily[16] = 2
+        #expect(NFTablesNetlink.changes(in: ipFamily, table: "pknock", ignoringPortID: nil) == .init())
+        // A name that merely starts like ours.
+        #expect(NFTablesNetlink.changes(in: Self.addTable, table: "pknoc", ignoringPortID: nil) == .init())
+    }
+
+    @Test func flushRulesetDeletesTheTable() {
+        #expect(NFTablesNetlink.changes(in: Self.flushRuleset, table: "pknock", ignoringPortID: nil) == .init(touched: true, deleted: true))
+        #expect(NFTablesNetlink.changes(in: Self.flushRuleset, table: "other", ignoringPortID: nil) == .init(touched: true, deleted: true))
+        #expect(NFTablesNetlink.changes(in: Self.flushRuleset, table: "third", ignoringPortID: nil) == .init())
+    }
+}
