@@ -67,7 +67,11 @@ let package = Package(
         .testTarget(name: "KnockConfigTests", dependencies: ["KnockConfig", "KnockCore"]),
         .testTarget(name: "NetfilterTests", dependencies: ["Netfilter", "KnockTestSupport"]),
         .testTarget(name: "NetfilterSystemTests", dependencies: ["Netfilter", "KnockDaemon", "KnockTestSupport"]),
-        .testTarget(name: "KnockDaemonTests", dependencies: ["KnockDaemon", "KnockTestSupport"], exclude: ["testdata"]),
+        .testTarget(
+            name: "KnockDaemonTests",
+            dependencies: ["KnockDaemon", "KnockTestSupport", .product(name: "InMemoryLogging", package: "swift-log")],
+            exclude: ["testdata"]
+        ),
         .testTarget(
             name: "CLITests",
             dependencies: ["pknock", "pknockd", "KnockConfig", .product(name: "Crypto", package: "swift-crypto")]

@@ -50,6 +50,9 @@ public struct MetricsSnapshot: Equatable, Sendable {
                 ("{outcome=\"expired\"}", c.expired),
             ])
         metric("pknock_grants_closed_total", "counter", "Grants ended by a close knock, autoclose or pknock close.", [("", c.closed)])
+        metric(
+            "pknock_grants_refused_total", "counter", "Grants refused because the rule already allowed max_allowed_peers peers.",
+            [("", c.refusedGrants)])
         metric("pknock_firewall_errors_total", "counter", "Firewall changes the kernel refused.", [("", c.firewallErrors)])
         metric("pknock_nflog_enobufs_total", "counter", "NFLOG messages lost to a full socket buffer.", [("", enobufs)])
         metric("pknock_hook_failures_total", "counter", "Hook runs that failed, timed out or were dropped.", [("", hookFailures)])
