@@ -38,7 +38,9 @@ let package = Package(
         ),
         // Plain POSIX I/O shared by both binaries: secret files, child processes, sockets, terminals.
         // No netfilter, nothing Linux-only outside `#if canImport(Glibc)`.
-        .target(name: "KnockPOSIX", swiftSettings: [.strictMemorySafety()]),
+        .target(name: "KnockPOSIX", dependencies: ["CKnockPOSIX"], swiftSettings: [.strictMemorySafety()]),
+        // The glibc call Swift's Glibc module hides behind _GNU_SOURCE (closefrom for posix_spawn).
+        .target(name: "CKnockPOSIX"),
         .target(
             name: "KnockDaemon",
             dependencies: [

@@ -12,25 +12,28 @@ public struct MetricsSnapshot: Equatable, Sendable {
     public var enobufs: Int
     /// Hook runs that failed, timed out or were dropped.
     public var hookFailures: Int
+    /// Open hooks dropped for a full queue.
+    public var hooksDropped: Int
     /// Event readers connected.
     public var eventReaders: Int
 
     /// Makes a snapshot.
     public init(
         counters: KnockService.Counters = .init(), peers: [(rule: String, matching: Int, allowed: Int)] = [], enobufs: Int = 0,
-        hookFailures: Int = 0, eventReaders: Int = 0
+        hookFailures: Int = 0, hooksDropped: Int = 0, eventReaders: Int = 0
     ) {
         self.counters = counters
         self.peers = peers
         self.enobufs = enobufs
         self.hookFailures = hookFailures
+        self.hooksDropped = hooksDropped
         self.eventReaders = eventReaders
     }
 
     /// Compares every field.
     public static func == (lhs: MetricsSnapshot, rhs: MetricsSnapshot) -> Bool {
         lhs.counters == rhs.counters && lhs.enobufs == rhs.enobufs && lhs.hookFailures == rhs.hookFailures
-            && lhs.eventReaders == rhs.eventReaders && lhs.peers.elementsEqual(rhs.peers) { $0 == $1 }
+            && lhs.hooksDropped == rhs.hooksDropped && lhs.eventReaders == rhs.eventReaders && lhs.peers.elementsEqual(rhs.peers) { $0 == $1 }
     }
 
     /// The Prometheus text exposition format (version 0.0.4).
@@ -56,6 +59,7 @@ public struct MetricsSnapshot: Equatable, Sendable {
         metric("pknock_firewall_errors_total", "counter", "Firewall changes the kernel refused.", [("", c.firewallErrors)])
         metric("pknock_nflog_enobufs_total", "counter", "NFLOG messages lost to a full socket buffer.", [("", enobufs)])
         metric("pknock_hook_failures_total", "counter", "Hook runs that failed, timed out or were dropped.", [("", hookFailures)])
+        metric("pknock_hooks_dropped_total", "counter", "Open hooks dropped because too many were waiting.", [("", hooksDropped)])
         metric("pknock_event_readers", "gauge", "Clients following the event stream.", [("", eventReaders)])
         metric(
             "pknock_peers", "gauge", "Peers tracked, by rule and state.",
