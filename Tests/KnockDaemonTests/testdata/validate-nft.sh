@@ -91,6 +91,23 @@ def datagram(port, timeout=1.0):
     except ConnectionRefusedError: return "refused"
     finally: s.close()
 def nft(*args): return subprocess.run(["nft", *args], check=True, capture_output=True, text=True).stdout
+def ack(port, timeout=0.5):
+    """Sends a bare ACK segment (no connection) from a raw socket; "reset" if a RST comes back."""
+    import random, struct, time
+    raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP); raw.settimeout(0.05)
+    sport = random.randint(40000, 60000)
+    header = struct.pack("!HHIIBBHHH", sport, port, 1, 1, 5 << 4, 0x10, 1024, 0, 0)
+    pseudo = socket.inet_aton("192.0.2.1") * 2 + struct.pack("!BBH", 0, 6, len(header))
+    data = pseudo + header; total = sum((data[i] << 8) + data[i + 1] for i in range(0, len(data), 2))
+    while total >> 16: total = (total & 0xFFFF) + (total >> 16)
+    raw.sendto(header[:16] + struct.pack("!H", ~total & 0xFFFF) + header[18:], ("192.0.2.1", 0))
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try: packet = raw.recv(128)
+        except socket.timeout: continue
+        tcp = packet[(packet[0] & 15) * 4:]
+        if struct.unpack("!HH", tcp[:4]) == (port, sport) and tcp[13] & 0x04: return "reset"
+    return "silent"
 '
 in_netns '
     ip link set lo up
@@ -100,6 +117,7 @@ in_netns '
 '"$PROBE"'
 assert connect(7002) == "refused", "an unused port refuses"
 assert connect(7000) == "refused", "a knock port must answer as a closed port (reset)"
+assert ack(7002) == "reset" and ack(7000) == "reset", "a non-SYN segment to a knock port gets the reset a closed port sends"
 assert "192.0.2.1" in nft("list", "set", "inet", "pknock", "SSH_watch4"), "strict knock did not fill the watch set before the reset"
 assert "192.0.2.1" not in nft("list", "set", "inet", "pknock", "web_watch6")
 assert datagram(8001) == "refused", "an unused UDP port answers port unreachable"
@@ -119,6 +137,7 @@ in_netns '
     python3 - <<EOF
 '"$PROBE"'
 assert connect(2001, 0.5) == "dropped", "closed_port_response = drop: a knock port is silent"
+assert ack(2001) == "silent", "closed_port_response = drop: a non-SYN to a knock port is silent"
 assert datagram(4000, 0.5) == "dropped", "closed_port_response = drop: a UDP knock port is silent"
 server = socket.socket(); server.bind(("192.0.2.1", 22)); server.listen()
 assert connect(22, 0.5) == "dropped", "closed_port_response = drop: a protected port is silent"
