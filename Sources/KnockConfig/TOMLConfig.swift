@@ -6,8 +6,10 @@ import KnockCore
 struct TOMLConfigReader<Secrets: SecretSource> {
     static var rootKeys: [String] { ["daemon", "rule", "client"] }
     static var daemonKeys: [String] {
-        ["table", "nflog_group", "state_directory", "control_socket", "max_tracked_peers", "hook_timeout", "metrics_listen", "spa2_clock_window",
-            "closed_port_response"]
+        [
+            "table", "nflog_group", "state_directory", "control_socket", "max_tracked_peers", "hook_timeout", "metrics_listen",
+            "spa2_clock_window", "closed_port_response",
+        ]
     }
     static var clientKeys: [String] {
         ["id", "rules", "ed25519_public_key", "ed25519_public_key_file", "hmac_key_file", "may_name_address"]

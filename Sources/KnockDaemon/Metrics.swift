@@ -34,7 +34,8 @@ public struct MetricsSnapshot: Equatable, Sendable {
     /// Compares every field.
     public static func == (lhs: MetricsSnapshot, rhs: MetricsSnapshot) -> Bool {
         lhs.counters == rhs.counters && lhs.enobufs == rhs.enobufs && lhs.hookFailures == rhs.hookFailures
-            && lhs.hooksDropped == rhs.hooksDropped && lhs.eventReaders == rhs.eventReaders && lhs.peers.elementsEqual(rhs.peers) { $0 == $1 }
+            && lhs.hooksDropped == rhs.hooksDropped && lhs.eventReaders == rhs.eventReaders
+            && lhs.peers.elementsEqual(rhs.peers) { $0 == $1 }
     }
 
     /// The Prometheus text exposition format (version 0.0.4).

@@ -120,9 +120,9 @@ private let sharedLayout = FirewallLayout(
     }
     var resetting = dropLayout
     resetting.closedPortResponse = .reset
-    #expect(refusals(resetting) == [
-        "reject with tcp reset", "reject with icmpx port-unreachable", "reject with tcp reset", "reject with icmpx port-unreachable",
-    ])
+    let tcpReset = "reject with tcp reset"
+    let portUnreachable = "reject with icmpx port-unreachable"
+    #expect(refusals(resetting) == [tcpReset, portUnreachable, tcpReset, portUnreachable])
     #expect(refusals(dropLayout) == ["drop", "drop", "drop", "drop"])
     #expect(!sequenceLayout.installScript(existingSets: []).contains(" drop\n"))
     // Knock ports: the log comes before the refusal, and every TCP segment is refused, not only SYNs.
@@ -147,7 +147,8 @@ private let sharedLayout = FirewallLayout(
     let layout = FirewallLayout(configuration: configuration)
     #expect(layout.table == "pk_x" && layout.closedPortResponse == .drop)
     #expect(layout.installScript(existingSets: []).contains("add rule inet pk_x input tcp dport 22 drop\n"))
-    let defaults = try ConfigLoader.parseTOML("[[rule]]\nname = \"A\"\nknock = [1]\nprotect = [22]\n", file: "x.toml", secrets: InMemorySecretSource())
+    let defaults = try ConfigLoader.parseTOML(
+        "[[rule]]\nname = \"A\"\nknock = [1]\nprotect = [22]\n", file: "x.toml", secrets: InMemorySecretSource())
     #expect(defaults.daemon.closedPortResponse == .reset)
     #expect(throws: ConfigError.self) {
         try ConfigLoader.parseTOML("[daemon]\nclosed_port_response = \"silent\"\n", file: "x.toml", secrets: InMemorySecretSource())

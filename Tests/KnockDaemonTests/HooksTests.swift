@@ -14,6 +14,11 @@ import Testing
     let hooks = RuleHooks(onOpen: "open %IP%", onClose: "close %IP%")
     let quiet = Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() })
 
+    /// A job running `command` with an empty environment.
+    func shell(_ command: String, rule: String = "SSH", hook: String = "open") -> HookJob {
+        HookJob(command: command, environment: [:], rule: rule, hook: hook)
+    }
+
     func temporaryPath(_ name: String) -> String { NSTemporaryDirectory() + "pk-hook-\(name)-\(UUID().uuidString)" }
 
     /// Polls `condition` every 10 ms for at most `seconds`; whether it came true (a bounded wait, not a timing assert).
@@ -74,14 +79,14 @@ import Testing
     }
 
     @Test func aFailingHookIsReportedWithItsStatusAndOutput() {
-        let result = HookRunner.run(HookJob(command: "echo oops >&2; exit 3", environment: [:], rule: "SSH", hook: "open"), timeout: .seconds(10))
+        let result = HookRunner.run(shell("echo oops >&2; exit 3"), timeout: .seconds(10))
         #expect(result.outcome == .failed(status: 3))
         #expect(result.output == "oops\n")
     }
 
     @Test func aHookPastItsTimeoutIsKilledWithItsChildren() throws {
         // The background sleep prints its pid; killing the process group must reach it too.
-        let job = HookJob(command: "sleep 30 & echo $!; sleep 30", environment: [:], rule: "SSH", hook: "open")
+        let job = shell("sleep 30 & echo $!; sleep 30")
         let result = HookRunner.run(job, timeout: .milliseconds(300))
         #expect(result.outcome == .timedOut)
         let pid = try #require(Int32(result.output.trimmingCharacters(in: .whitespacesAndNewlines)))
@@ -89,14 +94,14 @@ import Testing
     }
 
     @Test func aHookThatCannotRunIsAFailureNotACrash() {
-        let result = HookRunner.run(HookJob(command: "/nonexistent/hook", environment: [:], rule: "SSH", hook: "open"), timeout: .seconds(5))
+        let result = HookRunner.run(shell("/nonexistent/hook"), timeout: .seconds(5))
         #expect(result.outcome == .failed(status: 127))
     }
 
     @Test func aHookThatStartsABackgroundJobIsDoneWhenTheShellExits() throws {
         // The background sleep keeps stdout open for 30 s; the hook is done when sh exits, not then
         // (waiting for it would end in .timedOut at 20 s).
-        let result = HookRunner.run(HookJob(command: "sleep 30 & echo $!", environment: [:], rule: "SSH", hook: "open"), timeout: .seconds(20))
+        let result = HookRunner.run(shell("sleep 30 & echo $!"), timeout: .seconds(20))
         #expect(result.outcome == .succeeded)
         let pid = try #require(Int32(result.output.trimmingCharacters(in: .whitespacesAndNewlines)))
         #expect(!processIsGone(pid), "a background job outlives its hook (starting a service is a classic hook)")
@@ -110,14 +115,15 @@ import Testing
             results.withLock { $0.append("\(job.hook)=\(result.outcome)|\(result.output)") }
             done.signal()
         }
-        runner.enqueue(HookJob(command: "setsid sleep 30 & echo $!", environment: [:], rule: "R", hook: "open"))
-        runner.enqueue(HookJob(command: "echo second", environment: [:], rule: "R", hook: "close"))
+        runner.enqueue(shell("setsid sleep 30 & echo $!", rule: "R", hook: "open"))
+        runner.enqueue(shell("echo second", rule: "R", hook: "close"))
         // Both within 15 s: less than the detached sleep (30 s) and than the hook timeout (20 s).
         for _ in 0..<2 { #expect(done.wait(timeout: .now() + 15) == .success) }
         let finished = results.withLock { $0 }
         #expect(finished.count == 2)
         #expect(finished.last == "close=succeeded|second\n")
-        if let first = finished.first, let pid = Int32(first.split(separator: "|").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") {
+        let printed = finished.first?.split(separator: "|").last?.trimmingCharacters(in: .whitespacesAndNewlines)
+        if let first = finished.first, let pid = printed.flatMap({ Int32($0) }) {
             #expect(first.hasPrefix("open=succeeded|"))
             kill(pid, SIGKILL)
         } else {
@@ -130,10 +136,10 @@ import Testing
         let leaky = open("/dev/null", O_RDONLY)
         #expect(leaky > 2)
         defer { close(leaky) }
-        let result = HookRunner.run(HookJob(command: "ls /proc/$$/fd", environment: [:], rule: "SSH", hook: "open"), timeout: .seconds(10))
+        let result = HookRunner.run(shell("ls /proc/$$/fd"), timeout: .seconds(10))
         #expect(result.outcome == .succeeded)
         #expect(result.output == "0\n1\n2\n")
-        let stdin = HookRunner.run(HookJob(command: "readlink /proc/$$/fd/0", environment: [:], rule: "SSH", hook: "open"), timeout: .seconds(10))
+        let stdin = HookRunner.run(shell("readlink /proc/$$/fd/0"), timeout: .seconds(10))
         #expect(stdin.output == "/dev/null\n")
     }
 
@@ -144,13 +150,14 @@ import Testing
         let previous = signal(SIGHUP, SIG_IGN)
         defer { signal(SIGHUP, previous) }
         let result = HookRunner.run(
-            HookJob(command: "cut -d' ' -f5 /proc/$$/stat; echo $$; exec grep -E '^Sig(Ign|Blk)' /proc/self/status", environment: [:], rule: "SSH", hook: "open"),
+            shell("cut -d' ' -f5 /proc/$$/stat; echo $$; exec grep -E '^Sig(Ign|Blk)' /proc/self/status"),
             timeout: .seconds(10))
         let lines = result.output.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
         #expect(lines.count == 4, "\(lines)")
         #expect(lines.count >= 2 && lines[0] == lines[1], "the shell leads its own process group: \(lines)")
         func mask(_ name: String) -> UInt64? {
-            lines.first { $0.hasPrefix(name + ":") }.flatMap { UInt64($0.dropFirst(name.count + 1).trimmingCharacters(in: .whitespaces), radix: 16) }
+            let line = lines.first { $0.hasPrefix(name + ":") }
+            return line.flatMap { UInt64($0.dropFirst(name.count + 1).trimmingCharacters(in: .whitespaces), radix: 16) }
         }
         #expect(mask("SigBlk") == 0, "no signal blocked: \(lines)")
         // Signals 32 and 33 are glibc's own (SIGCANCEL, SIGSETXID), outside what a program can set.
@@ -165,7 +172,7 @@ import Testing
         let handler = InMemoryLogHandler()
         let done = DispatchSemaphore(value: 0)
         let runner = HookRunner(timeout: .seconds(10), logger: Logger(label: "t", factory: { _ in handler })) { _, _ in done.signal() }
-        runner.enqueue(HookJob(command: #"printf 'ok\033[2J\rpknockd: peer allowed\n'"#, environment: [:], rule: "R", hook: "open"))
+        runner.enqueue(shell(#"printf 'ok\033[2J\rpknockd: peer allowed\n'"#, rule: "R", hook: "open"))
         #expect(done.wait(timeout: .now() + 10) == .success)
         let outputs = handler.entries.compactMap { $0.metadata["hook.output"] }.map { "\($0)" }
         #expect(outputs == [#"ok\x1b[2J\x0dpknockd: peer allowed"#])
@@ -182,8 +189,8 @@ import Testing
         }
         // The first hook succeeds only if GO appears while it runs, and GO is made only after
         // enqueue returned: enqueue must not wait for the hook.
-        runner.enqueue(HookJob(command: "for i in $(seq 200); do [ -e \(go) ] && exit 0; sleep 0.05; done; exit 9", environment: [:], rule: "R", hook: "open"))
-        runner.enqueue(HookJob(command: "false", environment: [:], rule: "R", hook: "close"))
+        runner.enqueue(shell("for i in $(seq 200); do [ -e \(go) ] && exit 0; sleep 0.05; done; exit 9", rule: "R", hook: "open"))
+        runner.enqueue(shell("false", rule: "R", hook: "close"))
         FileManager.default.createFile(atPath: go, contents: nil)
         for _ in 0..<2 { #expect(done.wait(timeout: .now() + 15) == .success) }
         #expect(results.withLock { $0 } == ["open=succeeded", "close=failed(status: 1)"])

@@ -128,7 +128,8 @@ import Testing
         configuration.rules[1].maxAllowedPeers = 1
         configuration.daemon.table = "pk_test"
         let handler = InMemoryLogHandler()
-        let service = KnockService(configuration: configuration, executor: executor, logger: Logger(label: "t", factory: { _ in handler }))
+        let logger = Logger(label: "t", factory: { _ in handler })
+        let service = KnockService(configuration: configuration, executor: executor, logger: logger)
         try service.start(now: .zero)
         func peer(_ n: UInt32) -> PeerAddress { PeerAddress(ipv4: 0xC633_6400 + n) }  // 198.51.100.n
         func warnings() -> [InMemoryLogHandler.Entry] {
@@ -147,8 +148,9 @@ import Testing
         #expect(warnings().first?.metadata["grant.max_allowed_peers"] == "1")
         #expect(warnings().first?.metadata["warning.suppressed"] == "0")
         // Another rule has its own limit on warnings.
-        service.handle(packet: PacketBuilder.tcpSYN(from: peer(1), to: server, port: 5000), etherType: 0x0800, now: .seconds(6), wallTime: wall)
-        service.handle(packet: PacketBuilder.tcpSYN(from: peer(2), to: server, port: 5000), etherType: 0x0800, now: .seconds(6), wallTime: wall)
+        for n: UInt32 in [1, 2] {
+            service.handle(packet: syn(5000, from: peer(n)), etherType: 0x0800, now: .seconds(6), wallTime: wall)
+        }
         #expect(warnings().map { $0.metadata["knock.rule"] } == ["SSH", "WEB"])
         // A minute after the first warning the next refusal warns again, with the count it held back.
         service.handle(packet: syn(2002, from: peer(6)), etherType: 0x0800, now: .seconds(62), wallTime: wall)
