@@ -72,6 +72,9 @@
                 var status: Int32 = 0
                 let reaped = unsafe waitpid(pid, &status, WNOHANG)
                 if reaped == pid {
+                    // After a timeout, whatever of its group ignored SIGTERM goes too. (A process
+                    // group ID stays reserved while any member lives, so this reaches only them.)
+                    if timedOut && !killed { kill(-pid, SIGKILL) }
                     termination = timedOut ? .timedOut : decode(status)
                     break
                 }

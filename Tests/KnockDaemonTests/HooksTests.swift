@@ -85,8 +85,8 @@ import Testing
     }
 
     @Test func aHookPastItsTimeoutIsKilledWithItsChildren() throws {
-        // The background sleep prints its pid; killing the process group must reach it too.
-        let job = shell("sleep 30 & echo $!; sleep 30")
+        // The background child prints its pid and ignores SIGTERM: the group's SIGKILL must reach it.
+        let job = shell("(trap '' TERM; exec sleep 30) & echo $!; sleep 30")
         let result = HookRunner.run(job, timeout: .milliseconds(300))
         #expect(result.outcome == .timedOut)
         let pid = try #require(Int32(result.output.trimmingCharacters(in: .whitespacesAndNewlines)))
