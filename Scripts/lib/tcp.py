@@ -10,7 +10,7 @@
                                     print how the port answers: "refused" (TCP reset / ICMP port
                                     unreachable), "silent" (nothing in time) or "open"
   tcp.py unreachables HOST PORT COUNT
-                                    send COUNT UDP datagrams 2 ms apart and print how many ICMP
+                                    send COUNT UDP datagrams at once and print how many ICMP
                                     port unreachables about them came back (needs root: raw socket)
 """
 import os
@@ -121,7 +121,6 @@ def unreachables(host, port, count):
     sender = socket.socket(family, socket.SOCK_DGRAM)
     for _ in range(count):
         sender.sendto(b"probe\n", (host, port))
-        time.sleep(0.002)
     seen = 0
     deadline = time.time() + 0.5
     while time.time() < deadline:
