@@ -38,7 +38,9 @@ let package = Package(
         ),
         // Plain POSIX I/O shared by both binaries: secret files, child processes, sockets, terminals.
         // No netfilter, nothing Linux-only outside `#if canImport(Glibc)`.
-        .target(name: "KnockPOSIX", swiftSettings: [.strictMemorySafety()]),
+        .target(name: "KnockPOSIX", dependencies: ["CKnockPOSIX"], swiftSettings: [.strictMemorySafety()]),
+        // The glibc call Swift's Glibc module hides behind _GNU_SOURCE (closefrom for posix_spawn).
+        .target(name: "CKnockPOSIX"),
         .target(
             name: "KnockDaemon",
             dependencies: [
@@ -67,7 +69,11 @@ let package = Package(
         .testTarget(name: "KnockConfigTests", dependencies: ["KnockConfig", "KnockCore"]),
         .testTarget(name: "NetfilterTests", dependencies: ["Netfilter", "KnockTestSupport"]),
         .testTarget(name: "NetfilterSystemTests", dependencies: ["Netfilter", "KnockDaemon", "KnockTestSupport"]),
-        .testTarget(name: "KnockDaemonTests", dependencies: ["KnockDaemon", "KnockTestSupport"], exclude: ["testdata"]),
+        .testTarget(
+            name: "KnockDaemonTests",
+            dependencies: ["KnockDaemon", "KnockTestSupport", .product(name: "InMemoryLogging", package: "swift-log")],
+            exclude: ["testdata"]
+        ),
         .testTarget(
             name: "CLITests",
             dependencies: ["pknock", "pknockd", "KnockConfig", .product(name: "Crypto", package: "swift-crypto")]

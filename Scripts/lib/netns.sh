@@ -14,6 +14,7 @@ NS_A="pk-test-$$-a"
 NS_B="pk-test-$$-b"
 PK_WORK=$(mktemp -d /tmp/pknock-netns.XXXXXX)
 SERVICE_PID=""
+UDP_SERVICE_PID=""
 DAEMON_PID=""
 
 s() { ip netns exec "$NS_S" "$@"; }   # run in the server namespace
@@ -48,6 +49,7 @@ netns_down() {
     stop_daemon
     if [ -n "$SERVICE_PID" ]; then kill "$SERVICE_PID" 2>/dev/null; wait "$SERVICE_PID" 2>/dev/null || true; fi
     SERVICE_PID=""
+    stop_udp_service
     for ns in "$NS_S" "$NS_A" "$NS_B"; do
         ip netns del "$ns" 2>/dev/null || true
     done
@@ -60,6 +62,18 @@ start_service() {
     ip netns exec "$NS_S" python3 "$PK_SCRIPTS/lib/tcp.py" serve "$@" &
     SERVICE_PID=$!
     sleep 0.3
+}
+
+# start_udp_service PORT...: a UDP echo service in the server namespace (for UDP protected ports).
+start_udp_service() {
+    ip netns exec "$NS_S" python3 "$PK_SCRIPTS/lib/tcp.py" udpserve "$@" &
+    UDP_SERVICE_PID=$!
+    sleep 0.3
+}
+
+stop_udp_service() {
+    if [ -n "$UDP_SERVICE_PID" ]; then kill "$UDP_SERVICE_PID" 2>/dev/null; wait "$UDP_SERVICE_PID" 2>/dev/null || true; fi
+    UDP_SERVICE_PID=""
 }
 
 # start_daemon ARGS...: pknockd in the server namespace; waits until its table is installed.
@@ -91,4 +105,10 @@ stop_daemon() {
 # can_reach NS HOST PORT: whether a TCP connection from NS to HOST:PORT completes (0.7 s timeout).
 can_reach() {
     ip netns exec "$1" python3 "$PK_SCRIPTS/lib/tcp.py" probe "$2" "$3" 0.7
+}
+
+# answer NS tcp|udp HOST PORT [SECONDS]: how HOST:PORT answers a probe from NS: refused (TCP reset or
+# ICMP port unreachable), silent, or open (0.7 s timeout by default).
+answer() {
+    ip netns exec "$1" python3 "$PK_SCRIPTS/lib/tcp.py" answer "$2" "$3" "$4" "${5:-0.7}"
 }

@@ -32,6 +32,8 @@ public struct DaemonSettings: Equatable, Sendable {
     public var metricsListen: MetricsListenAddress?
     /// How far an SPA v2 packet's timestamp may be from the server's clock (`spa2_clock_window`).
     public var spa2ClockWindow: Duration = .seconds(60)
+    /// How knock ports and not-yet-opened protected ports answer (`closed_port_response`).
+    public var closedPortResponse: ClosedPortResponse = .reset
 
     /// Makes daemon settings; every argument has the documented default.
     public init(
@@ -59,6 +61,16 @@ public struct DaemonSettings: Equatable, Sendable {
         }
         return allowed ? nil : "the table name may only contain letters, digits and '_'"
     }
+}
+
+/// How the table answers packets to knock ports and to protected ports a peer may not reach yet:
+/// like a closed port of this host, so that a scan cannot tell them from unused ports.
+public enum ClosedPortResponse: String, Equatable, Sendable, CaseIterable {
+    /// TCP reset for TCP, ICMP port unreachable for UDP: what Linux answers for a port nothing
+    /// listens on (the default).
+    case reset
+    /// Silence, for hosts whose firewall drops every closed port.
+    case drop
 }
 
 /// A local address for the metrics responder: an IP literal and a port.

@@ -6,7 +6,10 @@ import KnockCore
 struct TOMLConfigReader<Secrets: SecretSource> {
     static var rootKeys: [String] { ["daemon", "rule", "client"] }
     static var daemonKeys: [String] {
-        ["table", "nflog_group", "state_directory", "control_socket", "max_tracked_peers", "hook_timeout", "metrics_listen", "spa2_clock_window"]
+        [
+            "table", "nflog_group", "state_directory", "control_socket", "max_tracked_peers", "hook_timeout", "metrics_listen",
+            "spa2_clock_window", "closed_port_response",
+        ]
     }
     static var clientKeys: [String] {
         ["id", "rules", "ed25519_public_key", "ed25519_public_key_file", "hmac_key_file", "may_name_address"]
@@ -131,6 +134,13 @@ struct TOMLConfigReader<Secrets: SecretSource> {
                     error(entry.line, field: field, "must be 5 seconds to 1 hour")
                 case .failure(let message):
                     error(entry.line, field: field, message.text)
+                }
+            case "closed_port_response":
+                guard let text = string(entry, field: field) else { continue }
+                if let response = ClosedPortResponse(rawValue: text) {
+                    daemon.closedPortResponse = response
+                } else {
+                    error(entry.line, field: field, "expected \"reset\" or \"drop\", found \"\(text)\"")
                 }
             case "metrics_listen":
                 guard let text = string(entry, field: field) else { continue }

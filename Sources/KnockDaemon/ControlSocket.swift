@@ -97,6 +97,44 @@ public final class LineSocket: @unchecked Sendable {
         }
     }
 
+    /// Reads an HTTP request head: the bytes up to the blank line that ends it (CRLF CRLF or LF LF).
+    /// Nil when `deadline` passes first, however slowly bytes trickle in, when the peer closes first,
+    /// or when more than `limit` bytes come without the blank line.
+    public func readRequestHead(limit: Int, deadline: ContinuousClock.Instant) -> [UInt8]? {
+        var head = buffer
+        buffer = []
+        var searched = 0
+        while true {
+            var index = max(0, searched - 3)
+            while index < head.count {
+                if head[index] == 10 {
+                    if index + 1 < head.count, head[index + 1] == 10 { return Array(head[..<index]) }
+                    if index + 2 < head.count, head[index + 1] == 13, head[index + 2] == 10 { return Array(head[..<index]) }
+                }
+                index += 1
+            }
+            searched = head.count
+            if head.count > limit { return nil }
+            let remaining = deadline - .now
+            if remaining <= .zero { return nil }
+            let (seconds, attoseconds) = remaining.components
+            let milliseconds = Int32(clamping: seconds * 1000 + (attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000)
+            var request = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&request, 1, milliseconds)
+            if ready < 0 && Glibc.errno == EINTR { continue }
+            if ready < 0 { return nil }
+            if ready == 0 { continue }
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if count == 0 { return nil }
+            if count < 0 {
+                if Glibc.errno == EINTR || Glibc.errno == EAGAIN || Glibc.errno == EWOULDBLOCK { continue }
+                return nil
+            }
+            head += chunk[..<count]
+        }
+    }
+
     /// Writes `text` and a newline; false when the peer is gone or the write timed out.
     @discardableResult
     public func writeLine(_ text: String) -> Bool {

@@ -156,7 +156,7 @@ public final class DaemonLoop {
             peers: service.configuration.rules.compactMap { rule in
                 engine.peerCounts(of: rule.name).map { (rule.name.rawValue, $0.matching, $0.allowed) }
             },
-            enobufs: reader.enobufsCount, hookFailures: hooks?.failures ?? 0, eventReaders: events?.count ?? 0)
+            enobufs: reader.enobufsCount, hookFailures: hooks?.failures ?? 0, hooksDropped: hooks?.dropped ?? 0, eventReaders: events?.count ?? 0)
     }
 
     private func millisecondsUntilNextDeadline() -> Int32 {

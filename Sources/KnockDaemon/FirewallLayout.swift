@@ -1,23 +1,35 @@
 import Foundation
+import KnockConfig
 import KnockCore
 
 /// The `inet` table pknockd installs, rendered as nft scripts, and the readers of its `nft -j` listings.
 ///
-/// The table only ever drops or passes packets (`accept` in our base chain lets a packet go on to
-/// the host's other tables). One base chain, `input`, hooks in at priority -10, before the usual
-/// filter chains at 0, and holds, in this order:
+/// The table only ever refuses or passes packets (`accept` in our base chain lets a packet go on to
+/// the host's other tables). It refuses the way this host refuses a port nothing listens on, so a
+/// scan cannot tell knock ports and protected ports from unused ones: with ``closedPortResponse``
+/// `.reset` (the default) TCP gets `reject with tcp reset` and UDP `reject with icmpx
+/// port-unreachable`, exactly what Linux sends for a closed port; with `.drop` everything refused is
+/// dropped silently, for hosts that drop every closed port. nft's reject sends its ICMP through the
+/// kernel's `icmp_send`/`icmpv6_send` (net/ipv4/netfilter/nf_reject_ipv4.c `nf_send_unreach`,
+/// net/ipv6/netfilter/nf_reject_ipv6.c `nf_send_unreach6`), the same function and so the same rate
+/// limits (`net.ipv4.icmp_ratelimit`, `icmp_msgs_per_sec`, `net.ipv6.icmp.ratelimit`) as the
+/// port-unreachable of a closed UDP port; TCP resets of closed ports are not rate-limited by Linux,
+/// and neither are nft's. So no `limit` statement is needed for the answers to match.
+///
+/// One base chain, `input`, hooks in at priority -10, before the usual filter chains at 0, and
+/// holds, in this order:
 ///
 /// 1. Knock ports of all rules: TCP SYNs (`tcp flags & (syn | ack) == syn`) and UDP datagrams are
 ///    logged to the NFLOG group, strict rules also note the source in their kernel-filled
-///    `NAME_watch4`/`NAME_watch6` sets, and then every packet to a knock port is dropped (stealth: no
-///    RST, no ICMP).
+///    `NAME_watch4`/`NAME_watch6` sets, and then every packet to a knock port is refused (after it
+///    is logged; TCP segments that are not SYNs too, as a closed port answers them with a reset).
 /// 2. For strict rules, every new TCP/UDP connection from a watched source (a peer that knocked on
 ///    one of the rule's ports within the rule's `time`) is logged, not dropped, so the daemon sees the
 ///    wrong knocks that make a strict peer start over. For SPA rules with a close secret, UDP
 ///    datagrams of an SPA payload's length from an allowed source are logged, so a close knock to any
 ///    port is seen.
 /// 3. Protected ports: established/related traffic passes, sources in a protecting rule's
-///    `NAME_allowed4`/`NAME_allowed6` set pass, everything else is dropped.
+///    `NAME_allowed4`/`NAME_allowed6` set pass, everything else is refused.
 ///
 /// Set names are the rule name and a suffix. nft identifiers must start with a letter, `_` or `.`
 /// (a rule name may start with a digit or `-`), so a rule name that does not start with a letter
@@ -33,6 +45,8 @@ public struct FirewallLayout: Equatable, Sendable {
     public var snaplen: Int
     /// The rules, in configuration order.
     public var rules: [Rule]
+    /// How refused packets are answered: like a closed port (`.reset`) or not at all (`.drop`).
+    public var closedPortResponse: ClosedPortResponse
 
     /// The base chain's name.
     public static let chainName = "input"
@@ -46,11 +60,22 @@ public struct FirewallLayout: Equatable, Sendable {
     public static let defaultWatchTimeout: Duration = .seconds(3600)
 
     /// Describes the table for `rules`.
-    public init(table: String, nflogGroup: UInt16, snaplen: Int = FirewallLayout.defaultSnaplen, rules: [Rule]) {
+    public init(
+        table: String, nflogGroup: UInt16, snaplen: Int = FirewallLayout.defaultSnaplen, rules: [Rule],
+        closedPortResponse: ClosedPortResponse = .reset
+    ) {
         self.table = table
         self.nflogGroup = nflogGroup
         self.snaplen = snaplen
         self.rules = rules
+        self.closedPortResponse = closedPortResponse
+    }
+
+    /// Describes the table of `configuration`: its daemon settings and rules.
+    public init(configuration: Configuration) {
+        self.init(
+            table: configuration.daemon.table, nflogGroup: configuration.daemon.nflogGroup, rules: configuration.rules,
+            closedPortResponse: configuration.daemon.closedPortResponse)
     }
 
     // MARK: Names
@@ -124,6 +149,15 @@ public struct FirewallLayout: Equatable, Sendable {
     /// `log group G snaplen S`.
     private var logStatement: String { "log group \(nflogGroup) snaplen \(snaplen)" }
 
+    /// The verdict for a refused `transport` packet: what a closed port of this host answers, or drop.
+    private func refusal(_ transport: TransportProtocol) -> String {
+        switch (closedPortResponse, transport) {
+        case (.drop, _): "drop"
+        case (.reset, .tcp): "reject with tcp reset"
+        case (.reset, .udp): "reject with icmpx port-unreachable"
+        }
+    }
+
     /// Adds every rule's sets (recreating watch sets), then deletes the existing sets no rule uses.
     private func setLines(existingSets: Set<String>) -> [String] {
         var lines: [String] = []
@@ -151,7 +185,7 @@ public struct FirewallLayout: Equatable, Sendable {
         return lines
     }
 
-    /// Section 1: log knocks (and fill strict rules' watch sets), then drop everything to a knock port.
+    /// Section 1: log knocks (and fill strict rules' watch sets), then refuse everything to a knock port.
     private func knockPortLines() -> [String] {
         var lines: [String] = []
         for transport in TransportProtocol.allCases {
@@ -160,9 +194,10 @@ public struct FirewallLayout: Equatable, Sendable {
             }
             let all = ports(of: rules)
             guard !all.isEmpty else { continue }
-            // A TCP knock is a connection request; other segments to the port are dropped unlogged.
+            // A TCP knock is a connection request; other segments to the port are refused unlogged.
             let knocks = transport == .tcp ? " tcp flags & (syn | ack) == syn" : ""
-            lines.append("# Knock ports (\(transport)): log \(transport == .tcp ? "SYNs" : "datagrams"), then drop.")
+            let verb = closedPortResponse == .drop ? "drop" : "answer as a closed port"
+            lines.append("# Knock ports (\(transport)): log \(transport == .tcp ? "SYNs" : "datagrams"), then \(verb).")
             lines.append("\(addRule) \(transport) dport \(Self.portList(all))\(knocks) \(logStatement)")
             for rule in rules where rule.strict {
                 let own = ports(of: [rule])
@@ -174,7 +209,7 @@ public struct FirewallLayout: Equatable, Sendable {
                             + "update @\(watch) { \(Self.addressField(family)) }")
                 }
             }
-            lines.append("\(addRule) \(transport) dport \(Self.portList(all)) drop")
+            lines.append("\(addRule) \(transport) dport \(Self.portList(all)) \(refusal(transport))")
         }
         return lines
     }
@@ -235,7 +270,7 @@ public struct FirewallLayout: Equatable, Sendable {
                     lines.append("\(addRule) \(match) \(Self.addressField(family)) @\(allowed) accept")
                 }
             }
-            lines.append("\(addRule) \(match) drop")
+            lines.append("\(addRule) \(match) \(refusal(group.transport))")
         }
         return lines
     }

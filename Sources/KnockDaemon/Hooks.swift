@@ -1,6 +1,7 @@
 import Foundation
 import KnockConfig
 import KnockCore
+import KnockPOSIX
 import Logging
 import Synchronization
 
@@ -80,26 +81,39 @@ public struct HookResult: Equatable, Sendable {
     public var output: String
 }
 
-/// Runs hook commands off the knock-handling thread: a bounded queue and one worker thread.
+/// Runs hook commands off the knock-handling thread: a queue and one worker thread.
 ///
-/// ``enqueue(_:)`` never blocks (a full queue drops the job, logs it and counts it as a failure).
-/// Each command runs in its own process group (Foundation's `Process` makes one) so that on timeout
-/// SIGTERM, then SIGKILL after a second, reach everything it started. Output is logged line by line
-/// at info; failures at warning; nothing is ever fatal.
+/// ``enqueue(_:)`` never blocks. Open hooks wait in a bounded queue: when `queueCapacity` of them are
+/// waiting a new one is dropped, counted (``dropped``, also in ``failures``) and logged at warning at
+/// most once a minute with the count held back. A close hook is never dropped: it is queued whatever
+/// the open hooks' count, and one identical to a close hook already waiting for the same peer (with
+/// no hook of that peer after it) is coalesced into it, so close hooks are bounded by the peers there
+/// are to close.
+///
+/// Each command is spawned directly (``ChildProcess``) with only stdin (`/dev/null`), stdout and
+/// stderr, in its own process group; it is done when `/bin/sh` exits, so `cmd &` and `setsid cmd &`
+/// in a hook return at once and leave their background process running. At `timeout` SIGTERM, then
+/// SIGKILL after a second, reach its process group. Output is logged line by line at info with
+/// control characters escaped; failures at warning; nothing is ever fatal.
 public final class HookRunner: Sendable {
     /// The most output bytes kept per run.
     public static let outputLimit = 8192
+    /// The shortest time between two "hook dropped" warnings.
+    public static let dropWarningInterval: Duration = .seconds(60)
 
     /// How long a hook may run.
     public let timeout: Duration
-    /// Jobs waiting beyond which new ones are dropped.
+    /// Open hooks waiting beyond which new ones are dropped.
     public let queueCapacity: Int
     private let logger: Logger
     private let queue = Mutex<[HookJob]>([])
     private let wakeUp = DispatchSemaphore(value: 0)
     private let failureCount = Atomic<Int>(0)
+    private let droppedCount = Atomic<Int>(0)
     private let runCount = Atomic<Int>(0)
     private let pendingCount = Atomic<Int>(0)
+    /// When the last drop warning went out, and the drops since then not warned about.
+    private let dropWarning = Mutex<(last: ContinuousClock.Instant?, suppressed: Int)>((nil, 0))
     private let onFinish: (@Sendable (HookJob, HookResult) -> Void)?
 
     /// Makes a runner and starts its worker thread. `onFinish` is called on the worker after each run.
@@ -117,27 +131,62 @@ public final class HookRunner: Sendable {
 
     /// Hook runs that failed, timed out, could not start or were dropped for a full queue.
     public var failures: Int { failureCount.load(ordering: .relaxed) }
+    /// Open hooks dropped for a full queue.
+    public var dropped: Int { droppedCount.load(ordering: .relaxed) }
     /// Hook runs finished (whatever the outcome).
     public var runs: Int { runCount.load(ordering: .relaxed) }
     /// Jobs queued or running.
     public var pending: Int { pendingCount.load(ordering: .relaxed) }
 
-    /// Queues `job`; returns false (and logs) when the queue is full.
+    /// Queues `job`; returns false (and counts and logs) when it is an open hook and the queue is full.
+    /// A close hook is always accepted (possibly coalesced with an identical one already waiting).
     @discardableResult
     public func enqueue(_ job: HookJob) -> Bool {
-        let accepted = queue.withLock { jobs in
-            guard jobs.count < queueCapacity else { return false }
+        enum Admission { case queued, coalesced, dropped }
+        let admission: Admission = queue.withLock { jobs in
+            if job.hook == "close" {
+                let peer = job.environment["PKNOCK_PEER"]
+                let last = jobs.lastIndex { $0.rule == job.rule && $0.environment["PKNOCK_PEER"] == peer }
+                if let last, jobs[last] == job { return .coalesced }
+                jobs.append(job)
+                return .queued
+            }
+            guard jobs.count(where: { $0.hook != "close" }) < queueCapacity else { return .dropped }
             jobs.append(job)
+            return .queued
+        }
+        switch admission {
+        case .coalesced:
+            return true
+        case .dropped:
+            failureCount.add(1, ordering: .relaxed)
+            droppedCount.add(1, ordering: .relaxed)
+            warnDropped(job)
+            return false
+        case .queued:
+            pendingCount.add(1, ordering: .relaxed)
+            wakeUp.signal()
             return true
         }
-        guard accepted else {
-            failureCount.add(1, ordering: .relaxed)
-            logger.warning("hook dropped: too many hooks waiting", metadata: ["hook.rule": "\(job.rule)", "hook.name": "\(job.hook)"])
-            return false
+    }
+
+    private func warnDropped(_ job: HookJob) {
+        let now = ContinuousClock.now
+        let suppressed: Int? = dropWarning.withLock { state in
+            if let last = state.last, now - last < Self.dropWarningInterval {
+                state.suppressed += 1
+                return nil
+            }
+            defer { state = (now, 0) }
+            return state.suppressed
         }
-        pendingCount.add(1, ordering: .relaxed)
-        wakeUp.signal()
-        return true
+        guard let suppressed else { return }
+        logger.warning(
+            "hook dropped: too many hooks waiting",
+            metadata: [
+                "hook.rule": "\(job.rule)", "hook.name": "\(job.hook)", "hook.queue": "\(queueCapacity)",
+                "warning.suppressed": "\(suppressed)",
+            ])
     }
 
     /// Queues the hook `event` calls for under `configuration`, if any.
@@ -150,6 +199,7 @@ public final class HookRunner: Sendable {
     private func work() {
         while true {
             wakeUp.wait()
+            // Taken off the queue as it starts: while it runs, a close hook for its peer is a new one.
             let job = queue.withLock { $0.isEmpty ? nil : $0.removeFirst() }
             guard let job else { continue }
             let result = Self.run(job, timeout: timeout)
@@ -163,7 +213,7 @@ public final class HookRunner: Sendable {
     private func report(_ job: HookJob, _ result: HookResult) {
         let metadata: Logger.Metadata = ["hook.rule": "\(job.rule)", "hook.name": "\(job.hook)"]
         for line in result.output.split(separator: "\n", omittingEmptySubsequences: true) {
-            logger.info("hook output", metadata: metadata.merging(["hook.output": "\(line)"]) { $1 })
+            logger.info("hook output", metadata: metadata.merging(["hook.output": "\(Self.escapingControlCharacters(line))"]) { $1 })
         }
         switch result.outcome {
         case .succeeded:
@@ -183,57 +233,39 @@ public final class HookRunner: Sendable {
         }
     }
 
-    /// Runs `job` to completion or `timeout`, synchronously.
-    ///
-    /// Output goes to an unlinked temporary file rather than a pipe, so a hook that leaves a process
-    /// running in the background (starting a service is a classic hook) cannot block us on its output.
-    public static func run(_ job: HookJob, timeout: Duration) -> HookResult {
-        let path = NSTemporaryDirectory() + "pknockd-hook-" + UUID().uuidString
-        guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]),
-            let log = FileHandle(forUpdatingAtPath: path)
-        else {
-            return HookResult(outcome: .couldNotStart("cannot create an output file in \(NSTemporaryDirectory())"), output: "")
+    /// `text` with every control character (C0, DEL, C1) and every bidirectional override written as
+    /// an escape (`\x1b`, `\u{202e}`), so hook output cannot forge log lines or repaint a terminal.
+    public static func escapingControlCharacters(_ text: some StringProtocol) -> String {
+        var escaped = ""
+        for scalar in text.unicodeScalars {
+            switch scalar.value {
+            case 0x00..<0x20, 0x7F...0x9F:
+                let hex = String(scalar.value, radix: 16)
+                escaped += "\\x" + (hex.count == 1 ? "0" : "") + hex
+            case 0x202A...0x202E, 0x2066...0x2069:
+                escaped += "\\u{" + String(scalar.value, radix: 16) + "}"
+            default:
+                escaped.unicodeScalars.append(scalar)
+            }
         }
-        unlink(path)
-        defer { try? log.close() }
+        return escaped
+    }
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", job.command]
-        process.environment = job.environment
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = log
-        process.standardError = log
-        let finished = DispatchSemaphore(value: 0)
-        process.terminationHandler = { _ in finished.signal() }
+    /// Runs `job` to completion or `timeout`, synchronously (``ChildProcess``: `/bin/sh -c`, its own
+    /// process group, only descriptors 0, 1 and 2, done when the shell exits).
+    public static func run(_ job: HookJob, timeout: Duration) -> HookResult {
+        let run: ChildRun
         do {
-            try process.run()
+            run = try ChildProcess.run(
+                "/bin/sh", arguments: ["-c", job.command], environment: job.environment, timeout: timeout, outputLimit: outputLimit)
         } catch {
             return HookResult(outcome: .couldNotStart("\(error)"), output: "")
         }
-        var timedOut = false
-        if finished.wait(timeout: .now() + .nanoseconds(Int(timeout.nanosecondsClamped))) == .timedOut {
-            timedOut = true
-            // Foundation starts the child as a process-group leader, so -pid reaches its children too.
-            let group = process.processIdentifier
-            kill(-group, SIGTERM)
-            if finished.wait(timeout: .now() + .seconds(1)) == .timedOut {
-                kill(-group, SIGKILL)
-                finished.wait()
-            }
-        }
-        try? log.seek(toOffset: 0)
-        let bytes = (try? log.read(upToCount: outputLimit)) ?? Data()
-        let text = String(decoding: bytes, as: UTF8.self)
-        if timedOut { return HookResult(outcome: .timedOut, output: text) }
-        switch process.terminationReason {
-        case .exit:
-            let status = process.terminationStatus
-            return HookResult(outcome: status == 0 ? .succeeded : .failed(status: status), output: text)
-        case .uncaughtSignal:
-            return HookResult(outcome: .signalled(process.terminationStatus), output: text)
-        @unknown default:
-            return HookResult(outcome: .failed(status: process.terminationStatus), output: text)
+        let text = String(decoding: run.output, as: UTF8.self)
+        switch run.termination {
+        case .exited(let status): return HookResult(outcome: status == 0 ? .succeeded : .failed(status: status), output: text)
+        case .signalled(let signal): return HookResult(outcome: .signalled(signal), output: text)
+        case .timedOut, .unreaped: return HookResult(outcome: .timedOut, output: text)
         }
     }
 }

@@ -34,6 +34,8 @@ public final class KnockService {
         public var foreignTableChanges = 0
         /// Times the table was put back after others changed or deleted it (watch mode).
         public var tableRepairs = 0
+        /// Grants refused because the rule already allowed its `max_allowed_peers` (also in `rejected`).
+        public var refusedGrants = 0
         /// Creates zeroed counters.
         public init() {}
     }
@@ -78,14 +80,17 @@ public final class KnockService {
     private let logger: Logger
 
     /// The table layout of the configuration in force.
-    public var layout: FirewallLayout {
-        FirewallLayout(table: configuration.daemon.table, nflogGroup: configuration.daemon.nflogGroup, rules: configuration.rules)
-    }
+    public var layout: FirewallLayout { FirewallLayout(configuration: configuration) }
 
     /// Where the SPA replay memory is kept across restarts; nil keeps it in memory only.
     private let replayStore: ReplayStore?
     /// Set when an SPA open changed the replay memory; saved once the packet is handled.
     private var replayStateChanged = false
+
+    /// The shortest time between two "allowed-peer table full" warnings of one rule.
+    public static let refusedGrantWarningInterval: Duration = .seconds(60)
+    /// Per rule: when its last refused-grant warning went out, and how many refusals since were not warned about.
+    private var refusedGrantWarnings: [RuleName: (last: Instant, suppressed: Int)] = [:]
 
     /// Makes a service for `configuration`; nothing touches the firewall until ``start(now:wallTime:)``.
     public init(configuration: Configuration, executor: any NFTExecutor, logger: Logger, replayStore: ReplayStore? = nil) {
@@ -144,8 +149,7 @@ public final class KnockService {
     /// transaction, allowed peers of rules that remain keep their access. If the kernel refuses the
     /// new layout nothing changes and the error is thrown.
     public func reload(to newConfiguration: Configuration, now: Instant) throws(NetfilterError) {
-        let newLayout = FirewallLayout(
-            table: newConfiguration.daemon.table, nflogGroup: newConfiguration.daemon.nflogGroup, rules: newConfiguration.rules)
+        let newLayout = FirewallLayout(configuration: newConfiguration)
         let existing = try existingSets() ?? []
         try install(newLayout, existingSets: existing)
         engine = KnockEngine(
@@ -217,8 +221,8 @@ public final class KnockService {
     /// protected ports closed while the main table is absent.)
     private func replaceUnownedTable(now: Instant) throws(NetfilterError) {
         let table = configuration.daemon.table
-        let guardLayout = FirewallLayout(
-            table: Self.auxiliaryTableName(table, suffix: "_guard"), nflogGroup: configuration.daemon.nflogGroup, rules: configuration.rules)
+        var guardLayout = layout
+        guardLayout.table = Self.auxiliaryTableName(table, suffix: "_guard")
         let grants = currentGrants(now: now)
         try executor.claimTable(guardLayout.table, flags: [.owner, .persist])
         _ = try executor.run(
@@ -443,7 +447,12 @@ public final class KnockService {
         case .matching:
             counters.matching += 1
             (level, message) = (.debug, "knock matched")
-        case .didNotMatch, .badMAC, .blocked, .refusedFull:
+        case .refusedFull:
+            counters.rejected += 1
+            counters.refusedGrants += 1
+            warnRefusedGrant(event)
+            (level, message) = (.debug, "knock rejected")
+        case .didNotMatch, .badMAC, .blocked:
             counters.rejected += 1
             (level, message) = (.debug, "knock rejected")
         case .timeExceeded, .evicted:
@@ -451,6 +460,26 @@ public final class KnockService {
             (level, message) = (.debug, "attempt forgotten")
         }
         logger.log(level: level, message, metadata: Self.metadata(for: event))
+    }
+
+    /// A full allowed-peer table locks out legitimate peers (and spoofed sequence completions can fill
+    /// it), so the administrator hears of it: a warning at most once per rule per
+    /// ``refusedGrantWarningInterval``, carrying the count of refusals not warned about since the last.
+    private func warnRefusedGrant(_ event: KnockEvent) {
+        if let previous = refusedGrantWarnings[event.rule], event.time - previous.last < Self.refusedGrantWarningInterval {
+            refusedGrantWarnings[event.rule]?.suppressed += 1
+            return
+        }
+        let suppressed = refusedGrantWarnings[event.rule]?.suppressed ?? 0
+        refusedGrantWarnings[event.rule] = (event.time, 0)
+        let limit = configuration.rules.first { $0.name == event.rule }?.maxAllowedPeers
+        logger.warning(
+            "grant refused: the rule already allows its maximum of peers (max_allowed_peers)",
+            metadata: [
+                "knock.rule": "\(event.rule)", "knock.source": "\(event.peer)",
+                "grant.max_allowed_peers": "\(limit.map { "\($0)" } ?? "?")",
+                "warning.suppressed": "\(suppressed)",
+            ])
     }
 
     private static func metadata(for event: KnockEvent) -> Logger.Metadata {

@@ -1,4 +1,5 @@
 import Foundation
+import KnockCore
 import Logging
 import Synchronization
 
@@ -12,25 +13,29 @@ public struct MetricsSnapshot: Equatable, Sendable {
     public var enobufs: Int
     /// Hook runs that failed, timed out or were dropped.
     public var hookFailures: Int
+    /// Open hooks dropped for a full queue.
+    public var hooksDropped: Int
     /// Event readers connected.
     public var eventReaders: Int
 
     /// Makes a snapshot.
     public init(
         counters: KnockService.Counters = .init(), peers: [(rule: String, matching: Int, allowed: Int)] = [], enobufs: Int = 0,
-        hookFailures: Int = 0, eventReaders: Int = 0
+        hookFailures: Int = 0, hooksDropped: Int = 0, eventReaders: Int = 0
     ) {
         self.counters = counters
         self.peers = peers
         self.enobufs = enobufs
         self.hookFailures = hookFailures
+        self.hooksDropped = hooksDropped
         self.eventReaders = eventReaders
     }
 
     /// Compares every field.
     public static func == (lhs: MetricsSnapshot, rhs: MetricsSnapshot) -> Bool {
         lhs.counters == rhs.counters && lhs.enobufs == rhs.enobufs && lhs.hookFailures == rhs.hookFailures
-            && lhs.eventReaders == rhs.eventReaders && lhs.peers.elementsEqual(rhs.peers) { $0 == $1 }
+            && lhs.hooksDropped == rhs.hooksDropped && lhs.eventReaders == rhs.eventReaders
+            && lhs.peers.elementsEqual(rhs.peers) { $0 == $1 }
     }
 
     /// The Prometheus text exposition format (version 0.0.4).
@@ -50,6 +55,9 @@ public struct MetricsSnapshot: Equatable, Sendable {
                 ("{outcome=\"expired\"}", c.expired),
             ])
         metric("pknock_grants_closed_total", "counter", "Grants ended by a close knock, autoclose or pknock close.", [("", c.closed)])
+        metric(
+            "pknock_grants_refused_total", "counter", "Grants refused because the rule already allowed max_allowed_peers peers.",
+            [("", c.refusedGrants)])
         metric("pknock_firewall_errors_total", "counter", "Firewall changes the kernel refused.", [("", c.firewallErrors)])
         metric("pknock_nflog_enobufs_total", "counter", "NFLOG messages lost to a full socket buffer.", [("", enobufs)])
         metric(
@@ -57,6 +65,7 @@ public struct MetricsSnapshot: Equatable, Sendable {
             [("", c.foreignTableChanges)])
         metric("pknock_table_repairs_total", "counter", "Times the table was put back after such a change (watch mode).", [("", c.tableRepairs)])
         metric("pknock_hook_failures_total", "counter", "Hook runs that failed, timed out or were dropped.", [("", hookFailures)])
+        metric("pknock_hooks_dropped_total", "counter", "Open hooks dropped because too many were waiting.", [("", hooksDropped)])
         metric("pknock_event_readers", "gauge", "Clients following the event stream.", [("", eventReaders)])
         metric(
             "pknock_peers", "gauge", "Peers tracked, by rule and state.",
@@ -67,24 +76,59 @@ public struct MetricsSnapshot: Equatable, Sendable {
     }
 }
 
-/// A tiny HTTP responder for Prometheus scrapes: every GET gets the latest snapshot. Runs on its
-/// own thread; the intake loop only swaps in a new snapshot.
+/// A tiny HTTP responder for Prometheus scrapes: every GET gets the latest snapshot. Accepts on its
+/// own thread and answers each connection on a thread of its own, at most ``maxConnections`` at
+/// once (further connections are closed at once); a client has ``requestDeadline`` to send its whole
+/// request head, however it trickles it, or is disconnected. The intake loop only swaps in a new
+/// snapshot.
 public final class MetricsServer: Sendable {
+    /// The default time a client has to send its request.
+    public static let defaultRequestDeadline: Duration = .seconds(2)
+    /// The default number of connections served at once.
+    public static let defaultMaxConnections = 8
+    /// The longest request head read.
+    public static let requestHeadLimit = 8192
+
+    /// The time a client has to send its request.
+    public let requestDeadline: Duration
+    /// The connections served at once.
+    public let maxConnections: Int
     private let listener: ListeningSocket
     private let snapshot = Mutex<MetricsSnapshot>(MetricsSnapshot())
+    private let active = Atomic<Int>(0)
     private let logger: Logger
 
-    /// Listens on TCP `host:port` and starts serving.
-    public init(host: String, port: UInt16, logger: Logger) throws(ControlSocketError) {
+    /// Listens on TCP `host:port` and starts serving. Warns when `host` is not a loopback address:
+    /// the metrics tell anyone who can reach them which rules exist and how busy they are.
+    public init(
+        host: String, port: UInt16, logger: Logger, requestDeadline: Duration = MetricsServer.defaultRequestDeadline,
+        maxConnections: Int = MetricsServer.defaultMaxConnections
+    ) throws(ControlSocketError) {
+        if !Self.isLoopback(host) {
+            logger.warning(
+                "metrics_listen is not a loopback address: anyone who reaches it sees the rules and their activity",
+                metadata: ["metrics.listen": "\(host):\(port)"])
+        }
         self.listener = try ListeningSocket.tcp(host: host, port: port)
         self.logger = logger
+        self.requestDeadline = requestDeadline
+        self.maxConnections = max(1, maxConnections)
         let thread = Thread { [self] in serve() }
         thread.name = "pknockd-metrics"
         thread.start()
     }
 
+    /// Whether `host` (an IP literal) is a loopback address: 127.0.0.0/8, ::1, or ::ffff:127.x.y.z.
+    public static func isLoopback(_ host: String) -> Bool {
+        guard let address = PeerAddress(host) else { return false }
+        return address.isIPv4 ? address.description.hasPrefix("127.") : address.description == "::1"
+    }
+
     /// The port bound (port 0 asks the kernel for one).
     public var port: UInt16? { listener.tcpPort }
+
+    /// Connections being answered now.
+    public var activeConnections: Int { active.load(ordering: .relaxed) }
 
     /// Replaces what scrapes see.
     public func update(_ new: MetricsSnapshot) { snapshot.withLock { $0 = new } }
@@ -94,23 +138,34 @@ public final class MetricsServer: Sendable {
 
     private func serve() {
         while let connection = listener.accept() {
-            connection.setTimeouts(read: .seconds(2), write: .seconds(2))
-            let response: String
-            let requestLine = connection.readLine(limit: 2048)
-            // Read the headers up to the blank line, so closing does not reset the connection.
-            for _ in 0..<64 {
-                guard case .line(let header) = connection.readLine(limit: 2048), !(header.isEmpty || header == [13]) else { break }
+            guard active.add(1, ordering: .relaxed).newValue <= maxConnections else {
+                active.subtract(1, ordering: .relaxed)
+                connection.close()
+                continue
             }
-            if case .line(let line) = requestLine, line.starts(with: Array("GET ".utf8)) {
-                let body = snapshot.withLock { $0.exposition }
-                response =
-                    "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n"
-                    + body
-            } else {
-                response = "HTTP/1.0 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            let thread = Thread { [self] in
+                respond(on: connection)
+                active.subtract(1, ordering: .relaxed)
             }
-            connection.write(Array(response.utf8))
-            connection.close()
+            thread.name = "pknockd-metrics-conn"
+            thread.start()
         }
+    }
+
+    private func respond(on connection: LineSocket) {
+        defer { connection.close() }
+        connection.setTimeouts(read: requestDeadline, write: requestDeadline)
+        // One deadline for the whole head, not per read: a byte every second never resets it.
+        guard let head = connection.readRequestHead(limit: Self.requestHeadLimit, deadline: .now + requestDeadline) else { return }
+        let response: String
+        if head.starts(with: Array("GET ".utf8)) {
+            let body = snapshot.withLock { $0.exposition }
+            response =
+                "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n"
+                + body
+        } else {
+            response = "HTTP/1.0 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        }
+        connection.write(Array(response.utf8))
     }
 }

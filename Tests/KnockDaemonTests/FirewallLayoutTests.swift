@@ -1,4 +1,5 @@
 import Foundation
+import KnockConfig
 import KnockCore
 import KnockDaemon
 import Testing
@@ -33,6 +34,15 @@ private let sequenceLayout = FirewallLayout(
             name: name("SSH"), knockSequence: [port(2002, .tcp), port(2001, .tcp), port(2004, .tcp)],
             maxKnockGap: .seconds(10), autoclose: .seconds(3600), protectedPorts: [port(22, .tcp)])
     ])
+
+/// A TCP and UDP sequence protecting TCP and UDP ports, on a host that drops every closed port.
+private let dropLayout = FirewallLayout(
+    table: "pknock", nflogGroup: 1,
+    rules: [
+        Rule(
+            name: name("SSH"), knockSequence: [port(2002, .tcp), port(2001, .tcp), port(4000, .udp)],
+            protectedPorts: [port(22, .tcp), port(53, .udp)])
+    ], closedPortResponse: .drop)
 
 /// Two strict rules sharing knock port 7000, one with a UDP knock, a time rounded up, a custom snaplen.
 private let strictLayout = FirewallLayout(
@@ -96,6 +106,55 @@ private let sharedLayout = FirewallLayout(
     #expect(sharedLayout.installScript(existingSets: []) == goldenShared)
 }
 
+@Test func dropGolden() {
+    #expect(dropLayout.installScript(existingSets: []) == goldenDrop)
+}
+
+@Test func refusedPacketsAnswerAsAClosedPortUnlessTheHostDropsThem() {
+    // Every terminal verdict that is not an accept: a TCP reset, an ICMP port unreachable, or drop.
+    func refusals(_ layout: FirewallLayout) -> [String] {
+        layout.installScript(existingSets: []).split(separator: "\n").filter { $0.hasPrefix("add rule") && !$0.hasSuffix(" accept") }
+            .compactMap { line in
+                ["reject with tcp reset", "reject with icmpx port-unreachable", "drop"].first { line.hasSuffix(" " + $0) }
+            }
+    }
+    var resetting = dropLayout
+    resetting.closedPortResponse = .reset
+    let tcpReset = "reject with tcp reset"
+    let portUnreachable = "reject with icmpx port-unreachable"
+    #expect(refusals(resetting) == [tcpReset, portUnreachable, tcpReset, portUnreachable])
+    #expect(refusals(dropLayout) == ["drop", "drop", "drop", "drop"])
+    #expect(!sequenceLayout.installScript(existingSets: []).contains(" drop\n"))
+    // Knock ports: the log comes before the refusal, and every TCP segment is refused, not only SYNs.
+    let lines = resetting.installScript(existingSets: []).split(separator: "\n").map(String.init)
+    let log = lines.firstIndex { $0.contains("tcp dport { 2001, 2002 } tcp flags & (syn | ack) == syn log group") } ?? Int.max
+    let reset = lines.firstIndex(of: "add rule inet pknock input tcp dport { 2001, 2002 } reject with tcp reset") ?? -1
+    #expect(log < reset)
+}
+
+@Test func theLayoutOfAConfigurationCarriesItsClosedPortResponse() throws {
+    let text = """
+        [daemon]
+        table = "pk_x"
+        closed_port_response = "drop"
+        [[rule]]
+        name = "SSH"
+        knock = [2002, 2001]
+        protect = [22]
+        """
+    let configuration = try ConfigLoader.parseTOML(text, file: "/etc/pknock/pknock.toml", secrets: InMemorySecretSource())
+    #expect(configuration.daemon.closedPortResponse == .drop)
+    let layout = FirewallLayout(configuration: configuration)
+    #expect(layout.table == "pk_x" && layout.closedPortResponse == .drop)
+    #expect(layout.installScript(existingSets: []).contains("add rule inet pk_x input tcp dport 22 drop\n"))
+    let defaults = try ConfigLoader.parseTOML(
+        "[[rule]]\nname = \"A\"\nknock = [1]\nprotect = [22]\n", file: "x.toml", secrets: InMemorySecretSource())
+    #expect(defaults.daemon.closedPortResponse == .reset)
+    #expect(throws: ConfigError.self) {
+        try ConfigLoader.parseTOML("[daemon]\nclosed_port_response = \"silent\"\n", file: "x.toml", secrets: InMemorySecretSource())
+    }
+}
+
 @Test func reinstallRecreatesWatchSetsAndDeletesUnusedSets() {
     let existing: Set = ["SSH_allowed4", "SSH_watch4", "SSH_watch6", "old_allowed4", "old_watch6"]
     let script = strictLayout.installScript(existingSets: existing)
@@ -138,7 +197,7 @@ private let sharedLayout = FirewallLayout(
     let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("testdata")
     let goldens = [
         "sequence": goldenSequence, "strict": goldenStrict, "strict-reinstall": goldenStrictReinstall,
-        "spa": goldenSPA, "shared": goldenShared, "commands": goldenCommands,
+        "spa": goldenSPA, "shared": goldenShared, "commands": goldenCommands, "drop": goldenDrop,
     ]
     for (file, literal) in goldens {
         let text = try String(contentsOf: directory.appendingPathComponent("\(file).nft"), encoding: .utf8)
@@ -298,14 +357,14 @@ private let goldenSequence = #"""
     flush chain inet pknock input
     add set inet pknock SSH_allowed4 { type ipv4_addr; flags timeout; }
     add set inet pknock SSH_allowed6 { type ipv6_addr; flags timeout; }
-    # Knock ports (tcp): log SYNs, then drop.
+    # Knock ports (tcp): log SYNs, then answer as a closed port.
     add rule inet pknock input tcp dport { 2001, 2002, 2004 } tcp flags & (syn | ack) == syn log group 1 snaplen 256
-    add rule inet pknock input tcp dport { 2001, 2002, 2004 } drop
+    add rule inet pknock input tcp dport { 2001, 2002, 2004 } reject with tcp reset
     # Protected: tcp dport 22, for rule SSH.
     add rule inet pknock input tcp dport 22 ct state established,related accept
     add rule inet pknock input tcp dport 22 ip saddr @SSH_allowed4 accept
     add rule inet pknock input tcp dport 22 ip6 saddr @SSH_allowed6 accept
-    add rule inet pknock input tcp dport 22 drop
+    add rule inet pknock input tcp dport 22 reject with tcp reset
 
     """#
 
@@ -322,18 +381,18 @@ private let goldenStrict = #"""
     add set inet pknock web_allowed6 { type ipv6_addr; flags timeout; }
     add set inet pknock web_watch4 { type ipv4_addr; size 65536; flags dynamic,timeout; timeout 3600s; }
     add set inet pknock web_watch6 { type ipv6_addr; size 65536; flags dynamic,timeout; timeout 3600s; }
-    # Knock ports (tcp): log SYNs, then drop.
+    # Knock ports (tcp): log SYNs, then answer as a closed port.
     add rule inet pknock input tcp dport { 7000, 7001, 9000 } tcp flags & (syn | ack) == syn log group 7 snaplen 128
     add rule inet pknock input tcp dport { 7000, 9000 } tcp flags & (syn | ack) == syn update @SSH_watch4 { ip saddr }
     add rule inet pknock input tcp dport { 7000, 9000 } tcp flags & (syn | ack) == syn update @SSH_watch6 { ip6 saddr }
     add rule inet pknock input tcp dport { 7000, 7001 } tcp flags & (syn | ack) == syn update @web_watch4 { ip saddr }
     add rule inet pknock input tcp dport { 7000, 7001 } tcp flags & (syn | ack) == syn update @web_watch6 { ip6 saddr }
-    add rule inet pknock input tcp dport { 7000, 7001, 9000 } drop
-    # Knock ports (udp): log datagrams, then drop.
+    add rule inet pknock input tcp dport { 7000, 7001, 9000 } reject with tcp reset
+    # Knock ports (udp): log datagrams, then answer as a closed port.
     add rule inet pknock input udp dport 8000 log group 7 snaplen 128
     add rule inet pknock input udp dport 8000 update @SSH_watch4 { ip saddr }
     add rule inet pknock input udp dport 8000 update @SSH_watch6 { ip6 saddr }
-    add rule inet pknock input udp dport 8000 drop
+    add rule inet pknock input udp dport 8000 reject with icmpx port-unreachable
     # Strict rules: log new connections from sources in the middle of a sequence.
     add rule inet pknock input ct state new meta l4proto { tcp, udp } ip saddr @SSH_watch4 log group 7 snaplen 128
     add rule inet pknock input ct state new meta l4proto { tcp, udp } ip6 saddr @SSH_watch6 log group 7 snaplen 128
@@ -343,12 +402,12 @@ private let goldenStrict = #"""
     add rule inet pknock input tcp dport { 22, 443 } ct state established,related accept
     add rule inet pknock input tcp dport { 22, 443 } ip saddr @SSH_allowed4 accept
     add rule inet pknock input tcp dport { 22, 443 } ip6 saddr @SSH_allowed6 accept
-    add rule inet pknock input tcp dport { 22, 443 } drop
+    add rule inet pknock input tcp dport { 22, 443 } reject with tcp reset
     # Protected: tcp dport 8080, for rule web.
     add rule inet pknock input tcp dport 8080 ct state established,related accept
     add rule inet pknock input tcp dport 8080 ip saddr @web_allowed4 accept
     add rule inet pknock input tcp dport 8080 ip6 saddr @web_allowed6 accept
-    add rule inet pknock input tcp dport 8080 drop
+    add rule inet pknock input tcp dport 8080 reject with tcp reset
 
     """#
 
@@ -369,18 +428,18 @@ private let goldenStrictReinstall = #"""
     add set inet pknock web_watch6 { type ipv6_addr; size 65536; flags dynamic,timeout; timeout 3600s; }
     delete set inet pknock old_allowed4
     delete set inet pknock old_watch6
-    # Knock ports (tcp): log SYNs, then drop.
+    # Knock ports (tcp): log SYNs, then answer as a closed port.
     add rule inet pknock input tcp dport { 7000, 7001, 9000 } tcp flags & (syn | ack) == syn log group 7 snaplen 128
     add rule inet pknock input tcp dport { 7000, 9000 } tcp flags & (syn | ack) == syn update @SSH_watch4 { ip saddr }
     add rule inet pknock input tcp dport { 7000, 9000 } tcp flags & (syn | ack) == syn update @SSH_watch6 { ip6 saddr }
     add rule inet pknock input tcp dport { 7000, 7001 } tcp flags & (syn | ack) == syn update @web_watch4 { ip saddr }
     add rule inet pknock input tcp dport { 7000, 7001 } tcp flags & (syn | ack) == syn update @web_watch6 { ip6 saddr }
-    add rule inet pknock input tcp dport { 7000, 7001, 9000 } drop
-    # Knock ports (udp): log datagrams, then drop.
+    add rule inet pknock input tcp dport { 7000, 7001, 9000 } reject with tcp reset
+    # Knock ports (udp): log datagrams, then answer as a closed port.
     add rule inet pknock input udp dport 8000 log group 7 snaplen 128
     add rule inet pknock input udp dport 8000 update @SSH_watch4 { ip saddr }
     add rule inet pknock input udp dport 8000 update @SSH_watch6 { ip6 saddr }
-    add rule inet pknock input udp dport 8000 drop
+    add rule inet pknock input udp dport 8000 reject with icmpx port-unreachable
     # Strict rules: log new connections from sources in the middle of a sequence.
     add rule inet pknock input ct state new meta l4proto { tcp, udp } ip saddr @SSH_watch4 log group 7 snaplen 128
     add rule inet pknock input ct state new meta l4proto { tcp, udp } ip6 saddr @SSH_watch6 log group 7 snaplen 128
@@ -390,12 +449,12 @@ private let goldenStrictReinstall = #"""
     add rule inet pknock input tcp dport { 22, 443 } ct state established,related accept
     add rule inet pknock input tcp dport { 22, 443 } ip saddr @SSH_allowed4 accept
     add rule inet pknock input tcp dport { 22, 443 } ip6 saddr @SSH_allowed6 accept
-    add rule inet pknock input tcp dport { 22, 443 } drop
+    add rule inet pknock input tcp dport { 22, 443 } reject with tcp reset
     # Protected: tcp dport 8080, for rule web.
     add rule inet pknock input tcp dport 8080 ct state established,related accept
     add rule inet pknock input tcp dport 8080 ip saddr @web_allowed4 accept
     add rule inet pknock input tcp dport 8080 ip6 saddr @web_allowed6 accept
-    add rule inet pknock input tcp dport 8080 drop
+    add rule inet pknock input tcp dport 8080 reject with tcp reset
 
     """#
 
@@ -410,9 +469,9 @@ private let goldenSPA = #"""
     add set inet pknock legacy_allowed6 { type ipv6_addr; flags timeout; }
     add set inet pknock nocl_allowed4 { type ipv4_addr; flags timeout; }
     add set inet pknock nocl_allowed6 { type ipv6_addr; flags timeout; }
-    # Knock ports (udp): log datagrams, then drop.
+    # Knock ports (udp): log datagrams, then answer as a closed port.
     add rule inet pknock input udp dport { 2000, 2100, 2200 } log group 1 snaplen 256
-    add rule inet pknock input udp dport { 2000, 2100, 2200 } drop
+    add rule inet pknock input udp dport { 2000, 2100, 2200 } reject with icmpx port-unreachable
     # SPA rules with a close secret: log SPA-sized datagrams from allowed sources to any port.
     add rule inet pknock input ip saddr @VPN_allowed4 udp length { 72, 73 } log group 1 snaplen 256
     add rule inet pknock input ip6 saddr @VPN_allowed6 udp length { 72, 73 } log group 1 snaplen 256
@@ -422,22 +481,22 @@ private let goldenSPA = #"""
     add rule inet pknock input udp dport 51820 ct state established,related accept
     add rule inet pknock input udp dport 51820 ip saddr @VPN_allowed4 accept
     add rule inet pknock input udp dport 51820 ip6 saddr @VPN_allowed6 accept
-    add rule inet pknock input udp dport 51820 drop
+    add rule inet pknock input udp dport 51820 reject with icmpx port-unreachable
     # Protected: tcp dport 22, for rule VPN.
     add rule inet pknock input tcp dport 22 ct state established,related accept
     add rule inet pknock input tcp dport 22 ip saddr @VPN_allowed4 accept
     add rule inet pknock input tcp dport 22 ip6 saddr @VPN_allowed6 accept
-    add rule inet pknock input tcp dport 22 drop
+    add rule inet pknock input tcp dport 22 reject with tcp reset
     # Protected: tcp dport 2222, for rule legacy.
     add rule inet pknock input tcp dport 2222 ct state established,related accept
     add rule inet pknock input tcp dport 2222 ip saddr @legacy_allowed4 accept
     add rule inet pknock input tcp dport 2222 ip6 saddr @legacy_allowed6 accept
-    add rule inet pknock input tcp dport 2222 drop
+    add rule inet pknock input tcp dport 2222 reject with tcp reset
     # Protected: tcp dport 2223, for rule nocl.
     add rule inet pknock input tcp dport 2223 ct state established,related accept
     add rule inet pknock input tcp dport 2223 ip saddr @nocl_allowed4 accept
     add rule inet pknock input tcp dport 2223 ip6 saddr @nocl_allowed6 accept
-    add rule inet pknock input tcp dport 2223 drop
+    add rule inet pknock input tcp dport 2223 reject with tcp reset
 
     """#
 
@@ -454,14 +513,14 @@ private let goldenShared = #"""
     add set inet pknock _2fa_allowed6 { type ipv6_addr; flags timeout; }
     add set inet pknock _2fa_watch4 { type ipv4_addr; size 65536; flags dynamic,timeout; timeout 3600s; }
     add set inet pknock _2fa_watch6 { type ipv6_addr; size 65536; flags dynamic,timeout; timeout 3600s; }
-    # Knock ports (tcp): log SYNs, then drop.
+    # Knock ports (tcp): log SYNs, then answer as a closed port.
     add rule inet pknock input tcp dport { 3001, 3002 } tcp flags & (syn | ack) == syn log group 1 snaplen 256
-    add rule inet pknock input tcp dport { 3001, 3002 } drop
-    # Knock ports (udp): log datagrams, then drop.
+    add rule inet pknock input tcp dport { 3001, 3002 } reject with tcp reset
+    # Knock ports (udp): log datagrams, then answer as a closed port.
     add rule inet pknock input udp dport { 3003, 4001 } log group 1 snaplen 256
     add rule inet pknock input udp dport 4001 update @_2fa_watch4 { ip saddr }
     add rule inet pknock input udp dport 4001 update @_2fa_watch6 { ip6 saddr }
-    add rule inet pknock input udp dport { 3003, 4001 } drop
+    add rule inet pknock input udp dport { 3003, 4001 } reject with icmpx port-unreachable
     # Strict rules: log new connections from sources in the middle of a sequence.
     add rule inet pknock input ct state new meta l4proto { tcp, udp } ip saddr @_2fa_watch4 log group 1 snaplen 256
     add rule inet pknock input ct state new meta l4proto { tcp, udp } ip6 saddr @_2fa_watch6 log group 1 snaplen 256
@@ -473,26 +532,52 @@ private let goldenShared = #"""
     add rule inet pknock input tcp dport 22 ip6 saddr @ops-team_allowed6 accept
     add rule inet pknock input tcp dport 22 ip saddr @_2fa_allowed4 accept
     add rule inet pknock input tcp dport 22 ip6 saddr @_2fa_allowed6 accept
-    add rule inet pknock input tcp dport 22 drop
+    add rule inet pknock input tcp dport 22 reject with tcp reset
     # Protected: tcp dport 8443, for rules admin, 2fa.
     add rule inet pknock input tcp dport 8443 ct state established,related accept
     add rule inet pknock input tcp dport 8443 ip saddr @admin_allowed4 accept
     add rule inet pknock input tcp dport 8443 ip6 saddr @admin_allowed6 accept
     add rule inet pknock input tcp dport 8443 ip saddr @_2fa_allowed4 accept
     add rule inet pknock input tcp dport 8443 ip6 saddr @_2fa_allowed6 accept
-    add rule inet pknock input tcp dport 8443 drop
+    add rule inet pknock input tcp dport 8443 reject with tcp reset
     # Protected: udp dport 53, for rules admin, 2fa.
     add rule inet pknock input udp dport 53 ct state established,related accept
     add rule inet pknock input udp dport 53 ip saddr @admin_allowed4 accept
     add rule inet pknock input udp dport 53 ip6 saddr @admin_allowed6 accept
     add rule inet pknock input udp dport 53 ip saddr @_2fa_allowed4 accept
     add rule inet pknock input udp dport 53 ip6 saddr @_2fa_allowed6 accept
-    add rule inet pknock input udp dport 53 drop
+    add rule inet pknock input udp dport 53 reject with icmpx port-unreachable
     # Protected: tcp dport 9090, for rule ops-team.
     add rule inet pknock input tcp dport 9090 ct state established,related accept
     add rule inet pknock input tcp dport 9090 ip saddr @ops-team_allowed4 accept
     add rule inet pknock input tcp dport 9090 ip6 saddr @ops-team_allowed6 accept
-    add rule inet pknock input tcp dport 9090 drop
+    add rule inet pknock input tcp dport 9090 reject with tcp reset
+
+    """#
+
+private let goldenDrop = #"""
+    # PortKnockO: table inet pknock, installed by pknockd; changes made by hand are lost on reload.
+    add table inet pknock
+    add chain inet pknock input { type filter hook input priority -10; policy accept; }
+    flush chain inet pknock input
+    add set inet pknock SSH_allowed4 { type ipv4_addr; flags timeout; }
+    add set inet pknock SSH_allowed6 { type ipv6_addr; flags timeout; }
+    # Knock ports (tcp): log SYNs, then drop.
+    add rule inet pknock input tcp dport { 2001, 2002 } tcp flags & (syn | ack) == syn log group 1 snaplen 256
+    add rule inet pknock input tcp dport { 2001, 2002 } drop
+    # Knock ports (udp): log datagrams, then drop.
+    add rule inet pknock input udp dport 4000 log group 1 snaplen 256
+    add rule inet pknock input udp dport 4000 drop
+    # Protected: tcp dport 22, for rule SSH.
+    add rule inet pknock input tcp dport 22 ct state established,related accept
+    add rule inet pknock input tcp dport 22 ip saddr @SSH_allowed4 accept
+    add rule inet pknock input tcp dport 22 ip6 saddr @SSH_allowed6 accept
+    add rule inet pknock input tcp dport 22 drop
+    # Protected: udp dport 53, for rule SSH.
+    add rule inet pknock input udp dport 53 ct state established,related accept
+    add rule inet pknock input udp dport 53 ip saddr @SSH_allowed4 accept
+    add rule inet pknock input udp dport 53 ip6 saddr @SSH_allowed6 accept
+    add rule inet pknock input udp dport 53 drop
 
     """#
 

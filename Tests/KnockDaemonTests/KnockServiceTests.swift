@@ -1,3 +1,4 @@
+import InMemoryLogging
 import KnockConfig
 import KnockCore
 import KnockDaemon
@@ -117,5 +118,45 @@ import Testing
         let source = PeerAddress("2001:db8::7")!
         service.handle(packet: PacketBuilder.tcpSYN(from: source, to: PeerAddress("2001:db8::1")!, port: 2002), etherType: 0x86DD, now: .seconds(1), wallTime: wall)
         #expect(executor.changes.last?.hasSuffix("add element inet pk_test SSH_allowed6 { 2001:db8::7 }\n") == true)
+    }
+
+    @Test func refusedGrantsAreCountedAndWarnedAboutAtMostOncePerRulePerMinute() throws {
+        let executor = RecordingNFTExecutor()
+        var full = rule("SSH", [2002], autoclose: nil)
+        full.maxAllowedPeers = 1
+        var configuration = Configuration(rules: [full, rule("WEB", [5000])])
+        configuration.rules[1].maxAllowedPeers = 1
+        configuration.daemon.table = "pk_test"
+        let handler = InMemoryLogHandler()
+        let logger = Logger(label: "t", factory: { _ in handler })
+        let service = KnockService(configuration: configuration, executor: executor, logger: logger)
+        try service.start(now: .zero)
+        func peer(_ n: UInt32) -> PeerAddress { PeerAddress(ipv4: 0xC633_6400 + n) }  // 198.51.100.n
+        func warnings() -> [InMemoryLogHandler.Entry] {
+            handler.entries.filter { $0.level == .warning && "\($0.message)".hasPrefix("grant refused") }
+        }
+        service.handle(packet: syn(2002, from: peer(1)), etherType: 0x0800, now: .seconds(1), wallTime: wall)
+        #expect(service.counters.allowed == 1 && warnings().isEmpty)
+        // Four spoofed completions within the minute: one warning, four in the metric.
+        for n in 2...5 {
+            service.handle(packet: syn(2002, from: peer(UInt32(n))), etherType: 0x0800, now: .seconds(Int64(n)), wallTime: wall)
+        }
+        #expect(service.counters.refusedGrants == 4)
+        #expect(warnings().count == 1)
+        #expect(warnings().first?.metadata["knock.rule"] == "SSH")
+        #expect(warnings().first?.metadata["knock.source"] == "198.51.100.2")
+        #expect(warnings().first?.metadata["grant.max_allowed_peers"] == "1")
+        #expect(warnings().first?.metadata["warning.suppressed"] == "0")
+        // Another rule has its own limit on warnings.
+        for n: UInt32 in [1, 2] {
+            service.handle(packet: syn(5000, from: peer(n)), etherType: 0x0800, now: .seconds(6), wallTime: wall)
+        }
+        #expect(warnings().map { $0.metadata["knock.rule"] } == ["SSH", "WEB"])
+        // A minute after the first warning the next refusal warns again, with the count it held back.
+        service.handle(packet: syn(2002, from: peer(6)), etherType: 0x0800, now: .seconds(62), wallTime: wall)
+        #expect(warnings().count == 2 + 1)
+        #expect(warnings().last?.metadata["warning.suppressed"] == "3")
+        #expect(service.counters.refusedGrants == 6)
+        #expect(MetricsSnapshot(counters: service.counters).exposition.contains("\npknock_grants_refused_total 6\n"))
     }
 }

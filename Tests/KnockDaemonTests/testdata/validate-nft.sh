@@ -18,7 +18,7 @@ in_netns() {
 }
 
 echo "== every golden checks, installs, and installs again over itself"
-for golden in sequence strict spa shared; do
+for golden in sequence strict spa shared drop; do
     in_netns "nft -c -f $golden.nft && nft -f $golden.nft && nft -f $golden.nft && nft list ruleset" > "$golden.ruleset" \
         || fail "$golden.nft"
     echo "ok $golden.nft"
@@ -71,13 +71,11 @@ in_netns '
 ' || fail "element commands"
 echo "ok element commands"
 
-echo "== packets: knocks are logged-and-dropped, the watch set fills, protected ports open with the set"
-in_netns '
-    ip link set lo up
-    ip addr add 192.0.2.1/32 dev lo
-    nft -f strict.nft
-    python3 - <<"EOF"
-import socket, subprocess, time
+echo "== packets: knocks are logged then answered as a closed port, the watch set fills, protected ports open with the set"
+# Probes from this namespace to itself: TCP connect (refused on a reset, dropped on silence), and UDP
+# through a connected socket (refused on ICMP port unreachable). lo is exempt from ICMP rate limits.
+PROBE='
+import socket, subprocess
 def connect(port, timeout=1.0):
     s = socket.socket(); s.settimeout(timeout)
     try:
@@ -85,18 +83,71 @@ def connect(port, timeout=1.0):
     except socket.timeout: return "dropped"
     except ConnectionRefusedError: return "refused"
     finally: s.close()
+def datagram(port, timeout=1.0):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(timeout)
+    try:
+        s.connect(("192.0.2.1", port)); s.send(b"probe"); s.recv(64); return "answered"
+    except socket.timeout: return "dropped"
+    except ConnectionRefusedError: return "refused"
+    finally: s.close()
 def nft(*args): return subprocess.run(["nft", *args], check=True, capture_output=True, text=True).stdout
-assert connect(7000) == "dropped", "knock port must drop, not reset"
-assert "192.0.2.1" in nft("list", "set", "inet", "pknock", "SSH_watch4"), "strict knock did not fill the watch set"
+def ack(port, timeout=0.5):
+    """Sends a bare ACK segment (no connection) from a raw socket; "reset" if a RST comes back."""
+    import random, struct, time
+    raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP); raw.settimeout(0.05)
+    sport = random.randint(40000, 60000)
+    header = struct.pack("!HHIIBBHHH", sport, port, 1, 1, 5 << 4, 0x10, 1024, 0, 0)
+    pseudo = socket.inet_aton("192.0.2.1") * 2 + struct.pack("!BBH", 0, 6, len(header))
+    data = pseudo + header; total = sum((data[i] << 8) + data[i + 1] for i in range(0, len(data), 2))
+    while total >> 16: total = (total & 0xFFFF) + (total >> 16)
+    raw.sendto(header[:16] + struct.pack("!H", ~total & 0xFFFF) + header[18:], ("192.0.2.1", 0))
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try: packet = raw.recv(128)
+        except socket.timeout: continue
+        tcp = packet[(packet[0] & 15) * 4:]
+        if struct.unpack("!HH", tcp[:4]) == (port, sport) and tcp[13] & 0x04: return "reset"
+    return "silent"
+'
+in_netns '
+    ip link set lo up
+    ip addr add 192.0.2.1/32 dev lo
+    nft -f strict.nft
+    python3 - <<EOF
+'"$PROBE"'
+assert connect(7002) == "refused", "an unused port refuses"
+assert connect(7000) == "refused", "a knock port must answer as a closed port (reset)"
+assert ack(7002) == "reset" and ack(7000) == "reset", "a non-SYN segment to a knock port gets the reset a closed port sends"
+assert "192.0.2.1" in nft("list", "set", "inet", "pknock", "SSH_watch4"), "strict knock did not fill the watch set before the reset"
 assert "192.0.2.1" not in nft("list", "set", "inet", "pknock", "web_watch6")
+assert datagram(8001) == "refused", "an unused UDP port answers port unreachable"
+assert datagram(8000) == "refused", "a UDP knock port must answer port unreachable"
 server = socket.socket(); server.bind(("192.0.2.1", 22)); server.listen()
-assert connect(22) == "dropped", "protected port must drop unknown peers"
+assert connect(22) == "refused", "a protected port must answer unknown peers as a closed port"
 nft("add", "element", "inet", "pknock", "SSH_allowed4", "{ 192.0.2.1 timeout 60s }")
 assert connect(22) == "open", "allowed peer must pass"
 assert connect(23) == "refused", "other ports are not ours"
 print("packet checks passed")
 EOF
 ' || fail "packets"
+in_netns '
+    ip link set lo up
+    ip addr add 192.0.2.1/32 dev lo
+    nft -f drop.nft
+    python3 - <<EOF
+'"$PROBE"'
+assert connect(2001, 0.5) == "dropped", "closed_port_response = drop: a knock port is silent"
+assert ack(2001) == "silent", "closed_port_response = drop: a non-SYN to a knock port is silent"
+assert datagram(4000, 0.5) == "dropped", "closed_port_response = drop: a UDP knock port is silent"
+server = socket.socket(); server.bind(("192.0.2.1", 22)); server.listen()
+assert connect(22, 0.5) == "dropped", "closed_port_response = drop: a protected port is silent"
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); udp.bind(("192.0.2.1", 53))
+assert datagram(53, 0.5) == "dropped", "closed_port_response = drop: a protected UDP port is silent"
+nft("add", "element", "inet", "pknock", "SSH_allowed4", "{ 192.0.2.1 timeout 60s }")
+assert connect(22) == "open", "allowed peer must pass"
+print("drop packet checks passed")
+EOF
+' || fail "drop packets"
 echo "ok packets"
 
 echo "== capture JSON listings"

@@ -1,0 +1,10 @@
+#ifndef CKNOCKPOSIX_H
+#define CKNOCKPOSIX_H
+
+/// Adds "close every descriptor from `from` on" to a posix_spawn file-actions object (`actions` is a
+/// `posix_spawn_file_actions_t *`). Returns 0 or an errno value; ENOSYS where the C library lacks it.
+/// The corresponding C function is `posix_spawn_file_actions_addclosefrom_np` (glibc 2.34 and later),
+/// which Swift's Glibc module hides behind _GNU_SOURCE.
+int CKnockPOSIX_spawn_file_actions_addclosefrom(void *actions, int from);
+
+#endif
