@@ -512,7 +512,7 @@ struct TOMLConfigReader<Secrets: SecretSource> {
     private static func found(_ value: TOMLValue) -> String {
         switch value.kind {
         case .float: "found a float; settings take whole numbers"
-        case .dateTime: "found \(value.typeName); no setting takes a date or time (quote it if it is text)"
+        case .dateTime: "found \(value.typeName); no setting takes a date or time"
         default: "found \(value.typeName)"
         }
     }

@@ -30,7 +30,7 @@ import Testing
         ),
         (
             "[daemon]\ntable = 1979-05-27\n", 2,
-            "daemon.table: expected a string, found a local date; no setting takes a date or time (quote it if it is text)"
+            "daemon.table: expected a string, found a local date; no setting takes a date or time"
         ),
         (
             "[daemon]\n\nhook_timeout = 1.5\n", 3,
@@ -38,7 +38,7 @@ import Testing
         ),
         (
             "[daemon]\nspa2_clock_window = 00:00:30\n", 2,
-            "daemon.spa2_clock_window: expected a number or a duration such as \"90s\", \"30m\", \"2h\" or \"1d\", found a local time; no setting takes a date or time (quote it if it is text)"
+            "daemon.spa2_clock_window: expected a number or a duration such as \"90s\", \"30m\", \"2h\" or \"1d\", found a local time; no setting takes a date or time"
         ),
     ])
     func floatsAndDatesAreRefusedByKey(text: String, line: Int, message: String) throws {
@@ -53,7 +53,7 @@ import Testing
             errors.map(\.description) == [
                 "\(Fixture.file):3: rule SSH: knock: expected port numbers or \"port:protocol\" strings, found a float",
                 "\(Fixture.file):5: rule SSH: time: expected a number or a duration such as \"90s\", \"30m\", \"2h\" or \"1d\", found a float; settings take whole numbers",
-                "\(Fixture.file):6: rule SSH: autoclose: expected a number or a duration such as \"90s\", \"30m\", \"2h\" or \"1d\", found an offset date-time; no setting takes a date or time (quote it if it is text)",
+                "\(Fixture.file):6: rule SSH: autoclose: expected a number or a duration such as \"90s\", \"30m\", \"2h\" or \"1d\", found an offset date-time; no setting takes a date or time",
             ])
     }
 
