@@ -136,6 +136,23 @@ touch "$PK_WORK/go"
 wait "$SESSION_PID" && pass "an established connection survives the reloads" || fail "the established connection broke"
 stop_daemon
 
+scenario "SIGHUP: a 100,000-deep TOML file is refused; the daemon keeps running (#11)"
+write_config ""
+start_daemon --config "$CONFIG" --log-level debug
+python3 -c 'print("x = " + "[" * 100000 + "]" * 100000)' >> "$CONFIG"
+kill -HUP "$DAEMON_PID"
+expect_log "nested too deeply" "the reload is refused with the parser's file:line message"
+expect_log "reload refused" "the refusal is logged as a refused reload"
+kill -0 "$DAEMON_PID" 2>/dev/null && pass "pknockd still runs after the hostile reload" || fail "pknockd died on the hostile reload"
+knock "$NS_A" 192.0.2.1 2002 2001 2004
+expect open "$NS_A" 192.0.2.1 22 "a knock still opens with the old rules"
+python3 -c 'print("# padding\n" * 110000, end="")' >> "$CONFIG"
+kill -HUP "$DAEMON_PID"
+expect_log "larger than the limit of 1 MiB" "a file over 1 MiB is refused on reload"
+kill -0 "$DAEMON_PID" 2>/dev/null && pass "pknockd still runs after the oversized reload" || fail "pknockd died on the oversized reload"
+stop_daemon
+write_config ""
+
 scenario "SIGTERM leaves the table (fail closed); --remove-on-exit and --teardown remove it"
 start_daemon --config "$CONFIG"
 stop_daemon TERM

@@ -35,9 +35,11 @@ public enum ConfigLoader {
     /// Secret files named in it are read through `secrets`, relative to the file's directory.
     public static func load(path: String, secrets: some SecretSource = FileSecretSource()) throws(ConfigError) -> Configuration {
         let text = try read(path)
-        switch ConfigFormat.detect(path: path, text: text) {
+        // The TOML parser skips one byte order mark itself (and refuses a second); nothing else expects one.
+        let bare = text.unicodeScalars.first == "\u{FEFF}" ? String(text.unicodeScalars.dropFirst()) : text
+        switch ConfigFormat.detect(path: path, text: bare) {
         case .toml: return try parseTOML(text, file: path, secrets: secrets)
-        case .rulesFile: return try parseRulesFile(text, file: path)
+        case .rulesFile: return try parseRulesFile(bare, file: path)
         }
     }
 
@@ -84,7 +86,10 @@ public enum ConfigLoader {
         guard manager.isReadableFile(atPath: path), let data = manager.contents(atPath: path) else {
             throw ConfigError(ConfigDiagnostic(file: path, line: nil, "cannot read the file: permission denied"))
         }
-        guard let text = String(data: data, encoding: .utf8) else {
+        // Not `String(data:encoding:)`: it drops a byte order mark, which would hide a second one.
+        // (Decoding replaces invalid UTF-8, so valid text is exactly the bytes read.)
+        let text = String(decoding: data, as: UTF8.self)
+        guard text.utf8.elementsEqual(data) else {
             throw ConfigError(ConfigDiagnostic(file: path, line: nil, "the file is not valid UTF-8 text"))
         }
         return text

@@ -124,7 +124,7 @@ struct TOMLConfigReader<Secrets: SecretSource> {
                 case .success:
                     error(entry.line, field: field, "must be more than 0 and at most 1 hour")
                 case .failure(let message):
-                    error(entry.line, field: field, message.text)
+                    error(entry.line, field: field, Self.refusal(message, of: entry.value))
                 }
             case "spa2_clock_window":
                 switch ValueSyntax.duration(entry.value.kind, bareUnit: .seconds) {
@@ -133,7 +133,7 @@ struct TOMLConfigReader<Secrets: SecretSource> {
                 case .success:
                     error(entry.line, field: field, "must be 5 seconds to 1 hour")
                 case .failure(let message):
-                    error(entry.line, field: field, message.text)
+                    error(entry.line, field: field, Self.refusal(message, of: entry.value))
                 }
             case "closed_port_response":
                 guard let text = string(entry, field: field) else { continue }
@@ -481,7 +481,7 @@ struct TOMLConfigReader<Secrets: SecretSource> {
         switch ValueSyntax.duration(entry.value.kind, bareUnit: bareUnit) {
         case .success(let value): return value
         case .failure(let message):
-            error(entry.line, rule: rule, field: field, message.text)
+            error(entry.line, rule: rule, field: field, Self.refusal(message, of: entry.value))
             return nil
         }
     }
@@ -515,7 +515,24 @@ struct TOMLConfigReader<Secrets: SecretSource> {
 
     private mutating func mismatch(_ entry: TOMLEntry, expected: String, field: String, rule: String?) {
         // Never echo the value: it may be a secret.
-        error(entry.line, rule: rule, field: field, "expected \(expected), found \(entry.value.typeName)")
+        error(entry.line, rule: rule, field: field, "expected \(expected), \(Self.found(entry.value))")
+    }
+
+    /// "found an array", with a hint for the TOML kinds that no setting takes (floats, dates and times).
+    private static func found(_ value: TOMLValue) -> String {
+        switch value.kind {
+        case .float: "found a float; settings take whole numbers"
+        case .dateTime: "found \(value.typeName); no setting takes a date or time"
+        default: "found \(value.typeName)"
+        }
+    }
+
+    /// A duration's refusal, naming the value's kind when it is one no setting takes.
+    private static func refusal(_ message: ValueSyntax.Message, of value: TOMLValue) -> String {
+        switch value.kind {
+        case .float, .dateTime: message.text + ", " + found(value)
+        default: message.text
+        }
     }
 
     private mutating func unknown(_ entry: TOMLEntry, known: [String], in context: String?) {

@@ -178,7 +178,10 @@ enum ClientProfiles {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ClientProfileError(file: path, line: nil, "cannot read the file")
         }
-        guard let text = String(data: data, encoding: .utf8) else {
+        // Not `String(data:encoding:)`: it drops a byte order mark, which would hide a second one.
+        // (Decoding replaces invalid UTF-8, so valid text is exactly the bytes read.)
+        let text = String(decoding: data, as: UTF8.self)
+        guard text.utf8.elementsEqual(data) else {
             throw ClientProfileError(file: path, line: nil, "not UTF-8 text")
         }
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path

@@ -75,7 +75,7 @@ import Testing
         ("[[profile]]\n", "client.toml:1: write each profile as [profile.NAME]"),
         ("[profile.a]\n[profile.a]\n", "client.toml:2: table [profile.a] is defined twice (first on line 1)"),
         ("[profile.a]\nhost = \"h\nknock = [1]\n", "client.toml:2: unterminated string"),
-        ("[profile.a]\nknock = [1,\n2\n", "client.toml:4: unterminated array"),
+        ("[profile.a]\nknock = [1,\n2\n", "client.toml:2: unterminated array"),
         ("[profile.a]\nhost = h\n", "client.toml:2: invalid value (a string needs quotes)"),
         ("[profile.a]\nhost = \"h\" x\n", "client.toml:2: expected the end of the line"),
     ])

@@ -46,7 +46,7 @@ import Testing
         ("x = \"\\q\"\n", 1),
         ("[[rule]\n", 1),
         ("\n\n= 5\n", 3),
-        ("a = [1, 2\n", 2),  // the file ends inside the array: reported where it ends
+        ("a = [1, 2\n", 1),  // the file ends inside the array: reported where the array opens
         ("a = 1 b = 2\n", 1),
         ("\u{0}\u{1}\u{2}\n", 1),
         ("a = 0x\n", 1),
