@@ -92,9 +92,10 @@ public struct SPAv2Verifier: Sendable {
     private var seen: [String: [(nonce: [UInt8], timestamp: Int64)]] = [:]
     /// The latest cutoff any prune used: nonces with older timestamps may be forgotten.
     private var prunedBefore = Int64.min
-    /// After a reload that widened the window: packets older than this are refused, because the
-    /// previous window's pruning may have forgotten their nonces. Cleared once the window has moved
-    /// past it, so it never outlives the reload's old window (Int64.min: no such limit).
+    /// The oldest timestamp accepted after a reload that widened the window (Int64.min: no limit).
+    ///
+    /// Older packets are refused because the previous window's pruning may have forgotten their
+    /// nonces. Cleared once the window has moved past it, so it never outlives the reload's old window.
     private var forgottenBefore = Int64.min
 
     /// Makes a verifier; `clockWindow` defaults to 60 s.
@@ -110,7 +111,9 @@ public struct SPAv2Verifier: Sendable {
     ///
     /// A wider window does not re-admit packets whose nonces `previous` already forgot: timestamps
     /// older than what `previous` still remembers stay refused until the new window has moved past them.
-    public init(clients: [SPAv2Client], clockWindow: Duration, maximumPacketsPerWindow: Int = 30, carryingOverFrom previous: SPAv2Verifier) {
+    public init(
+        clients: [SPAv2Client], clockWindow: Duration, maximumPacketsPerWindow: Int = 30, carryingOverFrom previous: SPAv2Verifier
+    ) {
         self.init(clients: clients, clockWindow: clockWindow, maximumPacketsPerWindow: maximumPacketsPerWindow)
         seen = previous.seen.filter { self.clients[$0.key] != nil }
         prunedBefore = previous.prunedBefore

@@ -81,7 +81,8 @@ public struct ReplayStore: Sendable {
         for (offset, line) in lines.enumerated().dropFirst() {
             let fields = line.split(separator: " ", omittingEmptySubsequences: false)
             guard fields.count == fieldCount else {
-                throw FormatError(line: offset + 1, fieldCount == 4 ? "expected \"RULE ADDRESS MINUTE open|close\"" : "expected \"RULE ADDRESS MINUTE\"")
+                let expected = fieldCount == 4 ? "RULE ADDRESS MINUTE open|close" : "RULE ADDRESS MINUTE"
+                throw FormatError(line: offset + 1, "expected \"\(expected)\"")
             }
             var kind = SPAReplayEntry.Kind.open
             if fieldCount == 4 {

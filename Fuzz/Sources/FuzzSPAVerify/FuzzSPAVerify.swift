@@ -114,7 +114,8 @@ private func fuzzVersion2Signed(_ input: [UInt8], ed25519: Bool) {
     let rule = takeByte() & 1 == 0 ? ssh : ftp
     let addressChoice = takeByte() & 3
     let options = takeByte()
-    let named: PeerAddress? = [nil, source, PeerAddress(ipv4: 0xCB00_7105), PeerAddress(high: 0x2001_0db8_0000_0000, low: 5)][Int(addressChoice)]
+    let addresses: [PeerAddress?] = [nil, source, PeerAddress(ipv4: 0xCB00_7105), PeerAddress(high: 0x2001_0db8_0000_0000, low: 5)]
+    let named = addresses[Int(addressChoice)]
     let ruleAllowsAddress = options & 1 != 0
     let client = ed25519 ? clients[1] : clients[0]
     let message = SPAv2.Message(clientID: client.id, timestamp: timestamp, nonce: nonce, rule: rule, address: named)
@@ -140,7 +141,8 @@ private func fuzzVersion2Signed(_ input: [UInt8], ed25519: Bool) {
         return
     }
     if acceptable {
-        precondition(result == .success(.init(clientID: client.id, rule: ssh, address: named ?? source)), "a valid packet was refused: \(result)")
+        precondition(
+            result == .success(.init(clientID: client.id, rule: ssh, address: named ?? source)), "a valid packet was refused: \(result)")
         precondition(
             verifier.verify(packet, source: source, rule: ssh, ruleAllowsAddress: ruleAllowsAddress, now: now)
                 == .failure(.replayed(client: client.id)),
