@@ -10,7 +10,10 @@ import UnixSignals
 /// The loop blocks in `poll` on netlink sockets, which Swift concurrency's cooperative threads must
 /// not do, so it gets one thread; knock handling stays on that one owner. Graceful shutdown asks
 /// the loop to stop (it is woken at once) and returns when it has saved its state.
-public struct IntakeService: Service {
+public struct IntakeService: Service, CustomStringConvertible {
+    /// The name the service group logs.
+    public var description: String { "knock intake" }
+
     private let loop: DaemonLoop
     private let control: DaemonControl
     private let protection: KnockService.TableProtectionChoice
@@ -50,7 +53,10 @@ public struct IntakeService: Service {
 }
 
 /// SIGHUP reloads the configuration: each signal becomes a reload request to the intake loop.
-public struct ReloadSignalService: Service {
+public struct ReloadSignalService: Service, CustomStringConvertible {
+    /// The name the service group logs.
+    public var description: String { "SIGHUP reload" }
+
     private let control: DaemonControl
 
     /// Makes the service for `control`.
