@@ -130,7 +130,7 @@ public struct FirewallLayout: Equatable, Sendable {
                 used.insert(name)
                 lines.append("add set \(target) \(name) { type \(Self.addressType(family)); flags timeout; }")
             }
-            guard rule.strict else { continue }
+            guard rule.watchesPeers else { continue }
             let timeout = Self.timeoutSeconds(rule.maxKnockGap ?? Self.defaultWatchTimeout)
             for family in [IPFamily.ipv4, .ipv6] {
                 let name = Self.setName(rule: rule.name, kind: .watch, family: family)
@@ -160,7 +160,7 @@ public struct FirewallLayout: Equatable, Sendable {
             let knocks = transport == .tcp ? " tcp flags & (syn | ack) == syn" : ""
             lines.append("# Knock ports (\(transport)): log \(transport == .tcp ? "SYNs" : "datagrams"), then drop.")
             lines.append("\(addRule) \(transport) dport \(Self.portList(all))\(knocks) \(logStatement)")
-            for rule in rules where rule.strict {
+            for rule in rules where rule.watchesPeers {
                 let own = ports(of: [rule])
                 guard !own.isEmpty else { continue }
                 for family in [IPFamily.ipv4, .ipv6] {
@@ -178,11 +178,11 @@ public struct FirewallLayout: Equatable, Sendable {
     /// Section 2: log new connections of watched sources, and SPA-sized datagrams of allowed ones.
     private func watchAndCloseLines() -> [String] {
         var lines: [String] = []
-        let strictRules = rules.filter(\.strict)
-        if !strictRules.isEmpty {
+        let watchingRules = rules.filter(\.watchesPeers)
+        if !watchingRules.isEmpty {
             lines.append("# Strict rules: log new connections from sources in the middle of a sequence.")
         }
-        for rule in strictRules {
+        for rule in watchingRules {
             for family in [IPFamily.ipv4, .ipv6] {
                 let watch = Self.setName(rule: rule.name, kind: .watch, family: family)
                 lines.append(
