@@ -10,6 +10,7 @@ PACKAGES=(
     iproute2 util-linux               # ip netns / veth, unshare, setpriv: tests and demo
     python3                           # the tests' TCP echo service and probes
     knockd                            # knockd's `knock` client: interoperability tests
+    hping3                            # spoofed floods and hand-made SYNs: Scripts/e2e/70-flood.sh
 )
 
 missing=()

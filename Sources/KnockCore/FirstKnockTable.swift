@@ -52,6 +52,7 @@ public struct FirstKnockTable {
     public static let bucketSize = 8
     /// Buckets per storage chunk: 512 × 8 × 16 bytes = 64 KiB.
     public static let bucketsPerChunk = 512
+    static let entriesPerChunk = bucketSize * bucketsPerChunk
     /// The default capacity: 5 × 2²⁰ = 5,242,880 entries, 80 MiB when full. At 250,000 spoofed first
     /// knocks a second and a 10 s `time`, 2.5M entries are live (48 % of the slots), and a simulation of
     /// this insert policy (50M inserts) evicted none; at 300,000/s, 2 in 12M, none younger than 9.8 s.
@@ -79,8 +80,10 @@ public struct FirstKnockTable {
     public let bucketCount: Int
     /// The fingerprint key.
     public let key: SipHashKey
-    /// Storage chunks; an empty one was never written and reads as free slots.
-    private var chunks: [[Entry]]
+    /// The entries, in chunks; shared between copies until one of them writes.
+    private var chunks: [UnsafeMutablePointer<Entry>?]
+    /// Owns the chunks (frees them); shared between copies of the table until one of them writes.
+    private var owner: Owner
     /// Slots holding an entry, lapsed or not (a lapsed one is reused in place).
     public private(set) var occupied = 0
     /// Live entries evicted to make room since the table was made.
@@ -92,12 +95,13 @@ public struct FirstKnockTable {
         bucketCount = (capacity + Self.bucketSize - 1) / Self.bucketSize
         self.capacity = bucketCount * Self.bucketSize
         self.key = key
-        chunks = Array(repeating: [], count: (bucketCount + Self.bucketsPerChunk - 1) / Self.bucketsPerChunk)
+        chunks = Array(repeating: nil, count: (bucketCount + Self.bucketsPerChunk - 1) / Self.bucketsPerChunk)
+        owner = Owner()
     }
 
     /// Bytes of entry storage in use now (chunks written so far).
     public var residentBytes: Int {
-        chunks.reduce(0) { $0 + $1.count } * MemoryLayout<Entry>.stride
+        owner.allocated.count * Self.entriesPerChunk * MemoryLayout<Entry>.stride
     }
 
     /// The tick of `instant`.
@@ -111,8 +115,9 @@ public struct FirstKnockTable {
         return Swift.min((nanoseconds - 1) >> tickShift + 1, unlimitedTicks)
     }
 
-    /// Where (rule, source) may live and its tag.
-    private struct Place {
+    /// Where (rule, source) may live and its tag: computed once per knock, used for the lookup and
+    /// the insert that may follow.
+    public struct Place: Equatable, Sendable {
         var first: Int
         var second: Int
         var tag: UInt64
@@ -123,8 +128,9 @@ public struct FirstKnockTable {
         func bucket(_ choice: Int) -> Int { choice == 0 ? first : second }
     }
 
+    /// The place of (rule, source).
     @inline(__always)
-    private func place(rule: UInt64, source: PeerAddress) -> Place {
+    public func place(rule: UInt64, source: PeerAddress) -> Place {
         let (h0, h1) = SipHash.hash128(rule, source.high, source.low, key: key)
         var tag = h0 >> 8
         if tag == 0 { tag = 1 }
@@ -136,19 +142,35 @@ public struct FirstKnockTable {
 
     @inline(__always)
     private func entry(at slot: Int) -> Entry {
-        let bucket = slot / Self.bucketSize
-        let chunk = bucket / Self.bucketsPerChunk
-        guard !chunks[chunk].isEmpty else { return Entry() }
-        return chunks[chunk][slot - chunk * Self.bucketsPerChunk * Self.bucketSize]
+        let chunk = slot / Self.entriesPerChunk
+        guard let entries = chunks[chunk] else { return Entry() }
+        return entries[slot - chunk * Self.entriesPerChunk]
     }
 
     @inline(__always)
     private mutating func store(_ value: Entry, at slot: Int) {
-        let chunk = slot / (Self.bucketSize * Self.bucketsPerChunk)
-        if chunks[chunk].isEmpty {
-            chunks[chunk] = Array(repeating: Entry(), count: Self.bucketSize * Self.bucketsPerChunk)
+        let chunk = slot / Self.entriesPerChunk
+        if !isKnownUniquelyReferenced(&owner) { copyChunks() }
+        let entries: UnsafeMutablePointer<Entry>
+        if let existing = chunks[chunk] {
+            entries = existing
+        } else {
+            entries = owner.allocateChunk()
+            chunks[chunk] = entries
         }
-        chunks[chunk][slot - chunk * Self.bucketsPerChunk * Self.bucketSize] = value
+        entries[slot - chunk * Self.entriesPerChunk] = value
+    }
+
+    /// Gives this table chunks of its own (a copy shared them until now).
+    private mutating func copyChunks() {
+        let copy = Owner()
+        for index in chunks.indices {
+            guard let entries = chunks[index] else { continue }
+            let mine = copy.allocateChunk()
+            mine.update(from: entries, count: Self.entriesPerChunk)
+            chunks[index] = mine
+        }
+        owner = copy
     }
 
     /// Signed distance from `now` to `deadline`, both in ticks, modulo 2⁴⁰.
@@ -159,7 +181,11 @@ public struct FirstKnockTable {
 
     /// The entry of (rule, source), if any, lapsed or not.
     public func find(rule: UInt64, source: PeerAddress, now: Instant) -> Attempt? {
-        let place = place(rule: rule, source: source)
+        find(place(rule: rule, source: source), now: now)
+    }
+
+    /// The entry at `place`, if any, lapsed or not.
+    public func find(_ place: Place, now: Instant) -> Attempt? {
         let nowTicks = Self.ticks(now)
         for choice in 0..<place.choices {
             let base = place.bucket(choice) * Self.bucketSize
@@ -181,7 +207,12 @@ public struct FirstKnockTable {
     /// its deadline; returns whether a live entry was evicted.
     @discardableResult
     public mutating func insert(rule: UInt64, source: PeerAddress, deadline: Int64, retransmission: UInt32, now: Instant) -> Bool {
-        let place = place(rule: rule, source: source)
+        insert(place(rule: rule, source: source), deadline: deadline, retransmission: retransmission, now: now)
+    }
+
+    /// ``insert(rule:source:deadline:retransmission:now:)`` at a place already computed.
+    @discardableResult
+    public mutating func insert(_ place: Place, deadline: Int64, retransmission: UInt32, now: Instant) -> Bool {
         let nowTicks = Self.ticks(now)
         let value = Entry(
             word0: place.tag << 8,
@@ -249,11 +280,31 @@ public struct FirstKnockTable {
     public func liveCount(at now: Instant) -> Int {
         let nowTicks = Self.ticks(now)
         var live = 0
-        for chunk in chunks {
-            for value in chunk where value.word0 != 0 && Self.remaining(value.word1 >> 24, now: nowTicks) >= 0 {
+        for case let entries? in chunks {
+            for index in 0..<Self.entriesPerChunk
+            where entries[index].word0 != 0 && Self.remaining(entries[index].word1 >> 24, now: nowTicks) >= 0 {
                 live += 1
             }
         }
         return live
+    }
+}
+
+extension FirstKnockTable {
+    /// Allocates chunks (zeroed: every slot free) and frees them when the last table sharing them
+    /// goes. A chunk is allocated the first time an entry in it is written.
+    final class Owner {
+        private(set) var allocated: [UnsafeMutablePointer<Entry>] = []
+
+        func allocateChunk() -> UnsafeMutablePointer<Entry> {
+            let entries = UnsafeMutablePointer<Entry>.allocate(capacity: FirstKnockTable.entriesPerChunk)
+            entries.initialize(repeating: Entry(), count: FirstKnockTable.entriesPerChunk)
+            allocated.append(entries)
+            return entries
+        }
+
+        deinit {
+            for entries in allocated { entries.deallocate() }
+        }
     }
 }

@@ -207,7 +207,16 @@ public struct KnockEngine {
         // from a peer mid-sequence is a wrong knock (it resets a strict attempt, and counts against
         // the budget of a non-strict one).
         for index in watchingRules where knockRules?.contains(index) != true {
-            guard let attempt = progress(index, knock.source, now: now) else { continue }
+            // A knock on another rule's port comes from any source, the flood's included; for a
+            // non-strict rule only its attempts past the first knock pay for a look (the budget is
+            // against sweeps, whose other packets come from watched sources and are all counted).
+            let attempt: Progress?
+            if knockRules != nil && !states[index].rule.strict {
+                attempt = states[index].advanced[knock.source] == nil ? nil : progress(index, knock.source, now: now)
+            } else {
+                attempt = progress(index, knock.source, now: now)
+            }
+            guard let attempt else { continue }
             if attempt.lapsed {
                 removeAttempt(index, knock.source, attempt)
                 emit(.event(event(index, knock.source, .timeExceeded, service, now)))
@@ -233,6 +242,13 @@ public struct KnockEngine {
 
     /// The peer's attempt in progress at rule `index`, wherever it is kept.
     private func progress(_ index: Int, _ peer: PeerAddress, now: Instant) -> Progress? {
+        var place: FirstKnockTable.Place?
+        return progress(index, peer, now: now, place: &place)
+    }
+
+    /// ``progress(_:_:now:)``, leaving in `place` where a first knock of `peer` would go when the
+    /// first-knock table was looked at.
+    private func progress(_ index: Int, _ peer: PeerAddress, now: Instant, place: inout FirstKnockTable.Place?) -> Progress? {
         if let attempt = states[index].advanced[peer] {
             return Progress(
                 knocksDone: Int(attempt.knocksDone), wrongKnocks: Int(attempt.wrongKnocks), retransmission: attempt.retransmission,
@@ -240,7 +256,10 @@ public struct KnockEngine {
                 lapsed: isTimeExceeded(index, lastKnock: attempt.lastKnock, now: now))
         }
         let sequence = states[index].rule.knockSequence
-        guard sequence.count > 1, let entry = firstKnocks.find(rule: states[index].key, source: peer, now: now) else { return nil }
+        guard sequence.count > 1 else { return nil }
+        let found = firstKnocks.place(rule: states[index].key, source: peer)
+        place = found
+        guard let entry = firstKnocks.find(found, now: now) else { return nil }
         let knockTicks = entry.deadline &- states[index].firstKnockLifetime
         return Progress(
             knocksDone: 1, wrongKnocks: Int(entry.wrongKnocks), retransmission: entry.retransmission,
@@ -282,7 +301,8 @@ public struct KnockEngine {
     private mutating func handleSequence(_ index: Int, _ knock: Knock, now: Instant, emit: (KnockEffect) -> Void) {
         let sequence = states[index].rule.knockSequence
         let service = knock.servicePort
-        if let attempt = progress(index, knock.source, now: now) {
+        var place: FirstKnockTable.Place?
+        if let attempt = progress(index, knock.source, now: now, place: &place) {
             if attempt.lapsed {
                 removeAttempt(index, knock.source, attempt)
                 emit(.event(event(index, knock.source, .timeExceeded, service, now)))
@@ -322,7 +342,7 @@ public struct KnockEngine {
         }
         // A live first knock evicted here has no address to report: the table counts it.
         firstKnocks.insert(
-            rule: states[index].key, source: knock.source,
+            place ?? firstKnocks.place(rule: states[index].key, source: knock.source),
             deadline: FirstKnockTable.ticks(now) &+ states[index].firstKnockLifetime,
             retransmission: knock.retransmissionFingerprint, now: now)
         emit(.event(event(index, knock.source, .matching(step: 1, of: sequence.count), service, now)))

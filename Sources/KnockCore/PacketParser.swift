@@ -160,6 +160,18 @@ public enum PacketParser {
     public static func parse<Bytes: RandomAccessCollection<UInt8>>(
         _ bytes: Bytes, family: IPFamily? = nil
     ) -> Result<ParsedPacket, PacketRejection> where Bytes.Index == Int {
+        parseBytes(bytes, family: family)
+    }
+
+    /// ``parse(_:family:)`` of an array, as the daemon hands NFLOG packets over: the same function,
+    /// specialized here for arrays so the generic collection code is not run per packet.
+    public static func parse(_ bytes: [UInt8], family: IPFamily? = nil) -> Result<ParsedPacket, PacketRejection> {
+        parseBytes(bytes, family: family)
+    }
+
+    private static func parseBytes<Bytes: RandomAccessCollection<UInt8>>(
+        _ bytes: Bytes, family: IPFamily?
+    ) -> Result<ParsedPacket, PacketRejection> where Bytes.Index == Int {
         let reader = Reader(bytes: bytes)
         guard reader.count >= 1 else { return .failure(.truncatedHeader) }
         let version = reader[0] >> 4

@@ -196,9 +196,10 @@ public struct Rule: Equatable, Sendable {
 
     /// Whether the daemon must see every new connection of a peer mid-sequence, not only its knocks:
     /// a strict rule (any such packet resets the attempt) or a non-strict one with a wrong-knock
-    /// budget (any such packet counts against it). SPA rules have no sequence to watch.
+    /// budget (any such packet counts against it). SPA rules have no sequence; a non-strict one-port
+    /// rule has no peer mid-sequence to watch.
     public var watchesPeers: Bool {
-        spa == nil && spa2 == nil && (strict || maxWrongKnocks > 0)
+        spa == nil && spa2 == nil && (strict || (maxWrongKnocks > 0 && knockSequence.count > 1))
     }
 
     /// Makes a rule; call ``validate()`` to check it.
