@@ -8,12 +8,13 @@ import KnockCore
 /// filter chains at 0, and holds, in this order:
 ///
 /// 1. Knock ports of all rules: TCP SYNs (`tcp flags & (syn | ack) == syn`) and UDP datagrams are
-///    logged to the NFLOG group, strict rules also note the source in their kernel-filled
+///    logged to the NFLOG group, watching rules (strict, or with a `max_wrong_knocks` budget: see
+///    ``Rule/watchesPeers``) also note the source in their kernel-filled
 ///    `NAME_watch4`/`NAME_watch6` sets, and then every packet to a knock port is dropped (stealth: no
 ///    RST, no ICMP).
-/// 2. For strict rules, every new TCP/UDP connection from a watched source (a peer that knocked on
+/// 2. For watching rules, every new TCP/UDP connection from a watched source (a peer that knocked on
 ///    one of the rule's ports within the rule's `time`) is logged, not dropped, so the daemon sees the
-///    wrong knocks that make a strict peer start over. For SPA rules with a close secret, UDP
+///    wrong knocks that make a strict peer start over or use up a non-strict attempt's budget. For SPA rules with a close secret, UDP
 ///    datagrams of an SPA payload's length from an allowed source are logged, so a close knock to any
 ///    port is seen.
 /// 3. Protected ports: established/related traffic passes, sources in a protecting rule's
