@@ -19,7 +19,7 @@
 #      10 runs each; pknockd's peak RSS and the bytes per first-knock entry.
 # Every flood is bounded in count and time. `quick` shrinks counts for a smoke run.
 # BENCH_PKNOCKD=PATH uses that pknockd instead of building one (e.g. an older commit's, to compare);
-# BENCH_SECTIONS="1 5" runs only those sections.
+# BENCH_SECTIONS="1 5" runs only those sections; BENCH_HUMAN_GAPS and BENCH_HUMAN_RUNS narrow section 5.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 export PATH="$PATH:/opt/swift/usr/bin"
@@ -231,12 +231,12 @@ echo "legitimate sequence got in $got_seq/$N_LEGIT, SPA $got_spa/$N_LEGIT"
 fi
 
 if section 5; then
-N_HUMAN=10; HUMAN_SOURCES=2200000
+N_HUMAN=${BENCH_HUMAN_RUNS:-10}; HUMAN_SOURCES=2200000
 [ "$QUICK" = quick ] && { N_HUMAN=2; HUMAN_SOURCES=2000000; }
 echo
 echo "=== 5. a client at human speed during a max-rate flood of first knocks ($HUMAN_SOURCES distinct IPv6 sources a run, $N_HUMAN runs per gap)"
 write_config 65536 10
-for gap in 1 5; do
+for gap in ${BENCH_HUMAN_GAPS:-1 5}; do
     got_seq=0; got_spa=0; peak=0
     for run in $(seq 1 "$N_HUMAN"); do
         start_daemon --config "$PK_WORK/bench.toml" || exit 1
