@@ -9,7 +9,8 @@
 # twice with the bench's rules, fed COUNT (default 20,000) and then 2 × COUNT spoofed first knocks
 # from distinct IPv6 sources at 2,000 a second, and prints the difference in instructions divided by
 # COUNT: the steady cost of a knock, without start-up and one-time costs (such as the first-knock
-# table's memory being zeroed as the first knocks of a flood land in it).
+# table's memory being zeroed as the first knocks of a flood land in it). CG_KEEP=PREFIX keeps the
+# two profiles as PREFIX.COUNT for `callgrind_annotate --inclusive=yes` (costs per function).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 [ "$(id -u)" = 0 ] || { echo "callgrind: needs root (network namespaces)"; exit 1; }
@@ -57,8 +58,7 @@ instructions() {
     kill -TERM "$DAEMON_PID"; wait "$DAEMON_PID"; DAEMON_PID=""
     grep -o ' packets=[0-9]*' "$PK_WORK/cg.log" | tail -1 >&2
     awk '/^summary:/ {print $2}' "$PK_WORK/cg.out"
-    [ -n "${CG_KEEP:-}" ] && cp "$PK_WORK/cg.out" "$CG_KEEP.$1"
-    [ -n "${CG_KEEP:-}" ] && cp "$PK_WORK/cg.out" "$CG_KEEP"
+    if [ -n "${CG_KEEP:-}" ]; then cp "$PK_WORK/cg.out" "$CG_KEEP.$1"; fi
 }
 once=$(instructions "$COUNT")
 twice=$(instructions $((2 * COUNT)))
