@@ -11,6 +11,7 @@ PACKAGES=(
     python3                           # the tests' TCP echo service and probes
     knockd                            # knockd's `knock` client: interoperability tests
     iptables                          # iptables-nft -F in the firewall-reload tests
+    hping3                            # spoofed floods and hand-made SYNs: Scripts/e2e/70-flood.sh
 )
 
 missing=()

@@ -51,6 +51,20 @@ extension Rule {
         for (previous, next) in zip(knockSequence, knockSequence.dropFirst()) where previous == next {
             error("knock", "knock port \(next) appears twice in a row; a repeated knock is taken as a retransmission")
         }
+        let numbers = knockSequence.map(\.port.rawValue)
+        if numbers.count >= 2, spa == nil, spa2 == nil {
+            if zip(numbers, numbers.dropFirst()).allSatisfy({ $0 < $1 }) {
+                warning(
+                    "knock",
+                    "the knock ports are in ascending order, the order of a port sweep: a scan of the port range "
+                        + "knocks the sequence; choose an order no sweep follows")
+            } else if zip(numbers, numbers.dropFirst()).allSatisfy({ $0 > $1 }) {
+                warning(
+                    "knock",
+                    "the knock ports are in descending order, the order of a reverse port sweep; "
+                        + "choose an order no sweep follows")
+            }
+        }
         if let gap = maxKnockGap, gap <= .zero {
             error("time", "the time between knocks must be positive")
         }
@@ -96,6 +110,9 @@ extension Rule {
         }
         if maxAllowedPeers < 1 {
             error("max_allowed_peers", "must be at least 1")
+        }
+        if !(0...Rule.maximumWrongKnocks).contains(maxWrongKnocks) {
+            error("max_wrong_knocks", "must be 0 (no limit) to \(Rule.maximumWrongKnocks)")
         }
         return found
     }

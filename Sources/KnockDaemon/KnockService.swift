@@ -98,7 +98,8 @@ public final class KnockService {
     public init(configuration: Configuration, executor: any NFTExecutor, logger: Logger, replayStore: ReplayStore? = nil) {
         self.configuration = configuration
         self.engine = KnockEngine(
-            rules: configuration.rules, clients: configuration.clients, spa2ClockWindow: configuration.daemon.spa2ClockWindow)
+            rules: configuration.rules, clients: configuration.clients, spa2ClockWindow: configuration.daemon.spa2ClockWindow,
+            firstKnockCapacity: configuration.daemon.firstKnockCapacity, fingerprintKey: .random())
         self.executor = executor
         self.logger = logger
         self.replayStore = replayStore
@@ -156,7 +157,8 @@ public final class KnockService {
         try install(newLayout, existingSets: existing)
         engine = KnockEngine(
             rules: newConfiguration.rules, clients: newConfiguration.clients,
-            spa2ClockWindow: newConfiguration.daemon.spa2ClockWindow, carryingOverFrom: engine)
+            spa2ClockWindow: newConfiguration.daemon.spa2ClockWindow,
+            firstKnockCapacity: newConfiguration.daemon.firstKnockCapacity, carryingOverFrom: engine)
         configuration = newConfiguration
         logger.info("configuration reloaded", metadata: ["rules": "\(newConfiguration.rules.count)"])
     }

@@ -103,7 +103,33 @@ enum Fixture {
         #expect(configuration.daemon == DaemonSettings())
         #expect(configuration.daemon.table == "pknock")
         #expect(configuration.daemon.nflogGroup == 7)
-        #expect(configuration.rules == [Rule(name: Fixture.name("A"), knockSequence: [Fixture.port(1000)], protectedPorts: [Fixture.port(22)])])
+        #expect(
+            configuration.rules == [
+                Rule(
+                    name: Fixture.name("A"), knockSequence: [Fixture.port(1000)], protectedPorts: [Fixture.port(22)],
+                    maxWrongKnocks: Rule.defaultMaxWrongKnocks)
+            ])
+        #expect(configuration.daemon.firstKnockCapacity == FirstKnockTable.defaultCapacity)
+    }
+
+    @Test(arguments: [("max_wrong_knocks = 0", 0), ("max_wrong_knocks = 3", 3), ("max_wrong_knocks = 255", 255), ("", 8)])
+    func wrongKnockBudget(line: String, expected: Int) throws {
+        let configuration = try Fixture.load("[[rule]]\nname = \"A\"\nknock = [1000, 999]\nprotect = [22]\n\(line)\n")
+        #expect(configuration.rules.first?.maxWrongKnocks == expected)
+    }
+
+    @Test(arguments: [
+        ("max_wrong_knocks = 256", "/etc/pknock/pknock.toml:5: rule A: max_wrong_knocks: must be 0 (no limit) to 255, found 256"),
+        ("max_wrong_knocks = -1", "/etc/pknock/pknock.toml:5: rule A: max_wrong_knocks: must be 0 (no limit) to 255, found -1"),
+    ])
+    func badWrongKnockBudget(line: String, message: String) {
+        let errors = Fixture.errors("[[rule]]\nname = \"A\"\nknock = [1000, 999]\nprotect = [22]\n\(line)\n")
+        #expect(errors.map(\.description) == [message])
+    }
+
+    @Test func firstKnockCapacity() throws {
+        let configuration = try Fixture.load("[daemon]\nfirst_knock_capacity = 65536\n[[rule]]\nname = \"A\"\nknock = [1000]\nprotect = [22]\n")
+        #expect(configuration.daemon.firstKnockCapacity == 65536)
     }
 
     @Test func daemonMaxTrackedPeersIsTheRulesDefault() throws {
@@ -257,6 +283,7 @@ enum Fixture {
         ("state_directory = \"var/lib\"", "daemon.state_directory: must be an absolute path, found \"var/lib\""),
         ("control_socket = \"x.sock\"", "daemon.control_socket: must be an absolute path, found \"x.sock\""),
         ("max_tracked_peers = 0", "daemon.max_tracked_peers: must be 1 to 2147483647, found 0"),
+        ("first_knock_capacity = 1000", "daemon.first_knock_capacity: must be 1024 to 4294967296, found 1000"),
     ])
     func badDaemonSettings(line: String, message: String) {
         let errors = Fixture.errors("[daemon]\n\(line)\n[[rule]]\nname = \"A\"\nknock = [1]\nprotect = [22]\n")
