@@ -11,6 +11,7 @@ PACKAGES=(
     python3                           # the tests' TCP echo service and probes
     knockd                            # knockd's `knock` client: interoperability tests
     iptables                          # iptables-nft -F in the firewall-reload tests
+    dpkg-dev lintian                  # make deb: dpkg-shlibdeps, and the packages' lint
 )
 
 missing=()
