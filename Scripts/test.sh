@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: unit tests, root-only kernel tests in a private network
-# namespace, the end-to-end namespace tests, and the Debian packages (built, installed, tested
-# end to end with /opt/swift hidden, purged).
+# namespace, the end-to-end namespace tests, the nft goldens against real nft, and the Debian
+# packages (built, installed, tested end to end with /opt/swift hidden, purged).
 # Run as root on Debian:
 #
 #   Scripts/test.sh
@@ -61,6 +61,9 @@ if [[ -n "$e2e" ]]; then
     passed=$((passed + $(echo "$e2e" | sed -E 's/.* ([0-9]+) passed.*/\1/')))
     failed=$((failed + $(echo "$e2e" | sed -E 's/.* ([0-9]+) failed.*/\1/')))
 fi
+
+# The FirewallLayout goldens against the real nft, on a copy of testdata/ (needs root).
+run_stage nft-goldens Scripts/check-nft-goldens.sh
 
 # The Debian packages: built (release, static Swift runtime, scratch path .build-deb), installed,
 # the end-to-end tests again against the installed binaries with /opt/swift hidden, then purged.
