@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: unit tests, root-only kernel tests in a private network
-# namespace, the end-to-end namespace tests, the nft goldens against real nft, and the Debian
-# packages (built, installed, tested end to end with /opt/swift hidden, purged).
+# namespace, the end-to-end namespace tests, the nft goldens against real nft, swift format lint,
+# and the Debian packages (built, installed, tested end to end with /opt/swift hidden, purged).
 # Run as root on Debian:
 #
 #   Scripts/test.sh
@@ -64,6 +64,9 @@ fi
 
 # The FirewallLayout goldens against the real nft, on a copy of testdata/ (needs root).
 run_stage nft-goldens Scripts/check-nft-goldens.sh
+
+# Formatting and the lint rules of .swift-format (Tests/.swift-format relaxes two for tests).
+run_stage lint swift format lint --strict --recursive --parallel Sources Tests
 
 # The Debian packages: built (release, static Swift runtime, scratch path .build-deb), installed,
 # the end-to-end tests again against the installed binaries with /opt/swift hidden, then purged.

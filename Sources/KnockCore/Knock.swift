@@ -6,7 +6,9 @@ public struct Knock: Equatable, Sendable {
     public var transport: TransportProtocol
     /// The destination port.
     public var port: Port
-    /// The transport payload (UDP data; empty for a TCP SYN). Only SPA rules read it.
+    /// The transport payload (UDP data; empty for a TCP SYN).
+    ///
+    /// Only SPA rules read it.
     public var payload: ArraySlice<UInt8>
 
     /// Makes a knock.
@@ -21,7 +23,9 @@ public struct Knock: Equatable, Sendable {
     public var servicePort: ServicePort { ServicePort(port, transport) }
 }
 
-/// A change the firewall must make. The closed set of things the core may ask of the kernel.
+/// A change the firewall must make.
+///
+/// The closed set of things the core may ask of the kernel.
 public enum FirewallCommand: Equatable, Sendable {
     /// Let `peer` reach the rule's protected ports for `ttl` (nil: until revoked), replacing any
     /// earlier timeout.

@@ -135,7 +135,9 @@ public enum PacketParser {
     /// The most IPv6 extension headers walked before giving up.
     public static let maximumExtensionHeaders = 8
 
-    /// Parses an L3 packet. When `family` is given (from NFLOG's hardware protocol), the version
+    /// Parses an L3 packet.
+    ///
+    /// When `family` is given (from NFLOG's hardware protocol), the version
     /// nibble must agree with it.
     ///
     /// ``ParsedPacket/payload`` holds indices of `bytes`.

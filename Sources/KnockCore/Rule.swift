@@ -90,7 +90,9 @@ public struct RuleName: RawRepresentable, Hashable, Comparable, Sendable, Custom
     public static func < (lhs: RuleName, rhs: RuleName) -> Bool { lhs.rawValue < rhs.rawValue }
 }
 
-/// Secret key bytes. Never printed: its descriptions and mirror are redacted.
+/// Secret key bytes.
+///
+/// Never printed: its descriptions and mirror are redacted.
 public struct Secret: Equatable, Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     /// The key bytes.
     public let bytes: [UInt8]

@@ -30,10 +30,11 @@ import Testing
         for (second, port) in [3001, 3005, 3002, 3004, 3003].enumerated() {
             kinds += engine.handle(Fixture.knock("192.0.2.7", UInt16(port)), at: .seconds(Int64(second)), wallTime: wall).kinds
         }
-        #expect(kinds == [
-            .matching(step: 1, of: 5), .matching(step: 2, of: 5), .matching(step: 3, of: 5), .matching(step: 4, of: 5),
-            .allowed(until: nil),
-        ])
+        #expect(
+            kinds == [
+                .matching(step: 1, of: 5), .matching(step: 2, of: 5), .matching(step: 3, of: 5), .matching(step: 4, of: 5),
+                .allowed(until: nil),
+            ])
     }
 
     @Test func aKnockOffTheFirstPortCreatesNoPeer() {
@@ -180,7 +181,8 @@ import Testing
         #expect(deadline.map { $0 > .seconds(10) && $0 <= .seconds(11) } == true)
         #expect(engine.expire(at: .seconds(10), wallTime: wall).isEmpty)
         let expired = engine.expire(at: .seconds(12), wallTime: wall)
-        #expect(expired == [.event(KnockEvent(rule: Fixture.name("SSH"), peer: Fixture.address("192.0.2.7"), kind: .timeExceeded, knock: nil, time: .seconds(12)))])
+        #expect(
+            expired == [.event(KnockEvent(rule: Fixture.name("SSH"), peer: Fixture.address("192.0.2.7"), kind: .timeExceeded, knock: nil, time: .seconds(12)))])
         #expect(engine.peerCounts(of: Fixture.name("SSH"))?.matching == 1)
         #expect(engine.expire(at: .seconds(16), wallTime: wall).kinds == [.timeExceeded])
         #expect(engine.nextDeadline() == nil)
@@ -211,8 +213,10 @@ import Testing
     let minute: Int64 = 29_300_000
     let alice = Fixture.address("192.0.2.7")
 
-    func spaKnock(_ secret: String, for source: PeerAddress, minute: Int64, from sender: String = "192.0.2.7", port: UInt16 = 4000,
-                  format: SPAFormat = .sha256) -> Knock {
+    func spaKnock(
+        _ secret: String, for source: PeerAddress, minute: Int64, from sender: String = "192.0.2.7", port: UInt16 = 4000,
+        format: SPAFormat = .sha256
+    ) -> Knock {
         let payload = SPAKey(format: format, secret: Secret(secret)).payload(source: source, epochMinute: minute)
         return Fixture.knock(sender, port, .udp, payload: payload)
     }
@@ -344,10 +348,14 @@ import Testing
         _ = engine.handle(Fixture.knock("192.0.2.1", 2002), at: .seconds(0), wallTime: wall)
         _ = engine.handle(Fixture.knock("192.0.2.2", 2002), at: .seconds(1), wallTime: wall)
         let third = engine.handle(Fixture.knock("192.0.2.3", 2002), at: .seconds(2), wallTime: wall)
-        #expect(third == [
-            .event(KnockEvent(rule: Fixture.name("SSH"), peer: Fixture.address("192.0.2.1"), kind: .evicted, knock: nil, time: .seconds(2))),
-            .event(KnockEvent(rule: Fixture.name("SSH"), peer: Fixture.address("192.0.2.3"), kind: .matching(step: 1, of: 2), knock: Fixture.port(2002), time: .seconds(2))),
-        ])
+        #expect(
+            third == [
+                .event(KnockEvent(rule: Fixture.name("SSH"), peer: Fixture.address("192.0.2.1"), kind: .evicted, knock: nil, time: .seconds(2))),
+                .event(
+                    KnockEvent(
+                        rule: Fixture.name("SSH"), peer: Fixture.address("192.0.2.3"), kind: .matching(step: 1, of: 2), knock: Fixture.port(2002),
+                        time: .seconds(2))),
+            ])
         #expect(engine.handle(Fixture.knock("192.0.2.2", 2001), at: .seconds(3), wallTime: wall).kinds == [.allowed(until: nil)])
     }
 
@@ -356,7 +364,8 @@ import Testing
         _ = engine.handle(Fixture.knock("192.0.2.1", 2002), at: .seconds(0), wallTime: wall)
         _ = engine.handle(Fixture.knock("192.0.2.1", 2001), at: .seconds(1), wallTime: wall)
         for last in 10...20 as ClosedRange<UInt8> {
-            _ = engine.handle(Knock(source: PeerAddress(ipv4: 0xCB00_7100 | UInt32(last)), transport: .tcp, port: Fixture.port(2002).port), at: .seconds(2), wallTime: wall)
+            _ = engine.handle(
+                Knock(source: PeerAddress(ipv4: 0xCB00_7100 | UInt32(last)), transport: .tcp, port: Fixture.port(2002).port), at: .seconds(2), wallTime: wall)
         }
         #expect(engine.peerCounts(of: Fixture.name("SSH"))?.matching == 3)
         #expect(engine.handle(Fixture.knock("192.0.2.1", 2004), at: .seconds(3), wallTime: wall).kinds == [.allowed(until: nil)])

@@ -273,7 +273,8 @@ func truncationAtEveryLength(_ index: Int) throws {
     let parsed = try PacketParser.parse(slice).get()
     #expect(parsed.payload == 38..<(38 + 65))
     let knock = parsed.knock(payloadFrom: slice)
-    #expect(knock == Knock(source: PeerAddress(ipv4: 0xC000_020A), transport: .udp, port: Port(rawValue: 2000) ?? parsed.destinationPort, payload: slice[38..<103]))
+    #expect(
+        knock == Knock(source: PeerAddress(ipv4: 0xC000_020A), transport: .udp, port: Port(rawValue: 2000) ?? parsed.destinationPort, payload: slice[38..<103]))
     #expect(Array(knock.payload) == spaPayload)
     #expect(knock.servicePort.description == "2000:udp")
 }
@@ -294,8 +295,14 @@ private struct SeededGenerator: RandomNumberGenerator {
 
 @Test func randomAndBitFlippedPacketsNeverCrash() {
     var random = SeededGenerator(state: 0x504B_4E4F_434B)
-    let seeds = wellFormed.map(\.bytes)
-        + [ipv6(nextHeader: 44, fragmentHeader(next: 51, offset: 0, more: true) + [17, 1, 0, 0] + Array(repeating: 0, count: 8) + udpHeader(source: 1, destination: 2, payloadCount: 0))]
+    let seeds =
+        wellFormed.map(\.bytes)
+        + [
+            ipv6(
+                nextHeader: 44,
+                fragmentHeader(next: 51, offset: 0, more: true) + [17, 1, 0, 0] + Array(repeating: 0, count: 8)
+                    + udpHeader(source: 1, destination: 2, payloadCount: 0))
+        ]
     var parsedCount = 0
     for round in 0..<100_000 {
         var bytes: [UInt8]

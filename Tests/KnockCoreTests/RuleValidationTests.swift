@@ -79,8 +79,9 @@ import Testing
         #expect(errors([Fixture.sequenceRule("SSH", [2002, 22])]) == ["protect: port 22:tcp is both a knock port and a protected port"])
         // Another protocol is another port.
         #expect(errors([Fixture.sequenceRule("SSH", [2002, 22], transport: .udp)]).isEmpty)
-        #expect(errors([Fixture.sequenceRule("SSH", [2002]), Fixture.sequenceRule("WEB", [22], protect: [443])])
-            == ["protect: port 22:tcp is a knock port of rule WEB"])
+        #expect(
+            errors([Fixture.sequenceRule("SSH", [2002]), Fixture.sequenceRule("WEB", [22], protect: [443])])
+                == ["protect: port 22:tcp is a knock port of rule WEB"])
     }
 
     @Test func duplicateNames() {
@@ -108,10 +109,11 @@ import Testing
         _ = engine.handle(Fixture.knock("192.0.2.2", 2001), at: .seconds(2), wallTime: wall)
         let peers = engine.peers(of: Fixture.name("SSH")) ?? []
         #expect(peers.map(\.peer) == [Fixture.address("192.0.2.1"), Fixture.address("192.0.2.2")])
-        #expect(peers.map(\.state) == [
-            .matching(knocksDone: 1, next: Fixture.port(2001), expires: .seconds(10)),
-            .matching(knocksDone: 2, next: Fixture.port(2004), expires: .seconds(12)),
-        ])
+        #expect(
+            peers.map(\.state) == [
+                .matching(knocksDone: 1, next: Fixture.port(2001), expires: .seconds(10)),
+                .matching(knocksDone: 2, next: Fixture.port(2004), expires: .seconds(12)),
+            ])
         #expect(engine.peers(of: Fixture.name("NOPE")) == nil)
     }
 }

@@ -137,7 +137,8 @@ import Testing
     @Test func manyReadersThroughTheSocket() throws {
         let path = NSTemporaryDirectory() + "pk-events-\(UUID().uuidString.prefix(8))/c.sock"
         let hub = EventHub()
-        let server = try ControlServer(path: path, mailbox: ControlMailbox(), events: hub, logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let server = try ControlServer(
+            path: path, mailbox: ControlMailbox(), events: hub, logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() }))
         defer {
             server.stop()
             try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent)

@@ -4,7 +4,9 @@ import Netfilter
 import Testing
 
 /// Table ownership (`owner` + `persist`) and nf_tables notifications on the real kernel, inside
-/// the private netns of Scripts/test-system.sh. Other processes are real `nft` runs.
+/// the private netns of Scripts/test-system.sh.
+///
+/// Other processes are real `nft` runs.
 @Suite(.serialized, .enabled(if: SystemTestGate.isOpen, SystemTestGate.skipReason))
 final class TableOwnershipSystemTests {
     static let name = "pknock_owned_test"

@@ -160,7 +160,9 @@ public final class NFLogReader {
     }
 
     /// Delivers the packets already queued, without waiting (for a caller that polled
-    /// ``fileDescriptor`` itself); returns how many. Otherwise as ``receive(timeoutMilliseconds:_:)``.
+    /// ``fileDescriptor`` itself); returns how many.
+    ///
+    /// Otherwise as ``receive(timeoutMilliseconds:_:)``.
     public func receiveQueued(_ handler: (borrowing NFLogPacket) -> Void) throws(NetfilterError) -> Int {
         try requireOpen("NFLogReader.receiveQueued")
         var delivered = 0
