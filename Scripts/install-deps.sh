@@ -12,6 +12,7 @@ PACKAGES=(
     knockd                            # knockd's `knock` client: interoperability tests
     iptables                          # iptables-nft -F in the firewall-reload tests
     hping3                            # spoofed floods and hand-made SYNs: Scripts/e2e/70-flood.sh
+    dpkg-dev lintian                  # make deb: dpkg-shlibdeps, and the packages' lint
 )
 
 missing=()

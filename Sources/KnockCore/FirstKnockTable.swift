@@ -53,7 +53,9 @@ public struct FirstKnockTable {
     /// Buckets per storage chunk: 512 × 8 × 16 bytes = 64 KiB.
     public static let bucketsPerChunk = 512
     static let entriesPerChunk = bucketSize * bucketsPerChunk
-    /// The default capacity: 5 × 2²⁰ = 5,242,880 entries, 80 MiB when full. At 250,000 spoofed first
+    /// The default capacity: 5 × 2²⁰ = 5,242,880 entries, 80 MiB when full.
+    ///
+    /// At 250,000 spoofed first
     /// knocks a second and a 10 s `time`, 2.5M entries are live (48 % of the slots), and a simulation of
     /// this insert policy (50M inserts) evicted none; at 300,000/s, 2 in 12M, none younger than 9.8 s.
     public static let defaultCapacity = 5_242_880
@@ -203,7 +205,9 @@ public struct FirstKnockTable {
     }
 
     /// Remembers a first knock of (rule, source) until `deadline` (ticks), replacing its entry if it
-    /// has one. Takes a free or lapsed slot of its two buckets, else evicts the live entry closest to
+    /// has one.
+    ///
+    /// Takes a free or lapsed slot of its two buckets, else evicts the live entry closest to
     /// its deadline; returns whether a live entry was evicted.
     @discardableResult
     public mutating func insert(rule: UInt64, source: PeerAddress, deadline: Int64, retransmission: UInt32, now: Instant) -> Bool {
@@ -292,7 +296,9 @@ public struct FirstKnockTable {
 
 extension FirstKnockTable {
     /// Allocates chunks (zeroed: every slot free) and frees them when the last table sharing them
-    /// goes. A chunk is allocated the first time an entry in it is written.
+    /// goes.
+    ///
+    /// A chunk is allocated the first time an entry in it is written.
     final class Owner {
         private(set) var allocated: [UnsafeMutablePointer<Entry>] = []
 

@@ -6,7 +6,9 @@ public struct Knock: Equatable, Sendable {
     public var transport: TransportProtocol
     /// The destination port.
     public var port: Port
-    /// The transport payload (UDP data; empty for a TCP SYN). SPA rules read it; sequence rules only
+    /// The transport payload (UDP data; empty for a TCP SYN).
+    ///
+    /// SPA rules read it; sequence rules only
     /// fingerprint it to recognize a retransmitted datagram.
     public var payload: ArraySlice<UInt8>
     /// The source port; nil when unknown (such a knock is never taken for a retransmission).
@@ -29,7 +31,9 @@ public struct Knock: Equatable, Sendable {
 
     /// What tells a retransmission from a new knock, in 24 bits (0: nothing to tell by): the same TCP
     /// SYN again has the same source port and sequence number; the same UDP datagram again has the
-    /// same source port and payload. A new connection or datagram differs with probability 1 − 2⁻²⁴.
+    /// same source port and payload.
+    ///
+    /// A new connection or datagram differs with probability 1 − 2⁻²⁴.
     public var retransmissionFingerprint: UInt32 {
         guard let sourcePort else { return 0 }
         let detail: UInt32
@@ -55,7 +59,9 @@ public struct Knock: Equatable, Sendable {
     public var servicePort: ServicePort { ServicePort(port, transport) }
 }
 
-/// A change the firewall must make. The closed set of things the core may ask of the kernel.
+/// A change the firewall must make.
+///
+/// The closed set of things the core may ask of the kernel.
 public enum FirewallCommand: Equatable, Sendable {
     /// Let `peer` reach the rule's protected ports for `ttl` (nil: until revoked), replacing any
     /// earlier timeout.

@@ -278,7 +278,9 @@ public struct KnockEngine {
         }
     }
 
-    /// A knock on another port than the next one. Strict: the attempt is over, and the knock is
+    /// A knock on another port than the next one.
+    ///
+    /// Strict: the attempt is over, and the knock is
     /// consumed (it starts nothing, as in the original). Not strict: it counts against the rule's
     /// wrong-knock budget, past which the attempt is dropped.
     private mutating func wrongKnock(
@@ -449,7 +451,9 @@ public struct KnockEngine {
     // MARK: - Timers
 
     /// Forgets attempts past their rule's time limit and grants past autoclose, and prunes SPA replay
-    /// memory older than the clock window. Call at ``nextDeadline()`` (or any time; it is cheap).
+    /// memory older than the clock window.
+    ///
+    /// Call at ``nextDeadline()`` (or any time; it is cheap).
     public mutating func expire(at now: Instant, wallTime: WallTime, emit: (KnockEffect) -> Void) {
         spa2Verifier.prune(now: wallTime)
         for index in states.indices {
@@ -507,8 +511,10 @@ public struct KnockEngine {
 
     // MARK: - Administration and listing
 
-    /// Records that `peer` is already allowed by `rule` until `until` (nil: no autoclose), e.g. from the
-    /// kernel's set after a restart. Emits nothing: the firewall already says so.
+    /// Records that `peer` is already allowed by `rule` until `until` (nil: no autoclose), for example from the
+    /// kernel's set after a restart.
+    ///
+    /// Emits nothing: the firewall already says so.
     public mutating func adoptAllowed(rule name: RuleName, peer: PeerAddress, until: Instant?) {
         guard let index = states.firstIndex(where: { $0.rule.name == name }), !states[index].allowed.isFull else { return }
         states[index].hasIrregularGrants = true
@@ -516,7 +522,9 @@ public struct KnockEngine {
     }
 
     /// Grants `peer` access under rule `name` for `duration` (nil: the rule's autoclose), as an
-    /// administrator's `pknock open` does. Returns false for an unknown rule.
+    /// administrator's `pknock open` does.
+    ///
+    /// Returns false for an unknown rule.
     @discardableResult
     public mutating func allow(
         rule name: RuleName, peer: PeerAddress, for duration: Duration?, at now: Instant, emit: (KnockEffect) -> Void
@@ -541,6 +549,7 @@ public struct KnockEngine {
     }
 
     /// Takes rule `name`'s access away from `peer`, as an administrator's `pknock close` does.
+    ///
     /// Returns false for an unknown rule; revoking a peer that has no access still clears the kernel.
     @discardableResult
     public mutating func revoke(rule name: RuleName, peer: PeerAddress, at now: Instant, emit: (KnockEffect) -> Void) -> Bool {
@@ -683,9 +692,11 @@ extension KnockEngine {
         return entries
     }
 
-    /// Adopts persisted SPA replay memory, e.g. at start: entries of SPA rules this engine has and
+    /// Adopts persisted SPA replay memory, for example at start: entries of SPA rules this engine has and
     /// inside the rule's clock window at `wallTime` are kept; a peer already remembered keeps the
-    /// later of the two minutes. Emits nothing.
+    /// later of the two minutes.
+    ///
+    /// Emits nothing.
     ///
     /// Minutes ahead of `wallTime` (the clock was stepped back since they were saved) are kept up to
     /// ``spaReplayFutureToleranceMinutes``, so the packet stays blocked when the clock catches up;

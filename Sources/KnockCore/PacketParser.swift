@@ -64,7 +64,9 @@ public struct ParsedPacket: Equatable, Sendable {
     public var destinationPort: Port
     /// The TCP flags; nil for UDP.
     public var tcpFlags: TCPFlags?
-    /// The TCP sequence number; nil for UDP. With the source port it tells a retransmitted SYN from
+    /// The TCP sequence number; nil for UDP.
+    ///
+    /// With the source port it tells a retransmitted SYN from
     /// a new connection.
     public var tcpSequenceNumber: UInt32?
     /// Where the transport payload is, as indices into the parsed bytes (possibly empty).
@@ -143,7 +145,9 @@ public enum PacketParser {
     public static let maximumExtensionHeaders = 8
 
     /// A 32-bit fingerprint of a payload (FNV-1a), allocation-free: with the source port it tells a
-    /// retransmitted UDP datagram from a new one. Not keyed: it identifies, it does not protect.
+    /// retransmitted UDP datagram from a new one.
+    ///
+    /// Not keyed: it identifies, it does not protect.
     public static func payloadFingerprint(_ payload: some Collection<UInt8>) -> UInt32 {
         var hash: UInt32 = 0x811c_9dc5
         for byte in payload {
@@ -153,7 +157,9 @@ public enum PacketParser {
         return hash
     }
 
-    /// Parses an L3 packet. When `family` is given (from NFLOG's hardware protocol), the version
+    /// Parses an L3 packet.
+    ///
+    /// When `family` is given (from NFLOG's hardware protocol), the version
     /// nibble must agree with it.
     ///
     /// ``ParsedPacket/payload`` holds indices of `bytes`.

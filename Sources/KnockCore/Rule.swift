@@ -90,7 +90,9 @@ public struct RuleName: RawRepresentable, Hashable, Comparable, Sendable, Custom
     public static func < (lhs: RuleName, rhs: RuleName) -> Bool { lhs.rawValue < rhs.rawValue }
 }
 
-/// Secret key bytes. Never printed: its descriptions and mirror are redacted.
+/// Secret key bytes.
+///
+/// Never printed: its descriptions and mirror are redacted.
 public struct Secret: Equatable, Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     /// The key bytes.
     public let bytes: [UInt8]
@@ -184,19 +186,25 @@ public struct Rule: Equatable, Sendable {
     public var protectedPorts: [ServicePort]
     /// The most peers tracked by address after two or more correct knocks (and the size of a
     /// watching rule's kernel set of sources mid-sequence); when full, the stalest such attempt is
-    /// evicted. First knocks are not counted here: they live in the engine's first-knock table,
+    /// evicted.
+    ///
+    /// First knocks are not counted here: they live in the engine's first-knock table,
     /// shared by all rules, so a flood of spoofed first knocks never evicts a later-stage attempt.
     public var maxTrackedPeers: Int
     /// The most peers allowed at once; beyond it new grants are refused.
     public var maxAllowedPeers: Int
     /// How many wrong knocks an attempt of a non-strict rule may make before it is dropped (0: no
     /// limit, the original's behaviour and the default of a rule made in code; pknock.toml's default is
-    /// ``defaultMaxWrongKnocks``). Strict rules drop an attempt at its first wrong knock anyway.
+    /// ``defaultMaxWrongKnocks``).
+    ///
+    /// Strict rules drop an attempt at its first wrong knock anyway.
     public var maxWrongKnocks: Int
 
     /// Whether the daemon must see every new connection of a peer mid-sequence, not only its knocks:
     /// a strict rule (any such packet resets the attempt) or a non-strict one with a wrong-knock
-    /// budget (any such packet counts against it). SPA rules have no sequence; a non-strict one-port
+    /// budget (any such packet counts against it).
+    ///
+    /// SPA rules have no sequence; a non-strict one-port
     /// rule has no peer mid-sequence to watch.
     public var watchesPeers: Bool {
         spa == nil && spa2 == nil && (strict || (maxWrongKnocks > 0 && knockSequence.count > 1))

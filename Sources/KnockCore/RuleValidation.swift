@@ -12,9 +12,11 @@ public struct RuleProblem: Equatable, Sendable, CustomStringConvertible {
     public var severity: Severity
     /// The rule's name as written (may be empty or invalid when that is the problem).
     public var rule: String
-    /// The config key the problem is about: `name`, `knock`, `time`, `autoclose`, `open_secret`, …
+    /// The config key the problem is about, such as `name`, `knock`, `time`, `autoclose` or `open_secret`.
     public var field: String
-    /// What is wrong, in words for an administrator. Never contains secret bytes.
+    /// What is wrong, in words for an administrator.
+    ///
+    /// Never contains secret bytes.
     public var message: String
 
     /// Makes a problem.

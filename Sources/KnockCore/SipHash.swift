@@ -24,7 +24,9 @@ public struct SipHashKey: Equatable, Sendable {
 }
 
 /// SipHash-2-4 (Aumasson and Bernstein, 2012): a keyed hash short inputs cannot be aimed at without
-/// the key. Here it turns (rule, source address) into a first-knock fingerprint and table buckets,
+/// the key.
+///
+/// Here it turns (rule, source address) into a first-knock fingerprint and table buckets,
 /// so a flood cannot choose sources that collide. Not Swift's `Hasher`, whose output may change
 /// between Swift versions and runs and is not meant for values kept in a table of our own.
 ///
@@ -45,7 +47,9 @@ public enum SipHash {
     }
 
     /// SipHash-2-4-128 of the 24 bytes `a`, `b`, `c` (each little-endian): the same result as
-    /// ``hash128(_:key:)`` of those bytes, without a byte loop. The first-knock table's hot path.
+    /// ``hash128(_:key:)`` of those bytes, without a byte loop.
+    ///
+    /// The first-knock table's hot path.
     @inline(__always)
     public static func hash128(_ a: UInt64, _ b: UInt64, _ c: UInt64, key: SipHashKey) -> (UInt64, UInt64) {
         var state = State(key: key, wide: true)

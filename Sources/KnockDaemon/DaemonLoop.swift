@@ -56,6 +56,7 @@ public final class DaemonLoop: @unchecked Sendable {
     /// The longest the loop sleeps when nothing happens (requests wake it at once).
     public var maximumWait: Duration = .seconds(1)
     /// Control-socket requests, answered between packets on this thread; nil without a control socket.
+    ///
     /// Make it with the control's ``DaemonControl/wake`` so a request wakes the loop.
     public var mailbox: ControlMailbox?
     /// Gets a fresh snapshot about once a second; nil without metrics.

@@ -354,7 +354,9 @@ public struct FirewallLayout: Equatable, Sendable {
             let milliseconds = ttl.map { UInt64(Self.timeoutSeconds($0)) * 1000 }
             return .init(
                 table: table,
-                changes: [.init(.add, set: set, key: key), .init(.delete, set: set, key: key), .init(.add, set: set, key: key, timeoutMilliseconds: milliseconds)],
+                changes: [
+                    .init(.add, set: set, key: key), .init(.delete, set: set, key: key), .init(.add, set: set, key: key, timeoutMilliseconds: milliseconds),
+                ],
                 script: script)
         case .revoke(let rule, let peer):
             let set = Self.setName(rule: rule, kind: .allowed, family: peer.isIPv4 ? .ipv4 : .ipv6)
@@ -422,13 +424,17 @@ extension FirewallLayout {
     }
 
     /// The names of the sets in the output of `nft -j list sets table inet <table>` (or any `nft -j`
-    /// listing: every `set` object counts). An empty string (no output) has no sets.
+    /// listing: every `set` object counts).
+    ///
+    /// An empty string (no output) has no sets.
     public static func setNames(inListing json: String) throws(ListingError) -> Set<String> {
         Set(try sets(inListing: json).compactMap { $0["name"] as? String })
     }
 
     /// The elements of every allowed set in the output of `nft -j list set inet <table> <set>` (or of
-    /// `list sets`, `list table`): rule, address, timeout and time left. Other sets (watch sets, sets
+    /// `list sets`, `list table`): rule, address, timeout and time left.
+    ///
+    /// Other sets (watch sets, sets
     /// not named after a rule) and elements that are not single addresses are skipped.
     public static func allowedElements(inListing json: String) throws(ListingError) -> [AllowedElement] {
         var found: [AllowedElement] = []

@@ -149,7 +149,9 @@ public final class KnockService {
     }
 
     /// Switches to `newConfiguration` atomically: the new table layout is applied in one
-    /// transaction, allowed peers of rules that remain keep their access. If the kernel refuses the
+    /// transaction, allowed peers of rules that remain keep their access.
+    ///
+    /// If the kernel refuses the
     /// new layout nothing changes and the error is thrown.
     public func reload(to newConfiguration: Configuration, now: Instant) throws(NetfilterError) {
         let newLayout = FirewallLayout(configuration: newConfiguration)
@@ -169,7 +171,7 @@ public final class KnockService {
     public func teardown() throws(NetfilterError) {
         do {
             _ = try executor.run(NFTScript(layout.teardownScript()))
-        } catch where error.errno == EPERM {
+        } catch let error where error.errno == EPERM {
             throw NetfilterError(
                 operation: "delete table inet \(configuration.daemon.table)", errno: EPERM,
                 message: "a running pknockd owns the table; stop it first (or stop it with --remove-on-exit)")
@@ -179,7 +181,9 @@ public final class KnockService {
     // MARK: - Keeping the table
 
     /// Claims the table with `owner` + `persist`; returns true when the table was replaced (so the
-    /// sets must be read again). Falls back to watching where the kernel cannot own tables.
+    /// sets must be read again).
+    ///
+    /// Falls back to watching where the kernel cannot own tables.
     private func claimOwnership(tableExists: Bool, now: Instant) throws(NetfilterError) -> Bool {
         let table = configuration.daemon.table
         let flags: NFTablesNetlink.TableFlags = [.owner, .persist]
@@ -188,7 +192,7 @@ public final class KnockService {
             tableProtection = .owned
             tableProtectionReason = tableExists ? "took over the persistent table" : "created the table with owner and persist"
             return false
-        } catch where error.errno == EPERM {
+        } catch let error where error.errno == EPERM {
             throw NetfilterError(
                 operation: "claim table inet \(table)", errno: EPERM,
                 message: "another running process owns the table (another pknockd?); stop it first")
@@ -258,7 +262,9 @@ public final class KnockService {
 
     /// Puts the table back as the daemon knows it (rules, sets, exactly the engine's grants) in one
     /// transaction, after `changes` by another process; watch mode only (an owned table cannot be
-    /// changed by others). Failures are counted and logged; the periodic check tries again.
+    /// changed by others).
+    ///
+    /// Failures are counted and logged; the periodic check tries again.
     public func repairTable(after changes: NFTablesNetlink.TableChanges, now: Instant) {
         guard tableProtection == .watched, changes.touched else { return }
         counters.foreignTableChanges += 1
@@ -285,12 +291,14 @@ public final class KnockService {
     }
 
     /// The last-resort check of watch mode: if the table or its chain is gone (a notification was
-    /// missed), put it back. Call every few seconds; an owned table is not checked.
+    /// missed), put it back.
+    ///
+    /// Call every few seconds; an owned table is not checked.
     public func verifyTable(now: Instant) {
         guard tableProtection == .watched else { return }
         do {
             _ = try executor.run(NFTScript("list chain inet \(configuration.daemon.table) \(FirewallLayout.chainName)"))
-        } catch where error.errno == ENOENT || (error.message ?? "").contains("No such file or directory") {
+        } catch let error where error.errno == ENOENT || (error.message ?? "").contains("No such file or directory") {
             repairTable(after: .init(touched: true, deleted: true), now: now)
         } catch {
             logger.debug("table check failed", metadata: ["error": "\(error)"])
@@ -344,7 +352,9 @@ public final class KnockService {
     // MARK: - Control requests
 
     /// Answers a control-socket request (`status`, `open`, `close`); called on the intake loop's
-    /// thread. `events` is the server's business and is refused here.
+    /// thread.
+    ///
+    /// `events` is the server's business and is refused here.
     public func control(_ request: ControlRequest, now: Instant) -> ControlReply {
         switch request {
         case .status(let name):

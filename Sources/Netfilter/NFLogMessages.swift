@@ -24,7 +24,9 @@ public enum NFLogMessages {
     }
 
     /// Calls `body` with every packet message in `bytes[..<count]`, in order; returns how many it
-    /// found. Messages of other types (acks, errors) are skipped; a message whose lengths do not add
+    /// found.
+    ///
+    /// Messages of other types (acks, errors) are skipped; a message whose lengths do not add
     /// up ends the scan.
     @discardableResult
     public static func forEachPacket(in bytes: [UInt8], count: Int, _ body: (Packet) -> Void) -> Int {

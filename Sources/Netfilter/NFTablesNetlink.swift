@@ -133,7 +133,9 @@ public enum NFTablesNetlink {
     static let nestedFlag: UInt16 = 0x8000
 
     /// One transaction applying `batch`: batch begin (`sequence`), one message per change
-    /// (`sequence + 1` …, each with `NLM_F_ACK`), batch end. Returns the bytes and the sequence
+    /// (`sequence + 1` …, each with `NLM_F_ACK`), batch end.
+    ///
+    /// Returns the bytes and the sequence
     /// numbers whose answers to wait for.
     public static func elementBatch(_ batch: ElementBatch, sequence: UInt32) -> (bytes: [UInt8], awaiting: [UInt32]) {
         var bytes: [UInt8] = []

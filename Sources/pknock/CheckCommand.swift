@@ -77,7 +77,9 @@ struct Check: ParsableCommand {
             } else if let spa2 = rule.spa2 {
                 let clients = configuration.clients.filter { $0.rules.contains(rule.name) }
                     .map { "\($0.id) (\($0.key.kind)\($0.mayNameAddress ? ", may name an address" : ""))" }
-                row("spa", "v2, named addresses: \(spa2.allowNamedAddress ? "allowed" : "no"), clients: \(clients.isEmpty ? "none" : clients.joined(separator: ", "))")
+                row(
+                    "spa",
+                    "v2, named addresses: \(spa2.allowNamedAddress ? "allowed" : "no"), clients: \(clients.isEmpty ? "none" : clients.joined(separator: ", "))")
             } else {
                 row("spa", "no")
             }

@@ -401,7 +401,10 @@ enum Fixture {
         ("open_secret_file = \"ftp.open\"", "5: rule FTP: open_secret_file: open_secret and close_secret go together"),
         ("close_secret_file = \"ftp.close\"", "5: rule FTP: close_secret_file: needs open_secret_file as well"),
         ("spa = \"sha256\"", "5: rule FTP: spa: an SPA rule needs open_secret_file"),
-        ("spa = \"sha1\"\nopen_secret_file = \"ftp.open\"\nclose_secret_file = \"ftp.close\"", "5: rule FTP: spa: expected \"sha256\" or \"md5\", found \"sha1\""),
+        (
+            "spa = \"sha1\"\nopen_secret_file = \"ftp.open\"\nclose_secret_file = \"ftp.close\"",
+            "5: rule FTP: spa: expected \"sha256\" or \"md5\", found \"sha1\""
+        ),
         ("clock_skew = 2", "5: rule FTP: clock_skew: applies only to SPA rules (with open_secret_file)"),
         ("open_secret_file = \"ftp.open\"\nclose_secret_file = \"ftp.close\"\nclock_skew = 61", "7: rule FTP: clock_skew: clock_skew must be 0 to 60 minutes"),
         ("open_secret_file = \"ftp.open\"\nclose_secret_file = \"ftp.open\"", "6: rule FTP: close_secret_file: the open and close secrets must differ"),
@@ -489,15 +492,23 @@ enum Fixture {
     }
 
     @Test(arguments: [
-        ("[[rule]]\nname = \"V2\"\nknock = [\"4500:udp\"]\nspa = \"v2\"\nopen_secret = \"x\"\nprotect = [22]\n",
-         "/etc/pknock/pknock.toml:5: rule V2: open_secret: SPA v2 rules take their keys from [[client]] entries, not open_secret"),
-        ("[[rule]]\nname = \"A\"\nknock = [1]\nallow_named_address = true\nprotect = [22]\n",
-         "/etc/pknock/pknock.toml:4: rule A: allow_named_address: applies only to SPA v2 rules (spa = \"v2\")"),
-        ("[[rule]]\nname = \"A\"\nknock = [1]\nprotect = [22]\n[[client]]\nid = \"c\"\nrules = [\"A\"]\ned25519_public_key = \"\(publicKey)\"\n",
-         "/etc/pknock/pknock.toml:7: rules: client c: A is not an SPA v2 rule (spa = \"v2\")"),
+        (
+            "[[rule]]\nname = \"V2\"\nknock = [\"4500:udp\"]\nspa = \"v2\"\nopen_secret = \"x\"\nprotect = [22]\n",
+            "/etc/pknock/pknock.toml:5: rule V2: open_secret: SPA v2 rules take their keys from [[client]] entries, not open_secret"
+        ),
+        (
+            "[[rule]]\nname = \"A\"\nknock = [1]\nallow_named_address = true\nprotect = [22]\n",
+            "/etc/pknock/pknock.toml:4: rule A: allow_named_address: applies only to SPA v2 rules (spa = \"v2\")"
+        ),
+        (
+            "[[rule]]\nname = \"A\"\nknock = [1]\nprotect = [22]\n[[client]]\nid = \"c\"\nrules = [\"A\"]\ned25519_public_key = \"\(publicKey)\"\n",
+            "/etc/pknock/pknock.toml:7: rules: client c: A is not an SPA v2 rule (spa = \"v2\")"
+        ),
         ("[[client]]\nid = \"c d\"\n", "/etc/pknock/pknock.toml:2: id: a client id is 1 to 32 letters, digits, '.', '_' or '-'"),
-        ("[[rule]]\nname = \"V2\"\nknock = [\"4500:udp\"]\nspa = \"v2\"\nprotect = [22]\n[[client]]\nid = \"c\"\nrules = [\"V2\"]\ned25519_public_key = \"AAAA\"\n",
-         "/etc/pknock/pknock.toml:9: ed25519_public_key: client c: expected 32 bytes in base64 (as pknock keygen writes)"),
+        (
+            "[[rule]]\nname = \"V2\"\nknock = [\"4500:udp\"]\nspa = \"v2\"\nprotect = [22]\n[[client]]\nid = \"c\"\nrules = [\"V2\"]\ned25519_public_key = \"AAAA\"\n",
+            "/etc/pknock/pknock.toml:9: ed25519_public_key: client c: expected 32 bytes in base64 (as pknock keygen writes)"
+        ),
     ])
     func refusals(text: String, expected: String) {
         let errors = Fixture.errors(text).map(\.description)

@@ -177,9 +177,10 @@ import Testing
         var kinds: [KnockEvent.Kind] = []
         let packets: [(UInt16, UInt16)] = [(3002, 1), (22, 2), (3004, 3), (3002, 4), (3001, 5), (443, 6), (22, 7), (3004, 8)]
         for (second, (port, sourcePort)) in packets.enumerated() {
-            kinds += engine.handle(
-                Fixture.syn("192.0.2.7", port, sourcePort: 41000 + sourcePort, sequence: 1), at: .seconds(Int64(second)), wallTime: wall
-            ).kinds
+            kinds +=
+                engine.handle(
+                    Fixture.syn("192.0.2.7", port, sourcePort: 41000 + sourcePort, sequence: 1), at: .seconds(Int64(second)), wallTime: wall
+                ).kinds
         }
         #expect(kinds.last == .allowed(until: nil))
         #expect(kinds.count { if case .didNotMatch(_, reset: false) = $0 { true } else { false } } == 5)
@@ -190,10 +191,12 @@ import Testing
         _ = engine.handle(Fixture.syn("192.0.2.7", 3002, sourcePort: 1000, sequence: 1), at: .seconds(0), wallTime: wall)
         _ = engine.handle(Fixture.syn("192.0.2.7", 80, sourcePort: 1001, sequence: 1), at: .seconds(1), wallTime: wall)
         _ = engine.handle(Fixture.syn("192.0.2.7", 3001, sourcePort: 1002, sequence: 1), at: .seconds(2), wallTime: wall)
-        #expect(engine.handle(Fixture.syn("192.0.2.7", 80, sourcePort: 1003, sequence: 1), at: .seconds(3), wallTime: wall).kinds
-            == [.didNotMatch(expected: Fixture.port(3004), reset: false)])
-        #expect(engine.handle(Fixture.syn("192.0.2.7", 80, sourcePort: 1004, sequence: 1), at: .seconds(4), wallTime: wall).kinds
-            == [.didNotMatch(expected: Fixture.port(3004), reset: true)])
+        #expect(
+            engine.handle(Fixture.syn("192.0.2.7", 80, sourcePort: 1003, sequence: 1), at: .seconds(3), wallTime: wall).kinds
+                == [.didNotMatch(expected: Fixture.port(3004), reset: false)])
+        #expect(
+            engine.handle(Fixture.syn("192.0.2.7", 80, sourcePort: 1004, sequence: 1), at: .seconds(4), wallTime: wall).kinds
+                == [.didNotMatch(expected: Fixture.port(3004), reset: true)])
         #expect(engine.handle(Fixture.syn("192.0.2.7", 3004, sourcePort: 1005, sequence: 1), at: .seconds(5), wallTime: wall).isEmpty)
     }
 }

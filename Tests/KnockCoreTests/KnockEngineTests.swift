@@ -30,10 +30,11 @@ import Testing
         for (second, port) in [3001, 3005, 3002, 3004, 3003].enumerated() {
             kinds += engine.handle(Fixture.knock("192.0.2.7", UInt16(port)), at: .seconds(Int64(second)), wallTime: wall).kinds
         }
-        #expect(kinds == [
-            .matching(step: 1, of: 5), .matching(step: 2, of: 5), .matching(step: 3, of: 5), .matching(step: 4, of: 5),
-            .allowed(until: nil),
-        ])
+        #expect(
+            kinds == [
+                .matching(step: 1, of: 5), .matching(step: 2, of: 5), .matching(step: 3, of: 5), .matching(step: 4, of: 5),
+                .allowed(until: nil),
+            ])
     }
 
     @Test func aKnockOffTheFirstPortCreatesNoPeer() {
@@ -128,7 +129,10 @@ import Testing
         var engine = KnockEngine(rules: [Fixture.sequenceRule("T", [9980, 9981], strict: true)])
         var kinds: [KnockEvent.Kind] = []
         for (second, (port, sourcePort)) in [(9980, 50000), (9980, 50001), (9981, 50002)].enumerated() as EnumeratedSequence<[(UInt16, UInt16)]> {
-            kinds += engine.handle(Fixture.syn("192.0.2.7", port, sourcePort: sourcePort, sequence: UInt32(sourcePort) * 7), at: .seconds(Int64(second)), wallTime: wall).kinds
+            kinds +=
+                engine.handle(
+                    Fixture.syn("192.0.2.7", port, sourcePort: sourcePort, sequence: UInt32(sourcePort) * 7), at: .seconds(Int64(second)), wallTime: wall
+                ).kinds
         }
         #expect(kinds == [.matching(step: 1, of: 2), .didNotMatch(expected: Fixture.port(9981), reset: true)])
         #expect(engine.peers(of: Fixture.name("T")) == [])
@@ -243,7 +247,8 @@ import Testing
         #expect(deadline.map { $0 > .seconds(10) && $0 <= .seconds(11) } == true)
         #expect(engine.expire(at: .seconds(10), wallTime: wall).isEmpty)
         let expired = engine.expire(at: .seconds(12), wallTime: wall)
-        #expect(expired == [.event(KnockEvent(rule: Fixture.name("SSH"), peer: Fixture.address("192.0.2.7"), kind: .timeExceeded, knock: nil, time: .seconds(12)))])
+        #expect(
+            expired == [.event(KnockEvent(rule: Fixture.name("SSH"), peer: Fixture.address("192.0.2.7"), kind: .timeExceeded, knock: nil, time: .seconds(12)))])
         #expect(engine.peerCounts(of: Fixture.name("SSH"))?.matching == 1)
         #expect(engine.expire(at: .seconds(16), wallTime: wall).kinds == [.timeExceeded])
         #expect(engine.nextDeadline() == nil)
@@ -274,8 +279,10 @@ import Testing
     let minute: Int64 = 29_300_000
     let alice = Fixture.address("192.0.2.7")
 
-    func spaKnock(_ secret: String, for source: PeerAddress, minute: Int64, from sender: String = "192.0.2.7", port: UInt16 = 4000,
-                  format: SPAFormat = .sha256) -> Knock {
+    func spaKnock(
+        _ secret: String, for source: PeerAddress, minute: Int64, from sender: String = "192.0.2.7", port: UInt16 = 4000,
+        format: SPAFormat = .sha256
+    ) -> Knock {
         let payload = SPAKey(format: format, secret: Secret(secret)).payload(source: source, epochMinute: minute)
         return Fixture.knock(sender, port, .udp, payload: payload)
     }
@@ -405,10 +412,14 @@ import Testing
         _ = engine.handle(Fixture.knock("192.0.2.1", 2002), at: .seconds(3), wallTime: wall)
         _ = engine.handle(Fixture.knock("192.0.2.2", 2002), at: .seconds(4), wallTime: wall)
         let third = engine.handle(Fixture.knock("192.0.2.3", 2002), at: .seconds(5), wallTime: wall)
-        #expect(third == [
-            .event(KnockEvent(rule: Fixture.name("SSH"), peer: Fixture.address("192.0.2.1"), kind: .evicted, knock: nil, time: .seconds(5))),
-            .event(KnockEvent(rule: Fixture.name("SSH"), peer: Fixture.address("192.0.2.3"), kind: .matching(step: 2, of: 3), knock: Fixture.port(2002), time: .seconds(5))),
-        ])
+        #expect(
+            third == [
+                .event(KnockEvent(rule: Fixture.name("SSH"), peer: Fixture.address("192.0.2.1"), kind: .evicted, knock: nil, time: .seconds(5))),
+                .event(
+                    KnockEvent(
+                        rule: Fixture.name("SSH"), peer: Fixture.address("192.0.2.3"), kind: .matching(step: 2, of: 3), knock: Fixture.port(2002),
+                        time: .seconds(5))),
+            ])
         #expect(engine.handle(Fixture.knock("192.0.2.2", 2001), at: .seconds(6), wallTime: wall).kinds == [.allowed(until: nil)])
     }
 
@@ -417,7 +428,9 @@ import Testing
         _ = engine.handle(Fixture.knock("192.0.2.1", 2002), at: .seconds(0), wallTime: wall)
         _ = engine.handle(Fixture.knock("192.0.2.1", 2001), at: .seconds(1), wallTime: wall)
         for index in 0..<100_000 as Range<UInt64> {
-            _ = engine.handle(Knock(source: PeerAddress(high: 0x2001_0db8_0000_0000, low: index), transport: .tcp, port: Fixture.port(2002).port), at: .seconds(2), wallTime: wall)
+            _ = engine.handle(
+                Knock(source: PeerAddress(high: 0x2001_0db8_0000_0000, low: index), transport: .tcp, port: Fixture.port(2002).port), at: .seconds(2),
+                wallTime: wall)
         }
         #expect(engine.peerCounts(of: Fixture.name("SSH"))?.matching == 1)
         #expect(engine.firstKnockMemory.occupied == 1024)

@@ -320,8 +320,14 @@ private struct SeededGenerator: RandomNumberGenerator {
 
 @Test func randomAndBitFlippedPacketsNeverCrash() {
     var random = SeededGenerator(state: 0x504B_4E4F_434B)
-    let seeds = wellFormed.map(\.bytes)
-        + [ipv6(nextHeader: 44, fragmentHeader(next: 51, offset: 0, more: true) + [17, 1, 0, 0] + Array(repeating: 0, count: 8) + udpHeader(source: 1, destination: 2, payloadCount: 0))]
+    let seeds =
+        wellFormed.map(\.bytes)
+        + [
+            ipv6(
+                nextHeader: 44,
+                fragmentHeader(next: 51, offset: 0, more: true) + [17, 1, 0, 0] + Array(repeating: 0, count: 8)
+                    + udpHeader(source: 1, destination: 2, payloadCount: 0))
+        ]
     var parsedCount = 0
     for round in 0..<100_000 {
         var bytes: [UInt8]

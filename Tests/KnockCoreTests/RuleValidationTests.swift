@@ -79,8 +79,9 @@ import Testing
         #expect(errors([Fixture.sequenceRule("SSH", [2002, 22])]) == ["protect: port 22:tcp is both a knock port and a protected port"])
         // Another protocol is another port.
         #expect(errors([Fixture.sequenceRule("SSH", [2002, 22], transport: .udp)]).isEmpty)
-        #expect(errors([Fixture.sequenceRule("SSH", [2002]), Fixture.sequenceRule("WEB", [22], protect: [443])])
-            == ["protect: port 22:tcp is a knock port of rule WEB"])
+        #expect(
+            errors([Fixture.sequenceRule("SSH", [2002]), Fixture.sequenceRule("WEB", [22], protect: [443])])
+                == ["protect: port 22:tcp is a knock port of rule WEB"])
     }
 
     @Test func duplicateNames() {

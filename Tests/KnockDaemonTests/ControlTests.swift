@@ -246,8 +246,9 @@ import Testing
         let harness = try Harness(service: try makeService([rule("SSH", [2002])]), logger: quiet)
         defer { harness.close() }
         let socketMode = try FileManager.default.attributesOfItem(atPath: harness.path)[.posixPermissions] as? Int
-        let directoryMode = try FileManager.default.attributesOfItem(atPath: (harness.path as NSString).deletingLastPathComponent)[
-            .posixPermissions] as? Int
+        let directoryMode =
+            try FileManager.default.attributesOfItem(atPath: (harness.path as NSString).deletingLastPathComponent)[
+                .posixPermissions] as? Int
         #expect(socketMode == 0o600)
         #expect(directoryMode == 0o700)
     }

@@ -157,7 +157,9 @@ public final class NFLogReader: PacketSource {
     }
 
     /// Delivers the packets already queued, without waiting (for a caller that polled
-    /// ``fileDescriptor`` itself); returns how many. Each packet is a view into the receive buffer,
+    /// ``fileDescriptor`` itself); returns how many.
+    ///
+    /// Each packet is a view into the receive buffer,
     /// parsed in place by ``NFLogMessages`` (no copy, no allocation), valid during the call.
     ///
     /// Datagrams already queued are read too, up to 64 per call. `ENOBUFS` is counted in
