@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // Pure: rules, peers, the knock state machine, SPA verification, packet parsing.
@@ -51,14 +52,16 @@ let package = Package(
             dependencies: [
                 "KnockCore", "KnockConfig", "KnockControl", "Netfilter", "KnockPOSIX",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(
             name: "pknockd",
             dependencies: [
-                "KnockDaemon", "KnockConfig", "KnockCore",
+                "KnockDaemon", "KnockConfig", "KnockCore", "KnockPOSIX",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // The client: nothing that links libnftables or libnetfilter_log (CLITests checks with ldd).
@@ -70,7 +73,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
-        .target(name: "KnockTestSupport", dependencies: ["KnockCore", "Netfilter"]),
+        .target(name: "KnockTestSupport", dependencies: ["KnockCore", "Netfilter", "KnockPOSIX"]),
         .testTarget(name: "KnockCoreTests", dependencies: ["KnockCore"]),
         .testTarget(name: "KnockConfigTests", dependencies: ["KnockConfig", "KnockCore"]),
         .testTarget(name: "KnockControlTests", dependencies: ["KnockControl", "KnockCore"]),
@@ -78,7 +81,11 @@ let package = Package(
         .testTarget(name: "NetfilterSystemTests", dependencies: ["Netfilter", "KnockDaemon", "KnockTestSupport"]),
         .testTarget(
             name: "KnockDaemonTests",
-            dependencies: ["KnockDaemon", "KnockControl", "KnockPOSIX", "KnockTestSupport", .product(name: "InMemoryLogging", package: "swift-log")],
+            dependencies: [
+                "KnockDaemon", "KnockControl", "KnockTestSupport", "KnockPOSIX", .product(name: "InMemoryLogging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
+            ],
             exclude: ["testdata"]
         ),
         .testTarget(

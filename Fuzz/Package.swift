@@ -15,11 +15,16 @@ let knockConfig = Target.Dependency.product(name: "KnockConfig", package: rootId
 
 let package = Package(
     name: "PortKnockOFuzz",
-    dependencies: [.package(path: "..")],
+    dependencies: [
+        .package(path: ".."),
+        // For the SPA v2 target's client keys (it signs what it fuzzes).
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+    ],
     targets: [
         .target(name: "CFuzzDriver"),
         .executableTarget(name: "FuzzPacketParser", dependencies: [knockCore, "CFuzzDriver"]),
-        .executableTarget(name: "FuzzSPAVerify", dependencies: [knockCore, "CFuzzDriver"]),
+        .executableTarget(
+            name: "FuzzSPAVerify", dependencies: [knockCore, "CFuzzDriver", .product(name: "Crypto", package: "swift-crypto")]),
         .executableTarget(name: "FuzzRulesFile", dependencies: [knockCore, knockConfig, "CFuzzDriver"]),
         .executableTarget(name: "FuzzTOML", dependencies: [knockCore, knockConfig, "CFuzzDriver"]),
     ]

@@ -1,11 +1,22 @@
 import Foundation
 import KnockCore
+import KnockPOSIX
 
 /// Where the loader gets the bytes of secret files, so tests can supply secrets from memory.
 public protocol SecretSource {
     /// The raw bytes of the secret file at `path` (already made absolute, or relative to the
     /// working directory); throws when the file must not or cannot be used.
     func contents(ofSecretFile path: String) throws(SecretSourceError) -> [UInt8]
+
+    /// The raw bytes of a public key file (no secret, but nobody else may be able to change it).
+    func contents(ofPublicKeyFile path: String) throws(SecretSourceError) -> [UInt8]
+}
+
+extension SecretSource {
+    /// Reads the public key file from disk with the checks of ``FileSecretSource``, others may read it.
+    public func contents(ofPublicKeyFile path: String) throws(SecretSourceError) -> [UInt8] {
+        try FileSecretSource().contents(ofPublicKeyFile: path)
+    }
 }
 
 /// Why a secret file cannot be used.
@@ -22,48 +33,40 @@ public struct SecretSourceError: Error, Equatable, Sendable, CustomStringConvert
     public var description: String { message }
 }
 
-/// Reads secret files from disk, refusing files that others could read or change.
+/// Reads secret files from disk, refusing files that others could read or change, or that sit
+/// where others could replace them.
 ///
-/// Like ssh with a private key: the file must be a regular file (symbolic links are followed),
-/// owned by root or the current user, with no permission bits for group or others.
+/// ``KnockPOSIX/SecureFile`` does the work, as OpenSSH's StrictModes: the file is opened without
+/// following a symbolic link as its last component, and the open descriptor must be a regular file
+/// owned by root or the effective user with no permission bits for group or others; every directory
+/// above it must be owned by root or the effective user and not writable by group or others (a
+/// sticky directory such as `/tmp` excepted); a symbolic link among the directories is followed only
+/// when root owns it.
 public struct FileSecretSource: SecretSource {
     /// Makes the source.
     public init() {}
 
-    /// Checks the file's type, owner and mode, then reads it.
+    /// Checks the file and its directories, then reads it.
     public func contents(ofSecretFile path: String) throws(SecretSourceError) -> [UInt8] {
-        let manager = FileManager.default
-        let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
-        guard manager.fileExists(atPath: resolved) else {
-            throw SecretSourceError("\(path) does not exist")
-        }
-        let attributes: [FileAttributeKey: Any]
         do {
-            attributes = try manager.attributesOfItem(atPath: resolved)
+            return try SecureFile.read(path, access: .secret)
         } catch {
-            throw SecretSourceError("cannot read \(path): \(error.localizedDescription)")
+            throw SecretSourceError(error.description)
         }
-        if let type = attributes[.type] as? FileAttributeType, type != .typeRegular {
-            throw SecretSourceError("\(path) is not a regular file")
+    }
+
+    /// Checks a public key file as a secret one, except that others may read it.
+    public func contents(ofPublicKeyFile path: String) throws(SecretSourceError) -> [UInt8] {
+        do {
+            return try SecureFile.read(path, access: .publicKey)
+        } catch {
+            throw SecretSourceError(error.description)
         }
-        if let mode = (attributes[.posixPermissions] as? NSNumber)?.intValue, let problem = Self.modeProblem(mode) {
-            throw SecretSourceError("\(path) \(problem)")
-        }
-        if let owner = (attributes[.ownerAccountID] as? NSNumber)?.uint32Value, owner != 0, owner != getuid() {
-            throw SecretSourceError("\(path) is owned by uid \(owner), not by root or the current user (uid \(getuid()))")
-        }
-        guard manager.isReadableFile(atPath: resolved), let data = manager.contents(atPath: resolved) else {
-            throw SecretSourceError("cannot read \(path): permission denied")
-        }
-        return Array(data)
     }
 
     /// Why a secret file with permission bits `mode` must be refused, or nil when it may be used.
     static func modeProblem(_ mode: Int) -> String? {
-        guard mode & 0o077 != 0 else { return nil }
-        let octal = String(mode & 0o7777, radix: 8)
-        return "has mode \(String(repeating: "0", count: max(0, 4 - octal.count)) + octal), readable or writable by group or others;"
-            + " run chmod 600 on it (like ssh refuses a private key with open permissions)"
+        SecureFile.modeProblem(UInt32(truncatingIfNeeded: mode), access: .secret)
     }
 }
 

@@ -323,12 +323,13 @@ struct TOMLConfigReader<Secrets: SecretSource> {
         case "ed25519_public_key":
             break
         case "ed25519_public_key_file":
-            // A public key is no secret: any readable file will do.
-            guard let data = FileManager.default.contents(atPath: resolve(text)) else {
-                error(keyEntry.line, field: keyEntry.key, "client \(id): cannot read \(resolve(text))")
+            // A public key is no secret, but whoever could replace it could sign for the client.
+            do {
+                encoded = String(decoding: try secrets.contents(ofPublicKeyFile: resolve(text)), as: UTF8.self)
+            } catch {
+                self.error(keyEntry.line, field: keyEntry.key, "client \(id): \(error)")
                 return nil
             }
-            encoded = String(decoding: data, as: UTF8.self)
         default:
             do {
                 encoded = String(decoding: try secrets.contents(ofSecretFile: resolve(text)), as: UTF8.self)

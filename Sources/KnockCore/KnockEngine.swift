@@ -56,6 +56,8 @@ public struct KnockEngine {
         var allowed: PeerTable<Grant>
         /// The last epoch minute each peer opened with SPA, so a (peer, minute) opens at most once.
         var spaOpenedMinute: PeerTable<Int64>
+        /// The last epoch minute each peer closed with SPA, so a captured close packet closes at most once.
+        var spaClosedMinute: PeerTable<Int64>
         /// Whether some grant has another duration than the rule's autoclose (an administrator's
         /// `open --for`), so grants no longer lapse in recency order and expiry must look at all.
         var hasIrregularGrants = false
@@ -68,6 +70,7 @@ public struct KnockEngine {
             self.advanced = PeerTable(capacity: max(1, rule.maxTrackedPeers))
             self.allowed = PeerTable(capacity: max(1, rule.maxAllowedPeers))
             self.spaOpenedMinute = PeerTable(capacity: max(1, rule.maxAllowedPeers))
+            self.spaClosedMinute = PeerTable(capacity: rule.spa?.closeSecret == nil ? 1 : max(1, rule.maxAllowedPeers))
         }
 
         /// The peer's attempt in progress, if any.
@@ -100,7 +103,8 @@ public struct KnockEngine {
     /// name are kept, and attempts in progress are kept for rules whose sequence did not change.
     ///
     /// `clients` are the SPA v2 clients (Docs/spa-v2.md), whose packets `spa2ClockWindow` bounds in
-    /// time; on a reload their nonce memory is kept, and removed clients are refused at once.
+    /// time; on a reload their nonce memory is kept whatever changed (the window included, re-pruned
+    /// by the new one), and removed clients are refused at once.
     public init(
         rules: [Rule], clients: [SPAv2Client] = [], spa2ClockWindow: Duration = .seconds(60),
         carryingOverFrom previous: KnockEngine? = nil
@@ -117,18 +121,17 @@ public struct KnockEngine {
                     states[index].allowed.upsert(peer, grant)
                 }
                 for (peer, minute) in old.spaOpenedMinute.entries { states[index].spaOpenedMinute.upsert(peer, minute) }
+                for (peer, minute) in old.spaClosedMinute.entries { states[index].spaClosedMinute.upsert(peer, minute) }
                 if old.rule.knockSequence == states[index].rule.knockSequence {
                         for (peer, attempt) in old.firstKnocks.entries { states[index].firstKnocks.upsert(peer, attempt) }
                     for (peer, attempt) in old.advanced.entries { states[index].advanced.upsert(peer, attempt) }
                 }
             }
         }
-        var verifier = SPAv2Verifier(clients: clients, clockWindow: spa2ClockWindow)
-        if let previous, previous.spa2Verifier.clockWindow == spa2ClockWindow {
-            verifier = previous.spa2Verifier
-            verifier.replaceClients(clients)
-        }
-        self.spa2Verifier = verifier
+        // The nonce memory outlives any reload (a changed clock window included) for clients that remain.
+        self.spa2Verifier =
+            previous.map { SPAv2Verifier(clients: clients, clockWindow: spa2ClockWindow, carryingOverFrom: $0.spa2Verifier) }
+            ?? SPAv2Verifier(clients: clients, clockWindow: spa2ClockWindow)
         self.states = states
         self.rulesByKnockPort = byPort
         self.strictRules = rules.indices.filter { rules[$0].strict && rules[$0].spa == nil && rules[$0].spa2 == nil }
@@ -235,7 +238,7 @@ public struct KnockEngine {
         guard let spa = states[index].rule.spa else { return }
         let service = knock.servicePort
         let current = wallTime.epochMinute
-        let oldest = current - Int64(spa.clockSkewMinutes)
+        let oldest = current.subtractingSaturating(Int64(spa.clockSkewMinutes))
         if onKnockPort, let openKey = states[index].openKey {
             var minute = current
             while minute >= oldest {
@@ -248,6 +251,7 @@ public struct KnockEngine {
                     grant(index, knock.source, knock.transport, knock: service, now: now, emit: emit)
                     return
                 }
+                if minute == oldest { break }
                 minute -= 1
             }
         }
@@ -255,11 +259,18 @@ public struct KnockEngine {
             var minute = current
             while minute >= oldest {
                 if closeKey.verify(knock.payload, source: knock.source, epochMinute: minute) {
+                    // A captured close packet replayed later (after the peer reopened) closes nothing.
+                    if let last = states[index].spaClosedMinute[knock.source], last >= minute {
+                        emit(.event(event(index, knock.source, .blocked, service, now)))
+                        return
+                    }
+                    states[index].spaClosedMinute.upsert(knock.source, minute)
                     states[index].allowed.remove(knock.source)
                     emit(.firewall(.revoke(rule: states[index].rule.name, peer: knock.source)))
                     emit(.event(event(index, knock.source, .closed, service, now)))
                     return
                 }
+                if minute == oldest { break }
                 minute -= 1
             }
         }
@@ -333,8 +344,9 @@ public struct KnockEngine {
             }
             expireGrants(index, now: now, emit: emit)
             if let spa = states[index].rule.spa {
-                let oldest = wallTime.epochMinute - Int64(spa.clockSkewMinutes)
+                let oldest = wallTime.epochMinute.subtractingSaturating(Int64(spa.clockSkewMinutes))
                 _ = states[index].spaOpenedMinute.removeStalest { _, minute in minute < oldest }
+                _ = states[index].spaClosedMinute.removeStalest { _, minute in minute < oldest }
             }
         }
     }
@@ -478,21 +490,32 @@ extension KnockEngine {
 
 // MARK: - SPA replay memory across restarts
 
-/// One remembered SPA open: `peer` opened rule `rule` with a MAC for epoch minute `epochMinute`, so
-/// packets for that minute or earlier from `peer` open nothing again.
+/// One remembered SPA open or close: `peer` opened (or closed) rule `rule` with a MAC for epoch
+/// minute `epochMinute`, so open (or close) packets for that minute or earlier from `peer` do nothing again.
 public struct SPAReplayEntry: Hashable, Sendable {
+    /// Which secret's packet was used.
+    public enum Kind: String, Hashable, Sendable {
+        /// An open-secret packet.
+        case open
+        /// A close-secret packet.
+        case close
+    }
+
     /// The SPA rule.
     public var rule: RuleName
-    /// The peer that opened.
+    /// The peer that opened or closed.
     public var peer: PeerAddress
-    /// The epoch minute of the MAC that opened.
+    /// The epoch minute of the MAC.
     public var epochMinute: Int64
+    /// Open or close.
+    public var kind: Kind
 
     /// Makes an entry.
-    public init(rule: RuleName, peer: PeerAddress, epochMinute: Int64) {
+    public init(rule: RuleName, peer: PeerAddress, epochMinute: Int64, kind: Kind = .open) {
         self.rule = rule
         self.peer = peer
         self.epochMinute = epochMinute
+        self.kind = kind
     }
 }
 
@@ -502,17 +525,22 @@ extension KnockEngine {
     public static let spaReplayFutureToleranceMinutes: Int64 = 24 * 60
 
     /// The SPA replay memory still relevant at `wallTime`: per SPA rule, each peer's last opened
-    /// minute that lies inside the rule's clock window (older minutes are refused anyway).
+    /// minute, then each peer's last closed minute, that lie inside the rule's clock window (older
+    /// minutes are refused anyway).
     ///
-    /// Rules in configuration order, peers stalest first; at most `max_allowed_peers` per rule.
+    /// Rules in configuration order, peers stalest first; at most `max_allowed_peers` opens and as
+    /// many closes per rule.
     /// What a daemon persists so a captured SPA packet cannot open again after a restart.
     public func spaReplayState(at wallTime: WallTime) -> [SPAReplayEntry] {
         var entries: [SPAReplayEntry] = []
         for state in states {
             guard let spa = state.rule.spa else { continue }
-            let oldest = wallTime.epochMinute - Int64(spa.clockSkewMinutes)
+            let oldest = wallTime.epochMinute.subtractingSaturating(Int64(spa.clockSkewMinutes))
             for (peer, minute) in state.spaOpenedMinute.entries where minute >= oldest {
                 entries.append(SPAReplayEntry(rule: state.rule.name, peer: peer, epochMinute: minute))
+            }
+            for (peer, minute) in state.spaClosedMinute.entries where minute >= oldest {
+                entries.append(SPAReplayEntry(rule: state.rule.name, peer: peer, epochMinute: minute, kind: .close))
             }
         }
         return entries
@@ -534,11 +562,18 @@ extension KnockEngine {
         for entry in entries {
             guard let index = states.firstIndex(where: { $0.rule.name == entry.rule }),
                 let spa = states[index].rule.spa,
-                entry.epochMinute >= current - Int64(spa.clockSkewMinutes),
-                entry.epochMinute <= current + Self.spaReplayFutureToleranceMinutes
+                entry.epochMinute >= current.subtractingSaturating(Int64(spa.clockSkewMinutes)),
+                entry.epochMinute <= current.addingSaturating(Self.spaReplayFutureToleranceMinutes)
             else { continue }
-            if let known = states[index].spaOpenedMinute[entry.peer], known >= entry.epochMinute { continue }
-            states[index].spaOpenedMinute.upsert(entry.peer, entry.epochMinute)
+            switch entry.kind {
+            case .open:
+                if let known = states[index].spaOpenedMinute[entry.peer], known >= entry.epochMinute { continue }
+                states[index].spaOpenedMinute.upsert(entry.peer, entry.epochMinute)
+            case .close:
+                guard spa.closeSecret != nil else { continue }
+                if let known = states[index].spaClosedMinute[entry.peer], known >= entry.epochMinute { continue }
+                states[index].spaClosedMinute.upsert(entry.peer, entry.epochMinute)
+            }
             adopted += 1
         }
         return adopted

@@ -30,6 +30,12 @@ public struct SPAv2Client: Sendable, Equatable {
 /// packet opens at most once; at most `maximumPacketsPerWindow` valid packets per client are
 /// accepted per window (the per-client rate limit, which also bounds the memory). Packets that fail
 /// authentication leave no state. Not safe for concurrent use; owned by the engine.
+///
+/// Order of checks: the cheap ones that need no key (format, client, clock window, rule, address)
+/// come before the authenticator, the expensive one (an Ed25519 verification costs tens of
+/// microseconds); state (nonce memory, rate limit) is read and changed only after it. All
+/// arithmetic on the packet's timestamp is overflow-checked: any Int64 is refused or accepted,
+/// never a trap.
 public struct SPAv2Verifier: Sendable {
     /// What a valid packet asks for.
     public struct Grant: Equatable, Sendable {
@@ -84,12 +90,47 @@ public struct SPAv2Verifier: Sendable {
     public let maximumPacketsPerWindow: Int
     private var clients: [String: SPAv2Client]
     private var seen: [String: [(nonce: [UInt8], timestamp: Int64)]] = [:]
+    /// The latest cutoff any prune used: nonces with older timestamps may be forgotten.
+    private var prunedBefore = Int64.min
+    /// The oldest timestamp accepted after a reload that widened the window (Int64.min: no limit).
+    ///
+    /// Older packets are refused because the previous window's pruning may have forgotten their
+    /// nonces. Cleared once the window has moved past it, so it never outlives the reload's old window.
+    private var forgottenBefore = Int64.min
 
     /// Makes a verifier; `clockWindow` defaults to 60 s.
     public init(clients: [SPAv2Client], clockWindow: Duration = .seconds(60), maximumPacketsPerWindow: Int = 30) {
         self.clients = Dictionary(clients.map { ($0.id, $0) }, uniquingKeysWith: { _, last in last })
         self.clockWindow = clockWindow
         self.maximumPacketsPerWindow = maximumPacketsPerWindow
+    }
+
+    /// Makes the verifier of a reload: `clients` and `clockWindow` are the new configuration's, and
+    /// `previous`'s nonce memory is kept for every client that still exists, whatever else changed
+    /// (window, keys, rules), then pruned by the new window at the next packet or ``prune(now:)``.
+    ///
+    /// A wider window does not re-admit packets whose nonces `previous` already forgot: timestamps
+    /// older than what `previous` still remembers stay refused until the new window has moved past them.
+    public init(
+        clients: [SPAv2Client], clockWindow: Duration, maximumPacketsPerWindow: Int = 30, carryingOverFrom previous: SPAv2Verifier
+    ) {
+        self.init(clients: clients, clockWindow: clockWindow, maximumPacketsPerWindow: maximumPacketsPerWindow)
+        seen = previous.seen.filter { self.clients[$0.key] != nil }
+        prunedBefore = previous.prunedBefore
+        forgottenBefore = max(previous.forgottenBefore, previous.prunedBefore)
+    }
+
+    /// The window in whole seconds, never negative.
+    private var windowSeconds: Int64 { max(0, clockWindow.wholeSeconds) }
+
+    /// `packet − now` in seconds, saturated to the range of Int64 instead of overflowing.
+    static func skew(_ timestamp: Int64, from now: WallTime) -> Int64 {
+        timestamp.subtractingSaturating(now.secondsSinceEpoch)
+    }
+
+    /// The oldest timestamp still inside the window at `now` (saturating).
+    private func oldestInWindow(_ now: WallTime) -> Int64 {
+        now.secondsSinceEpoch.subtractingSaturating(windowSeconds)
     }
 
     /// Replaces the client list (a reload: added clients work at once, removed ones are refused);
@@ -112,9 +153,9 @@ public struct SPAv2Verifier: Sendable {
         }
         let message = packet.message
         guard let client = clients[message.clientID] else { return .failure(.unknownClient(message.clientID)) }
-        guard client.key.isValid(packet) else { return .failure(.badAuthenticator(client: client.id)) }
-        let skew = message.timestamp - now.secondsSinceEpoch
-        guard abs(skew) <= clockWindow.wholeSeconds else {
+        // Cheap checks first: an unauthenticated packet may end here, but it changes nothing.
+        let skew = Self.skew(message.timestamp, from: now)
+        guard skew.magnitude <= UInt64(windowSeconds), message.timestamp >= forgottenBefore else {
             return .failure(.outsideClockWindow(client: client.id, skew: skew))
         }
         guard message.rule == rule, client.rules.contains(rule) else {
@@ -125,6 +166,8 @@ public struct SPAv2Verifier: Sendable {
             guard client.mayNameAddress && ruleAllowsAddress else { return .failure(.addressNotAllowed(client: client.id)) }
             address = named
         }
+        guard client.key.isValid(packet) else { return .failure(.badAuthenticator(client: client.id)) }
+        // Authenticated from here on: only now may the packet touch the nonce memory and the rate limit.
         prune(clientID: client.id, now: now)
         var used = seen[client.id] ?? []
         if used.contains(where: { $0.nonce == message.nonce }) { return .failure(.replayed(client: client.id)) }
@@ -136,11 +179,24 @@ public struct SPAv2Verifier: Sendable {
 
     /// Forgets nonces whose timestamps have left the window (they can no longer pass the clock check).
     public mutating func prune(now: WallTime) {
-        for clientID in seen.keys { prune(clientID: clientID, now: now) }
+        let oldest = oldestInWindow(now)
+        markPruned(oldest)
+        for clientID in seen.keys { prune(clientID: clientID, oldest: oldest) }
     }
 
     private mutating func prune(clientID: String, now: WallTime) {
-        let oldest = now.secondsSinceEpoch - clockWindow.wholeSeconds
+        let oldest = oldestInWindow(now)
+        markPruned(oldest)
+        prune(clientID: clientID, oldest: oldest)
+    }
+
+    private mutating func markPruned(_ oldest: Int64) {
+        prunedBefore = max(prunedBefore, oldest)
+        // Once the window has moved past the mark, the clock check alone refuses what it refused.
+        if oldest >= forgottenBefore { forgottenBefore = Int64.min }
+    }
+
+    private mutating func prune(clientID: String, oldest: Int64) {
         seen[clientID]?.removeAll { $0.timestamp < oldest }
         if seen[clientID]?.isEmpty == true { seen[clientID] = nil }
     }

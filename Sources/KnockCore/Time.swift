@@ -12,8 +12,11 @@ public struct Instant: Hashable, Comparable, Sendable {
     /// The clock's origin.
     public static let zero = Instant(nanoseconds: 0)
 
-    /// Makes an instant `seconds` after the origin.
-    public static func seconds(_ seconds: Int64) -> Instant { Instant(nanoseconds: seconds * 1_000_000_000) }
+    /// Makes an instant `seconds` after the origin (saturating at the ends of the range).
+    public static func seconds(_ seconds: Int64) -> Instant {
+        let (product, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        return Instant(nanoseconds: overflow ? (seconds < 0 ? Int64.min : Int64.max) : product)
+    }
 
     public static func < (lhs: Instant, rhs: Instant) -> Bool { lhs.nanoseconds < rhs.nanoseconds }
 
@@ -23,9 +26,10 @@ public struct Instant: Hashable, Comparable, Sendable {
         return Instant(nanoseconds: overflow ? Int64.max : sum)
     }
 
-    /// The time from `rhs` to `lhs`.
+    /// The time from `rhs` to `lhs`, saturating instead of overflowing (an instant adopted from the
+    /// kernel may lie at the end of the range).
     public static func - (lhs: Instant, rhs: Instant) -> Duration {
-        .nanoseconds(lhs.nanoseconds - rhs.nanoseconds)
+        .nanoseconds(lhs.nanoseconds.subtractingSaturating(rhs.nanoseconds))
     }
 }
 
@@ -38,7 +42,11 @@ public struct WallTime: Hashable, Comparable, Sendable {
     public init(secondsSinceEpoch: Int64) { self.secondsSinceEpoch = secondsSinceEpoch }
 
     /// Minutes since the Unix epoch, rounded down: the time input of the original SPA MACs.
-    public var epochMinute: Int64 { secondsSinceEpoch >= 0 ? secondsSinceEpoch / 60 : (secondsSinceEpoch - 59) / 60 }
+    public var epochMinute: Int64 {
+        // Floor division without `secondsSinceEpoch - 59`, which would overflow near Int64.min.
+        let (quotient, remainder) = secondsSinceEpoch.quotientAndRemainder(dividingBy: 60)
+        return remainder < 0 ? quotient - 1 : quotient
+    }
 
     public static func < (lhs: WallTime, rhs: WallTime) -> Bool { lhs.secondsSinceEpoch < rhs.secondsSinceEpoch }
 }
@@ -56,4 +64,24 @@ extension Duration {
 
     /// The duration in whole seconds, rounded down.
     public var wholeSeconds: Int64 { components.seconds }
+}
+
+extension Int64 {
+    /// `self - other`, clamped to the range of Int64 instead of trapping.
+    @inlinable
+    func subtractingSaturating(_ other: Int64) -> Int64 {
+        let (difference, overflow) = subtractingReportingOverflow(other)
+        guard overflow else { return difference }
+        // Overflow needs opposite signs; the true difference has `self`'s sign.
+        return self < 0 ? Int64.min : Int64.max
+    }
+
+    /// `self + other`, clamped to the range of Int64 instead of trapping.
+    @inlinable
+    func addingSaturating(_ other: Int64) -> Int64 {
+        let (sum, overflow) = addingReportingOverflow(other)
+        guard overflow else { return sum }
+        // Overflow needs equal signs; the true sum has that sign.
+        return self < 0 ? Int64.min : Int64.max
+    }
 }

@@ -7,8 +7,8 @@ import Synchronization
 
 /// Hands control requests from the socket threads to the intake loop, which owns the engine.
 ///
-/// Socket threads ``submit(_:timeout:)`` and block; the loop calls ``drain(_:)`` each iteration and
-/// answers every pending request in order. Safe for concurrent use.
+/// Socket threads ``submit(_:timeout:)`` and block; a submit wakes the loop (through `wake`), which
+/// calls ``drain(_:)`` and answers every pending request in order. Safe for concurrent use.
 public final class ControlMailbox: Sendable {
     final class Pending: @unchecked Sendable {
         // @unchecked: `reply` is written by the loop thread before `done.signal()` and read after `wait`.
@@ -22,8 +22,14 @@ public final class ControlMailbox: Sendable {
     /// The most requests waiting at once; more are refused at once.
     public let capacity: Int
 
-    /// Makes an empty mailbox holding at most `capacity` requests.
-    public init(capacity: Int = 64) { self.capacity = capacity }
+    /// Woken on every submit: the intake loop's ``DaemonControl/wake``.
+    private let wake: WakeSignal?
+
+    /// Makes an empty mailbox holding at most `capacity` requests; each submit wakes `wake`.
+    public init(capacity: Int = 64, wake: WakeSignal? = nil) {
+        self.capacity = capacity
+        self.wake = wake
+    }
 
     /// Queues `request` and waits for the loop's reply; an error reply if the loop does not answer
     /// within `timeout` or the mailbox is full.
@@ -35,6 +41,7 @@ public final class ControlMailbox: Sendable {
             return true
         }
         guard accepted else { return .failure("pknockd is busy; try again") }
+        wake?.wake()
         let deadline = DispatchTime.now() + .nanoseconds(Int(timeout.nanosecondsClamped))
         guard item.done.wait(timeout: deadline) == .success else {
             pending.withLock { queue in queue.removeAll { $0 === item } }

@@ -1,23 +1,35 @@
-import Dispatch
 import Foundation
 import KnockConfig
 import KnockCore
+import KnockPOSIX
 import Logging
 import Netfilter
 import Synchronization
 
-/// Requests that reach the intake loop from signal handlers.
+/// Requests that reach the intake loop from other threads (signals, shutdown, the control socket):
+/// each sets its flag and wakes the loop through ``wake``, so the loop sleeps until there is work.
 public final class DaemonControl: Sendable {
     private let stopFlag = Atomic<Bool>(false)
     private let reloadFlag = Atomic<Bool>(false)
+    /// Readable while a request waits; the intake loop polls it beside its packet sources.
+    public let wake: WakeSignal
 
     /// Makes a control with nothing requested.
-    public init() {}
+    public init() throws(SystemCallError) {
+        wake = try WakeSignal()
+    }
 
     /// Asks the loop to return after the packets at hand.
-    public func requestStop() { stopFlag.store(true, ordering: .releasing) }
+    public func requestStop() {
+        stopFlag.store(true, ordering: .releasing)
+        wake.wake()
+    }
+
     /// Asks the loop to reload the configuration.
-    public func requestReload() { reloadFlag.store(true, ordering: .releasing) }
+    public func requestReload() {
+        reloadFlag.store(true, ordering: .releasing)
+        wake.wake()
+    }
 
     var stopRequested: Bool { stopFlag.load(ordering: .acquiring) }
     func takeReloadRequest() -> Bool { reloadFlag.exchange(false, ordering: .acquiringAndReleasing) }
@@ -25,24 +37,27 @@ public final class DaemonControl: Sendable {
 
 /// The daemon's single intake loop: NFLOG packets and timers into the ``KnockService``.
 ///
-/// One thread does everything, in order, so the engine needs no locks; the loop wakes at least every
-/// `maximumWait` to notice stop and reload requests and run the engine's timers.
-public final class DaemonLoop {
+/// One thread does everything, in order, so the engine needs no locks. It sleeps in one `poll` on
+/// the packet source, the nf_tables monitor (watch mode) and the control's ``DaemonControl/wake``,
+/// until one is readable or the engine's next deadline; `maximumWait` only bounds how stale the
+/// metrics snapshot may get.
+///
+/// `@unchecked Sendable`: it is handed to the thread that runs it and used there only
+/// (``IntakeService`` does that); the properties are set before it runs.
+public final class DaemonLoop: @unchecked Sendable {
     private let service: KnockService
-    private let reader: NFLogReader
+    private let reader: any PacketSource
     private let control: DaemonControl
     private let loadConfiguration: () throws -> Configuration
     private let logger: Logger
     private let origin = ContinuousClock.now
     private var reportedENOBUFS = 0
 
-    /// The longest the loop sleeps without checking for requests (lowered to 50 ms when a control
-    /// mailbox is attached, so `pknock status` answers promptly).
-    public var maximumWait: Duration = .milliseconds(200)
+    /// The longest the loop sleeps when nothing happens (requests wake it at once).
+    public var maximumWait: Duration = .seconds(1)
     /// Control-socket requests, answered between packets on this thread; nil without a control socket.
-    public var mailbox: ControlMailbox? {
-        didSet { if mailbox != nil { maximumWait = min(maximumWait, .milliseconds(50)) } }
-    }
+    /// Make it with the control's ``DaemonControl/wake`` so a request wakes the loop.
+    public var mailbox: ControlMailbox?
     /// Gets a fresh snapshot about once a second; nil without metrics.
     public var metrics: MetricsServer?
     /// Hook failures and event readers, for the metrics.
@@ -58,7 +73,7 @@ public final class DaemonLoop {
 
     /// Makes a loop; `loadConfiguration` is called on each reload request.
     public init(
-        service: KnockService, reader: NFLogReader, control: DaemonControl,
+        service: KnockService, reader: any PacketSource, control: DaemonControl,
         loadConfiguration: @escaping () throws -> Configuration, logger: Logger
     ) {
         self.service = service
@@ -98,7 +113,15 @@ public final class DaemonLoop {
         while !control.stopRequested {
             if control.takeReloadRequest() { reload() }
             let waitMilliseconds = millisecondsUntilNextDeadline()
-            let ready = try waitReadable(reader.fileDescriptor, tableMonitor?.fileDescriptor ?? -1, timeoutMilliseconds: waitMilliseconds)
+            let ready: (first: Bool, second: Bool, third: Bool)
+            do {
+                ready = try waitReadable(
+                    reader.fileDescriptor, tableMonitor?.fileDescriptor ?? -1, control.wake.fileDescriptor,
+                    timeoutMilliseconds: waitMilliseconds)
+            } catch {
+                throw NetfilterError(operation: "poll", errno: error.errno)
+            }
+            if ready.third { control.wake.drain() }
             if ready.second, let tableMonitor {
                 // Before the knocks: a knock's grant must land in the table as it will stay.
                 service.repairTable(after: try tableMonitor.drain(), now: now())
@@ -192,23 +215,6 @@ public final class DaemonLoop {
             try service.reload(to: adjusted, now: now())
         } catch {
             logger.error("reload refused by the kernel; the old rules keep running", metadata: ["error": "\(error)"])
-        }
-    }
-}
-
-/// Routes SIGHUP to reload and SIGTERM/SIGINT to stop, through dispatch signal sources.
-public final class SignalRouter {
-    private var sources: [any DispatchSourceSignal] = []
-
-    /// Starts routing signals to `control`.
-    public init(control: DaemonControl) {
-        let queue = DispatchQueue(label: "pknockd.signals")
-        for (signalNumber, action) in [(SIGHUP, control.requestReload), (SIGTERM, control.requestStop), (SIGINT, control.requestStop)] {
-            signal(signalNumber, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: queue)
-            source.setEventHandler { action() }
-            source.resume()
-            sources.append(source)
         }
     }
 }

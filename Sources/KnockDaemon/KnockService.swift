@@ -425,6 +425,10 @@ public final class KnockService {
             if case .allowed = event.kind, configuration.rules.contains(where: { $0.name == event.rule && ($0.spa != nil || $0.spa2 != nil) }) {
                 replayStateChanged = true
             }
+            // An SPA close is remembered too (a captured close packet must not close again after a restart).
+            if case .closed = event.kind, event.knock != nil, configuration.rules.contains(where: { $0.name == event.rule && $0.spa != nil }) {
+                replayStateChanged = true
+            }
             record(event)
             onEvent?(event)
         }

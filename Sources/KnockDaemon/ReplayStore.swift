@@ -2,13 +2,17 @@ import Foundation
 import KnockCore
 import Logging
 
-/// Keeps the SPA replay memory (per rule: peer → last opened epoch minute) in the state directory,
-/// so a captured SPA packet cannot open again after pknockd restarts.
+/// Keeps the SPA replay memory (per rule: peer → last opened and last closed epoch minute) in the
+/// state directory, so a captured SPA packet cannot open or close again after pknockd restarts.
 ///
 /// The file is text, one entry a line after a version line:
 ///
-///     pknock-spa-replay 1
-///     FTP 192.0.2.2 29433140
+///     pknock-spa-replay 2
+///     FTP 192.0.2.2 29433140 open
+///     FTP 192.0.2.2 29433141 close
+///
+/// Version 1 files (written before closes were remembered: `RULE ADDRESS MINUTE`, every entry an
+/// open) still load.
 ///
 /// ``save(_:)`` replaces it atomically (a temporary file in the same directory, mode 0600, flushed to
 /// disk, then renamed over the old one), so a crash leaves either the old or the new file. ``load(logger:)``
@@ -18,8 +22,10 @@ import Logging
 /// passes). Entries outside the clock window are dropped by the engine
 /// (``KnockEngine/restoreSPAReplayState(_:at:)``), never by this type.
 public struct ReplayStore: Sendable {
-    /// The first line of the file; a file with any other first line is not ours.
-    public static let header = "pknock-spa-replay 1"
+    /// The first line of the file ``render(_:)`` writes.
+    public static let header = "pknock-spa-replay 2"
+    /// The first line of files from before closes were remembered, which ``parse(_:)`` still reads.
+    public static let headerVersion1 = "pknock-spa-replay 1"
     /// The file's name inside the state directory.
     public static let defaultFileName = "spa-replay"
     /// The most bytes ``load(logger:)`` reads; a larger file is treated as corrupt.
@@ -57,7 +63,7 @@ public struct ReplayStore: Sendable {
     public static func render(_ entries: [SPAReplayEntry]) -> String {
         var text = header + "\n"
         for entry in entries {
-            text += "\(entry.rule.rawValue) \(entry.peer) \(entry.epochMinute)\n"
+            text += "\(entry.rule.rawValue) \(entry.peer) \(entry.epochMinute) \(entry.kind.rawValue)\n"
         }
         return text
     }
@@ -66,15 +72,24 @@ public struct ReplayStore: Sendable {
     public static func parse(_ text: String) throws(FormatError) -> [SPAReplayEntry] {
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
         if lines.last == "" { lines.removeLast() }
-        guard let first = lines.first, first == header else {
+        guard let first = lines.first, first == header || first == headerVersion1 else {
             throw FormatError(line: 1, "not a PortKnockO SPA replay file (expected \"\(header)\")")
         }
+        let fieldCount = first == header ? 4 : 3
         var entries: [SPAReplayEntry] = []
         entries.reserveCapacity(lines.count - 1)
         for (offset, line) in lines.enumerated().dropFirst() {
             let fields = line.split(separator: " ", omittingEmptySubsequences: false)
-            guard fields.count == 3 else {
-                throw FormatError(line: offset + 1, "expected \"RULE ADDRESS MINUTE\"")
+            guard fields.count == fieldCount else {
+                let expected = fieldCount == 4 ? "RULE ADDRESS MINUTE open|close" : "RULE ADDRESS MINUTE"
+                throw FormatError(line: offset + 1, "expected \"\(expected)\"")
+            }
+            var kind = SPAReplayEntry.Kind.open
+            if fieldCount == 4 {
+                guard let named = SPAReplayEntry.Kind(rawValue: String(fields[3])) else {
+                    throw FormatError(line: offset + 1, "expected open or close")
+                }
+                kind = named
             }
             guard let rule = RuleName(rawValue: String(fields[0])) else {
                 throw FormatError(line: offset + 1, "invalid rule name")
@@ -85,7 +100,7 @@ public struct ReplayStore: Sendable {
             guard let minute = Int64(fields[2]), minute >= 0 else {
                 throw FormatError(line: offset + 1, "invalid epoch minute")
             }
-            entries.append(SPAReplayEntry(rule: rule, peer: peer, epochMinute: minute))
+            entries.append(SPAReplayEntry(rule: rule, peer: peer, epochMinute: minute, kind: kind))
         }
         return entries
     }

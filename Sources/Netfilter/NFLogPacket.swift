@@ -21,3 +21,16 @@ public struct NFLogPacket: Equatable, Sendable {
         self.prefix = prefix
     }
 }
+
+/// Where the daemon's intake loop gets packets: ``NFLogReader`` in production, a fake in tests.
+///
+/// The loop polls ``fileDescriptor`` itself and then takes what is queued, so one `poll` covers
+/// every source it waits on.
+public protocol PacketSource: AnyObject {
+    /// Readable while packets are queued.
+    var fileDescriptor: Int32 { get }
+    /// How often packets were lost before reaching the source (NFLOG's `ENOBUFS`).
+    var enobufsCount: Int { get }
+    /// Hands every queued packet to `handler` without waiting; returns how many.
+    func receiveQueued(_ handler: (borrowing NFLogPacket) -> Void) throws(NetfilterError) -> Int
+}

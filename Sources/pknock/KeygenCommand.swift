@@ -1,6 +1,7 @@
 import ArgumentParser
 import Crypto
 import Foundation
+import KnockConfig
 import KnockPOSIX
 
 /// `pknock keygen`: makes a key for SPA v2, written with safe permissions.
@@ -42,6 +43,7 @@ struct KeygenCommand: ParsableCommand {
             let text = key.withUnsafeBytes { Data($0).base64EncodedString() }
             try write(text, to: out, mode: 0o600)
             print("wrote HMAC key \(out) (mode 0600); copy it to the server's client entry")
+            warnIfRefused(out, publicKey: false)
         case .ed25519:
             let key = Curve25519.Signing.PrivateKey()
             try write(key.rawRepresentation.base64EncodedString(), to: out, mode: 0o600)
@@ -49,6 +51,18 @@ struct KeygenCommand: ParsableCommand {
             try write(publicText, to: out + ".pub", mode: 0o644)
             print("wrote private key \(out) (mode 0600) and public key \(out).pub")
             print("public key: \(publicText)")
+            warnIfRefused(out, publicKey: false)
+            warnIfRefused(out + ".pub", publicKey: true)
+        }
+    }
+
+    /// Warns when pknock and pknockd would refuse to read the key where it was written (a directory
+    /// others can write to, say), so the user learns it now rather than at the first knock.
+    private func warnIfRefused(_ path: String, publicKey: Bool) {
+        do {
+            _ = publicKey ? try FileSecretSource().contents(ofPublicKeyFile: path) : try FileSecretSource().contents(ofSecretFile: path)
+        } catch {
+            FileHandle.standardError.write(Data("pknock: warning: this key file will be refused where it is: \(error)\n".utf8))
         }
     }
 

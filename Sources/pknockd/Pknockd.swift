@@ -5,10 +5,11 @@ import KnockCore
 import KnockDaemon
 import Logging
 import Netfilter
+import ServiceLifecycle
 
 /// The PortKnockO daemon: installs the nftables table, reads knocks through NFLOG, opens access.
 @main
-struct Pknockd: ParsableCommand {
+struct Pknockd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pknockd",
         abstract: "PortKnockO daemon: hides ports behind knock sequences and single-packet authorization.",
@@ -112,7 +113,7 @@ struct Pknockd: ParsableCommand {
         return loaded
     }
 
-    func run() throws {
+    func run() async throws {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = logLevel
@@ -162,12 +163,16 @@ struct Pknockd: ParsableCommand {
         } catch {
             fail("cannot read NFLOG group \(configuration.daemon.nflogGroup): \(error)")
         }
-        let control = DaemonControl()
-        let signals = SignalRouter(control: control)
+        let control: DaemonControl
+        do {
+            control = try DaemonControl()
+        } catch {
+            fail("cannot set up the intake loop: \(error)")
+        }
         let loop = DaemonLoop(
             service: service, reader: reader, control: control, loadConfiguration: loadConfiguration, logger: logger)
 
-        // Events go to the log (KnockService), the event stream and the hooks; neither blocks this thread.
+        // Events go to the log (KnockService), the event stream and the hooks; neither blocks the loop.
         let events = EventHub()
         let hooks = HookRunner(timeout: configuration.daemon.hookTimeout, logger: logger)
         service.onEvent = { [unowned service] event in
@@ -176,7 +181,7 @@ struct Pknockd: ParsableCommand {
         }
         loop.events = events
         loop.hooks = hooks
-        let mailbox = ControlMailbox()
+        let mailbox = ControlMailbox(wake: control.wake)
         var controlServer: ControlServer?
         do {
             controlServer = try ControlServer(path: configuration.daemon.controlSocket, mailbox: mailbox, events: events, logger: logger)
@@ -196,17 +201,29 @@ struct Pknockd: ParsableCommand {
                 logger.error("metrics responder unavailable", metadata: ["error": "\(error)"])
             }
         }
+
+        // The intake loop ends the group: when it stops (SIGTERM, SIGINT) the other parts shut down
+        // after it, and when it fails the group fails.
+        let table = configuration.daemon.table
+        let portID = context.portID
+        let intake = IntakeService(loop: loop, control: control, protection: tableProtection) { () throws(NetfilterError) in
+            try NFTablesMonitor(table: table, ignoringPortID: portID)
+        }
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: intake, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
+            .init(service: ReloadSignalService(control: control)),
+            .init(service: StoppableService("hooks") { await hooks.finish(within: .seconds(2)) }),
+        ]
+        if let controlServer { services.append(.init(service: StoppableService("control socket") { controlServer.stop() })) }
+        if let metricsServer { services.append(.init(service: StoppableService("metrics") { metricsServer.stop() })) }
+        var groupConfiguration = ServiceGroupConfiguration(services: services, logger: logger)
+        groupConfiguration.gracefulShutdownSignals = [.sigterm, .sigint]
+        groupConfiguration.maximumGracefulShutdownDuration = .seconds(10)
         do {
-            try loop.run(protection: tableProtection) { () throws(NetfilterError) in
-                try NFTablesMonitor(table: configuration.daemon.table, ignoringPortID: context.portID)
-            }
+            try await ServiceGroup(configuration: groupConfiguration).run()
         } catch {
-            controlServer?.stop()
             fail("\(error)")
         }
-        controlServer?.stop()
-        metricsServer?.stop()
-        withExtendedLifetime(signals) {}
         reader.close()
         if removeOnExit {
             do {

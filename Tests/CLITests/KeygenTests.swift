@@ -54,4 +54,18 @@ import Testing
         #expect(try CheckCommandTests.run(["keygen", "--type", "hmac", "--out", path, "--force"]).status == 0)
         #expect(try base64File(path) != original)
     }
+
+    @Test func warnsWhenTheKeyLandsWhereItWillBeRefused() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let good = try CheckCommandTests.run(["keygen", "--type", "hmac", "--out", directory + "/good"])
+        #expect(good.status == 0)
+        #expect(!good.stderr.contains("warning"))
+        // A group-writable directory: anyone in the group could replace the key.
+        #expect(chmod(directory, 0o770) == 0)
+        let result = try CheckCommandTests.run(["keygen", "--type", "ed25519", "--out", directory + "/laptop"])
+        #expect(result.status == 0)
+        #expect(result.stderr.contains("warning: this key file will be refused where it is: \(directory)/laptop is in \(directory), which has mode 0770"))
+        #expect(result.stderr.contains("\(directory)/laptop.pub is in \(directory)"))
+    }
 }

@@ -122,6 +122,25 @@ import Testing
         #expect(missing.stderr.contains("does not exist"))
     }
 
+    /// Issue 11 item 10: the client reads its key like the daemon does (no symbolic link, safe directories).
+    @Test func keyFilesBehindALinkOrInAWritableDirectoryAreRefused() throws {
+        let keys = try Keys()
+        defer { keys.cleanUp() }
+        let file = try keys.make("laptop", type: "ed25519")
+        let arguments = ["knock", "--spa2", "--dry-run", "--client-id", "laptop", "--rule", "V2", "192.0.2.1", "4500"]
+        #expect(try KnockCommandTests.run(arguments + ["--key-file", file]).status == 0)
+        let link = keys.directory + "/link"
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: file)
+        let linked = try KnockCommandTests.run(arguments + ["--key-file", link])
+        #expect(linked.status == 1)
+        #expect(linked.stderr.contains("key file: \(link) is a symbolic link"))
+        #expect(!linked.stdout.contains("packet:"))
+        #expect(chmod(keys.directory, 0o777) == 0)
+        let shared = try KnockCommandTests.run(arguments + ["--key-file", file])
+        #expect(shared.status == 1)
+        #expect(shared.stderr.contains("key file: \(file) is in \(keys.directory), which has mode 0777, writable by others"))
+    }
+
     @Test(arguments: [
         (["--spa", "--spa2", "--client-id", "a", "--key-file", "/k", "--rule", "R"], "--spa and --spa2 exclude each other"),
         (["--spa2", "--key-file", "/k", "--rule", "R"], "--spa2 needs --client-id"),

@@ -131,13 +131,20 @@ struct TemporaryDirectory {
         }
     }
 
-    @Test func symlinkToAPrivateFileIsFollowed() throws {
+    @Test func symlinkToAPrivateFileIsRefused() throws {
         let directory = try TemporaryDirectory()
         defer { directory.cleanUp() }
         let target = try directory.write("real.secret", "linked-secret")
         let link = directory.path + "/link.secret"
         try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: target)
-        #expect(try FileSecretSource().contents(ofSecretFile: link) == Array("linked-secret".utf8))
+        #expect(
+            throws: SecretSourceError(
+                "\(link) is a symbolic link: secret and key files are opened without following links;"
+                    + " name the file itself in the configuration")
+        ) {
+            try FileSecretSource().contents(ofSecretFile: link)
+        }
+        #expect(try FileSecretSource().contents(ofSecretFile: target) == Array("linked-secret".utf8))
     }
 
     @Test func missingSecretFileAndDirectory() throws {
@@ -159,7 +166,7 @@ struct TemporaryDirectory {
         defer { directory.cleanUp() }
         let path = try directory.write("open.secret", "x")
         try FileManager.default.setAttributes([.ownerAccountID: 4242], ofItemAtPath: path)
-        #expect(throws: SecretSourceError("\(path) is owned by uid 4242, not by root or the current user (uid 0)")) {
+        #expect(throws: SecretSourceError("\(path) is owned by uid 4242, not by root or the current user (uid 0); run chown on it")) {
             try FileSecretSource().contents(ofSecretFile: path)
         }
     }

@@ -96,4 +96,70 @@ import Testing
         #expect(engine.restoreSPAReplayState([SPAReplayEntry(rule: ftp, peer: alice, epochMinute: minute - 1)], at: now) == 0)
         #expect(engine.spaReplayState(at: now) == [SPAReplayEntry(rule: ftp, peer: alice, epochMinute: minute)])
     }
+
+    // MARK: Close packets (issue 11 item 6)
+
+    @Test func aReplayedCloseAfterTheClientReopenedClosesNothing() {
+        var engine = KnockEngine(rules: [Fixture.spaRule()])
+        let now = Fixture.wall(minute: minute, second: 5)
+        #expect(engine.handle(spaKnock(alice, minute: minute), at: .seconds(0), wallTime: now).commands.count == 1)
+        let capturedClose = spaKnock(alice, minute: minute, secret: "closesecret")
+        #expect(engine.handle(capturedClose, at: .seconds(10), wallTime: Fixture.wall(minute: minute, second: 15)).commands
+            == [.revoke(rule: ftp, peer: alice)])
+        // The client reopens in the next minute; the close captured a minute ago still verifies
+        // (clock_skew = 1) but is refused as a replay: access stays.
+        let reopen = Fixture.wall(minute: minute + 1, second: 5)
+        #expect(engine.handle(spaKnock(alice, minute: minute + 1), at: .seconds(65), wallTime: reopen).commands.count == 1)
+        let replay = engine.handle(capturedClose, at: .seconds(70), wallTime: Fixture.wall(minute: minute + 1, second: 10))
+        #expect(replay.kinds == [.blocked])
+        #expect(replay.commands.isEmpty)
+        #expect(engine.peerCounts(of: ftp)?.allowed == 1)
+        // A fresh close of the new minute still works.
+        #expect(engine.handle(spaKnock(alice, minute: minute + 1, secret: "closesecret"), at: .seconds(75), wallTime: reopen).commands
+            == [.revoke(rule: ftp, peer: alice)])
+    }
+
+    @Test func aCloseReplayedInTheSameMinuteClosesOnce() {
+        var engine = KnockEngine(rules: [Fixture.spaRule()])
+        let now = Fixture.wall(minute: minute, second: 5)
+        _ = engine.handle(spaKnock(alice, minute: minute), at: .seconds(0), wallTime: now)
+        let close = spaKnock(alice, minute: minute, secret: "closesecret")
+        #expect(engine.handle(close, at: .seconds(1), wallTime: now).commands == [.revoke(rule: ftp, peer: alice)])
+        // An administrator re-allows alice in the same minute; the replayed close must not undo that.
+        engine.allow(rule: ftp, peer: alice, for: nil, at: .seconds(2)) { _ in }
+        #expect(engine.handle(close, at: .seconds(3), wallTime: now).kinds == [.blocked])
+        #expect(engine.peerCounts(of: ftp)?.allowed == 1)
+    }
+
+    @Test func closesAreExportedRestoredAndKeptAcrossAReload() {
+        var engine = KnockEngine(rules: [Fixture.spaRule()])
+        let now = Fixture.wall(minute: minute, second: 5)
+        _ = engine.handle(spaKnock(alice, minute: minute), at: .seconds(0), wallTime: now)
+        _ = engine.handle(spaKnock(alice, minute: minute, secret: "closesecret"), at: .seconds(1), wallTime: now)
+        let saved = engine.spaReplayState(at: now)
+        #expect(saved == [
+            SPAReplayEntry(rule: ftp, peer: alice, epochMinute: minute),
+            SPAReplayEntry(rule: ftp, peer: alice, epochMinute: minute, kind: .close),
+        ])
+        let later = Fixture.wall(minute: minute + 1, second: 5)
+        let close = spaKnock(alice, minute: minute, secret: "closesecret")
+        // Restored after a restart, and carried over by a reload: either way the close is remembered.
+        var restarted = KnockEngine(rules: [Fixture.spaRule()])
+        #expect(restarted.restoreSPAReplayState(saved, at: later) == 2)
+        var reloaded = KnockEngine(rules: [Fixture.spaRule()], carryingOverFrom: engine)
+        for var next in [restarted, reloaded] {
+            next.allow(rule: ftp, peer: alice, for: nil, at: .seconds(60)) { _ in }
+            #expect(next.handle(close, at: .seconds(61), wallTime: later).kinds == [.blocked])
+        }
+        // Without the memory the same packet closes again: what the memory prevents.
+        var forgetful = KnockEngine(rules: [Fixture.spaRule()])
+        forgetful.allow(rule: ftp, peer: alice, for: nil, at: .seconds(60)) { _ in }
+        #expect(forgetful.handle(close, at: .seconds(61), wallTime: later).commands == [.revoke(rule: ftp, peer: alice)])
+        // Two minutes on, the close memory has left the window and is no longer exported.
+        _ = reloaded.expire(at: .seconds(130), wallTime: Fixture.wall(minute: minute + 2))
+        #expect(reloaded.spaReplayState(at: Fixture.wall(minute: minute + 2)).isEmpty)
+        // A rule without a close secret adopts no close entries.
+        var openOnly = KnockEngine(rules: [Fixture.spaRule(close: nil)])
+        #expect(openOnly.restoreSPAReplayState([saved[1]], at: later) == 0)
+    }
 }

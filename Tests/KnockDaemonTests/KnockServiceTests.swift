@@ -1,3 +1,4 @@
+import Foundation
 import InMemoryLogging
 import KnockConfig
 import KnockCore
@@ -98,6 +99,78 @@ import Testing
         try service.reload(to: newConfiguration, now: .seconds(2))
         #expect(executor.changes.last?.contains("add set inet pk_test WEB_allowed4") == true)
         #expect(service.knockEngine.peers(of: RuleName(rawValue: "SSH")!)?.map(\.peer) == [client])
+    }
+
+    /// Issue 11 item 7: a reload that changed `spa2_clock_window` used to drop the nonce memory.
+    @Test func aReloadThatChangesTheSPAv2WindowStillRefusesAReplay() throws {
+        func configuration(window: String) throws -> Configuration {
+            var loaded = try ConfigLoader.parseTOML(
+                """
+                [daemon]
+                spa2_clock_window = "\(window)"
+                [[rule]]
+                name = "SSH"
+                spa = "v2"
+                knock = ["4500:udp"]
+                protect = [22]
+                [[client]]
+                id = "laptop"
+                rules = ["SSH"]
+                ed25519_public_key = "ebVWLo/mVPlAeLES6KmLp5AfhTrmlb7X4OORC60ElmQ="
+                """, file: "/etc/pknock/pknock.toml", secrets: InMemorySecretSource())
+            loaded.daemon.table = "pk_test"
+            return loaded
+        }
+        // The Ed25519 vector of Docs/spa-v2.md: client laptop, rule SSH, timestamp 1764072000.
+        let hex = "504b4f0202066c6170746f700000000069259a40000102030405060708090a0b0c0d0e0f035353480068c44b125bc1dda9ad6df00d54365d30f4588ed5251e73d3c9e2a9fd0ca182c05b40089b84aefc6fd337e1554c04f094fd3035aef5700b038419f05907db540d"
+        var packet: [UInt8] = []
+        var index = hex.startIndex
+        while index < hex.endIndex {
+            let next = hex.index(index, offsetBy: 2)
+            packet.append(try #require(UInt8(hex[index..<next], radix: 16)))
+            index = next
+        }
+        let udp = PacketBuilder.udp(from: client, to: server, port: 4500, payload: packet)
+        let now = WallTime(secondsSinceEpoch: 1_764_072_005)
+        let executor = RecordingNFTExecutor()
+        let service = KnockService(
+            configuration: try configuration(window: "60s"), executor: executor,
+            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        try service.start(now: .zero)
+        service.handle(packet: udp, etherType: 0x0800, now: .seconds(1), wallTime: now)
+        #expect(service.counters.allowed == 1)
+        try service.reload(to: try configuration(window: "120s"), now: .seconds(2))
+        let changes = executor.changes.count
+        service.handle(packet: udp, etherType: 0x0800, now: .seconds(3), wallTime: now)
+        #expect(service.counters.allowed == 1)
+        #expect(executor.changes.count == changes, "the replay changed the firewall")
+    }
+
+    /// Issue 11 item 6: an SPA close is saved at once, so a restart right after it still remembers it.
+    @Test func anSPACloseIsSavedToTheReplayStore() throws {
+        let directory = NSTemporaryDirectory() + "pknock-service-replay-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let spaRule = Rule(
+            name: RuleName(rawValue: "FTP")!, knockSequence: [ServicePort(Port(rawValue: 4000)!, .udp)],
+            spa: SPASettings(openSecret: Secret("opensecret"), closeSecret: Secret("closesecret")),
+            protectedPorts: [ServicePort(Port(rawValue: 21)!, .tcp)])
+        var configuration = Configuration(rules: [spaRule])
+        configuration.daemon.table = "pk_test"
+        let store = ReplayStore(directory: directory)
+        let service = KnockService(
+            configuration: configuration, executor: RecordingNFTExecutor(),
+            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }), replayStore: store)
+        try service.start(now: .zero, wallTime: wall)
+        func send(_ secret: String) {
+            let payload = SPAKey(format: .sha256, secret: Secret(secret)).payload(source: client, epochMinute: wall.epochMinute)
+            service.handle(
+                packet: PacketBuilder.udp(from: client, to: server, port: 4000, payload: payload), etherType: 0x0800, now: .seconds(1),
+                wallTime: wall)
+        }
+        send("opensecret")
+        send("closesecret")
+        let saved = try String(contentsOfFile: store.path, encoding: .utf8)
+        #expect(saved.contains("FTP 192.0.2.2 \(wall.epochMinute) close\n"))
     }
 
     @Test func aReloadTheKernelRefusesChangesNothing() throws {

@@ -31,6 +31,7 @@ final class ReplayStoreLogHandler: LogHandler, Sendable {
     let entries = [
         SPAReplayEntry(rule: RuleName(rawValue: "FTP")!, peer: PeerAddress("192.0.2.7")!, epochMinute: 29_400_000),
         SPAReplayEntry(rule: RuleName(rawValue: "VPN-2")!, peer: PeerAddress("2001:db8::9")!, epochMinute: 29_400_001),
+        SPAReplayEntry(rule: RuleName(rawValue: "FTP")!, peer: PeerAddress("192.0.2.7")!, epochMinute: 29_400_001, kind: .close),
     ]
 
     func temporaryDirectory() throws -> String {
@@ -50,13 +51,25 @@ final class ReplayStoreLogHandler: LogHandler, Sendable {
 
     @Test func renderAndParseRoundTrip() throws {
         let text = ReplayStore.render(entries)
-        #expect(text == "pknock-spa-replay 1\nFTP 192.0.2.7 29400000\nVPN-2 2001:db8::9 29400001\n")
+        #expect(text == "pknock-spa-replay 2\nFTP 192.0.2.7 29400000 open\nVPN-2 2001:db8::9 29400001 open\nFTP 192.0.2.7 29400001 close\n")
         #expect(try ReplayStore.parse(text) == entries)
         #expect(try ReplayStore.parse(ReplayStore.render([])) == [])
     }
 
+    @Test func aVersion1FileStillLoadsAsOpens() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = ReplayStore(directory: directory)
+        let old = "pknock-spa-replay 1\nFTP 192.0.2.7 29400000\nVPN-2 2001:db8::9 29400001\n"
+        #expect(FileManager.default.createFile(atPath: store.path, contents: Data(old.utf8)))
+        let (logger, handler) = recordingLogger()
+        #expect(store.load(logger: logger) == Array(entries.prefix(2)))
+        #expect(handler.messages.withLock { $0 }.isEmpty)
+    }
+
     @Test(arguments: [
-        ("", 1), ("garbage\n", 1), ("pknock-spa-replay 2\n", 1),
+        ("", 1), ("garbage\n", 1), ("pknock-spa-replay 3\n", 1),
+        ("pknock-spa-replay 2\nFTP 192.0.2.7 1\n", 2), ("pknock-spa-replay 2\nFTP 192.0.2.7 1 shut\n", 2),
         ("pknock-spa-replay 1\nFTP 192.0.2.7\n", 2), ("pknock-spa-replay 1\nFTP 192.0.2.7 1 2\n", 2),
         ("pknock-spa-replay 1\nF!P 192.0.2.7 1\n", 2), ("pknock-spa-replay 1\nFTP 192.0.2.300 1\n", 2),
         ("pknock-spa-replay 1\nFTP 192.0.2.7 -5\n", 2), ("pknock-spa-replay 1\nFTP 192.0.2.7 1\nFTP 192.0.2.7 x\n", 3),
@@ -156,5 +169,38 @@ final class ReplayStoreLogHandler: LogHandler, Sendable {
         after.restoreSPAReplayState(store.load(logger: logger), at: WallTime(secondsSinceEpoch: wall.secondsSinceEpoch + 45))
         let replay = after.handle(captured, at: .seconds(45), wallTime: WallTime(secondsSinceEpoch: wall.secondsSinceEpoch + 45))
         #expect(replay.allSatisfy { if case .firewall = $0 { false } else { true } })
+    }
+
+    @Test func aReplayedCloseAfterARestartClosesNothingThroughTheStore() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let rule = Rule(
+            name: ftp, knockSequence: [ServicePort(Port(rawValue: 4000)!, .udp)],
+            spa: SPASettings(format: .sha256, openSecret: Secret("opensecret"), closeSecret: Secret("closesecret"), clockSkewMinutes: 1),
+            protectedPorts: [ServicePort(Port(rawValue: 21)!, .tcp)])
+        let alice = PeerAddress("192.0.2.7")!
+        let wall = WallTime(secondsSinceEpoch: 29_400_000 * 60 + 10)
+        func knock(_ secret: String, minute: Int64) -> Knock {
+            let payload = SPAKey(format: .sha256, secret: Secret(secret)).payload(source: alice, epochMinute: minute)
+            return Knock(source: alice, transport: .udp, port: Port(rawValue: 4000)!, payload: payload[...])
+        }
+        var before = KnockEngine(rules: [rule])
+        _ = before.handle(knock("opensecret", minute: wall.epochMinute), at: .zero, wallTime: wall)
+        let close = knock("closesecret", minute: wall.epochMinute)
+        #expect(before.handle(close, at: .seconds(5), wallTime: wall).contains(.firewall(.revoke(rule: ftp, peer: alice))))
+        let store = ReplayStore(directory: directory)
+        try store.save(before.spaReplayState(at: wall))
+        #expect(try String(contentsOfFile: store.path, encoding: .utf8).contains("FTP 192.0.2.7 \(wall.epochMinute) close\n"))
+
+        // Restarted, the peer reopens in the next minute; the captured close packet then closes nothing.
+        var after = KnockEngine(rules: [rule])
+        let later = WallTime(secondsSinceEpoch: wall.secondsSinceEpoch + 60)
+        let (logger, _) = recordingLogger()
+        #expect(after.restoreSPAReplayState(store.load(logger: logger), at: later) == 2)
+        #expect(after.handle(knock("opensecret", minute: later.epochMinute), at: .seconds(60), wallTime: later)
+            .contains(.firewall(.allow(rule: ftp, peer: alice, ttl: nil))))
+        let replay = after.handle(close, at: .seconds(61), wallTime: later)
+        #expect(replay.allSatisfy { if case .firewall = $0 { false } else { true } })
+        #expect(after.peerCounts(of: ftp)?.allowed == 1)
     }
 }

@@ -11,7 +11,7 @@ import Glibc
 /// Allocation: the receive buffer and the list of pending packets are reused between calls;
 /// each packet's payload is still copied into its own `[UInt8]` (one allocation per packet).
 @safe
-public final class NFLogReader {
+public final class NFLogReader: PacketSource {
     /// The NFLOG group this reader is bound to.
     public let group: UInt16
     /// How many bytes of each packet the kernel copies (from the IP header on).

@@ -141,21 +141,3 @@ enum NetlinkSocket {
         return ready > 0
     }
 }
-
-/// Waits until `first` or `second` is readable (a negative descriptor is ignored), for at most
-/// `timeoutMilliseconds` (negative: forever). EINTR returns early with neither ready.
-///
-/// The corresponding C function is `poll`. One call, no allocation: the daemon's intake loop waits
-/// here for knocks and, on kernels without table ownership, for nf_tables notifications.
-public func waitReadable(_ first: Int32, _ second: Int32, timeoutMilliseconds: Int32) throws(NetfilterError) -> (first: Bool, second: Bool) {
-    var entries = (pollfd(fd: first, events: Int16(POLLIN), revents: 0), pollfd(fd: second, events: Int16(POLLIN), revents: 0))
-    let ready = unsafe withUnsafeMutableBytes(of: &entries) { raw in
-        unsafe poll(raw.baseAddress?.assumingMemoryBound(to: pollfd.self), 2, timeoutMilliseconds)
-    }
-    if ready < 0 {
-        let code = currentErrno
-        if code == EINTR { return (false, false) }
-        throw NetfilterError(operation: "poll", errno: code)
-    }
-    return (entries.0.revents != 0, entries.1.revents != 0)
-}
