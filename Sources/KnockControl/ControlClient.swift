@@ -42,9 +42,12 @@ public enum ControlClient {
         return result
     }
 
-    /// Sends one request and returns the reply; a ``ControlReply/failure(_:)`` reply is thrown as a
-    /// ``Failure`` with pknockd's message. `events` is refused: use ``follow(socketPath:onEvent:)``.
-    public static func send(_ request: ControlRequest, socketPath: String, timeout: Duration = .seconds(10)) throws(Failure) -> ControlReply {
+    /// Sends one request and returns the reply.
+    ///
+    /// A ``ControlReply/failure(_:)`` reply is thrown as a ``Failure`` with pknockd's message.
+    /// `events` is refused: use ``follow(socketPath:onEvent:)``.
+    public static func send(_ request: ControlRequest, socketPath: String, timeout: Duration = .seconds(10)) throws(Failure) -> ControlReply
+    {
         precondition(request != .events, "use follow(socketPath:onEvent:) for events")
         let socket = try connect(socketPath)
         defer { socket.close() }
@@ -61,8 +64,9 @@ public enum ControlClient {
         return reply
     }
 
-    /// Follows the event stream, calling `onEvent` with each event until it returns false or the
-    /// daemon goes away (which throws). Events of kinds this client does not know are skipped.
+    /// Follows the event stream, calling `onEvent` with each event until it returns false.
+    ///
+    /// Throws when the daemon goes away. Events of kinds this client does not know are skipped.
     public static func follow(socketPath: String, onEvent: (EventReport) -> Bool) throws(Failure) {
         let socket = try connect(socketPath)
         defer { socket.close() }

@@ -1,8 +1,9 @@
 import Foundation
 
-/// The control socket's framing (Docs/control-protocol.md): JSON lines, one object per line in
-/// each direction, UTF-8, `\n`-terminated; a trailing `\r` is ignored. Keys are snake_case,
-/// sorted, and absent values are left out.
+/// The control socket's framing (Docs/control-protocol.md): JSON lines.
+///
+/// One object per line in each direction, UTF-8, `\n`-terminated; a trailing `\r` is ignored.
+/// Keys are snake_case, sorted, and absent values are left out.
 public enum ControlFraming {
     /// The longest request line the daemon reads; longer lines get an error reply and the connection closes.
     public static let maximumRequestLength = 4096

@@ -182,7 +182,7 @@ public struct PeerStatusReport: Codable, Equatable, Sendable {
     public var status: State
     /// Correct knocks so far (the sequence's length once allowed).
     public var knocks: Int
-    /// The next knock expected (matching only), e.g. "2001:tcp".
+    /// The next knock expected (matching only), such as "2001:tcp".
     public var nextPort: String?
     /// The index in the sequence of the next knock expected (matching only).
     public var nextPortIndex: Int?
@@ -228,12 +228,15 @@ public struct PeerStatusReport: Codable, Equatable, Sendable {
         }
     }
 
-    /// The original's `/proc/net/xt_pknock/NAME` line: `src=… proto=TCP status=MATCHING
+    /// The original's `/proc/net/xt_pknock/NAME` line.
+    ///
+    /// `src=… proto=TCP status=MATCHING
     /// accepted_knock_count=1 expir_time=9 next_port_id=1 next_port=2001:tcp`, or for an allowed peer
     /// `… status=ALLOWED accepted_knock_count=3 autoclose_time=57`. Times are seconds left; a field is
     /// left out when the rule has no such limit.
     public var procLine: String {
-        var line = "src=\(peer) proto=\(transport.description.uppercased()) status=\(status.rawValue.uppercased()) accepted_knock_count=\(knocks)"
+        var line =
+            "src=\(peer) proto=\(transport.description.uppercased()) status=\(status.rawValue.uppercased()) accepted_knock_count=\(knocks)"
         if let expiresIn { line += " expir_time=\(expiresIn)" }
         if let nextPortIndex { line += " next_port_id=\(nextPortIndex)" }
         if let nextPort { line += " next_port=\(nextPort)" }
@@ -246,7 +249,7 @@ public struct PeerStatusReport: Codable, Equatable, Sendable {
 public struct RuleStatusReport: Codable, Equatable, Sendable {
     /// The rule's name.
     public var rule: String
-    /// Its knock sequence, e.g. ["2002:tcp", "2001:tcp"].
+    /// Its knock sequence, such as ["2002:tcp", "2001:tcp"].
     public var sequence: [String]
     /// The peers it tracks: attempts then grants, stalest first.
     public var peers: [PeerStatusReport]
@@ -277,7 +280,7 @@ public struct RuleStatusReport: Codable, Equatable, Sendable {
     }
 }
 
-/// The kind of an event on the stream: the `event` field, e.g. `allowed`, `didnt_match`.
+/// The kind of an event on the stream: the `event` field, such as `allowed` or `didnt_match`.
 public enum EventKind: String, Codable, CaseIterable, Sendable {
     /// A correct knock, not the last.
     case matching

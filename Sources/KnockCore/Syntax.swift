@@ -19,9 +19,10 @@ public enum Syntax {
     /// Durations are capped at ten years: anything longer is a typo, and it keeps nanoseconds in range.
     public static let maximumDurationSeconds: Int64 = 10 * 366 * 86400
 
-    /// A duration from text: a whole number followed by `s`, `m`, `h` or `d` (`90s`, `10m`, `2h`,
-    /// `1d`), or, when `bareUnitSeconds` is given, a bare whole number in that unit. Only ASCII
-    /// digits (no sign, no spaces); zero to ten years.
+    /// A duration from text: a whole number followed by `s`, `m`, `h` or `d`, such as `90s` or `2h`.
+    ///
+    /// When `bareUnitSeconds` is given, a bare whole number counts in that unit. Only ASCII digits
+    /// (no sign, no spaces); zero to ten years.
     public static func duration(_ text: String, bareUnitSeconds: Int64? = nil) -> Result<Duration, Problem> {
         let advice = bareUnitSeconds == nil ? "use a whole number with s, m, h or d" : "use a whole number, optionally with s, m, h or d"
         let bad = Problem("invalid duration \"\(text)\": \(advice), such as \"90s\" or \"2h\"")
@@ -114,8 +115,9 @@ public enum Syntax {
         return Array(bytes)
     }
 
-    /// The text of a key file from `pknock keygen` (one line of base64): its contents as UTF-8 with
-    /// surrounding white space and newlines removed. The caller decodes the base64.
+    /// The text of a key file from `pknock keygen` (one line of base64), without surrounding white space.
+    ///
+    /// The contents are read as UTF-8; the caller decodes the base64.
     public static func keyText(fileContents contents: [UInt8]) -> Substring {
         let text = String(decoding: contents, as: UTF8.self)[...]
         let isSpace: (Character) -> Bool = { $0.isWhitespace || $0.isNewline }

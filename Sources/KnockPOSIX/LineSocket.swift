@@ -9,11 +9,11 @@
 // daemon's and Linux-only.
 
 extension SystemCallError {
-    /// The errno's text (`strerror`), e.g. "No such file or directory".
+    /// The errno's text (`strerror`), such as "No such file or directory".
     public var reason: String { errorText(errno) }
 }
 
-/// A connected stream socket read and written in lines. Owns its descriptor.
+/// A connected stream socket read and written in lines; it owns its descriptor.
 public final class LineSocket: @unchecked Sendable {
     // @unchecked: used by one thread at a time (the connection's thread); `shutdown()` may come from another.
     /// The descriptor.
@@ -96,6 +96,7 @@ public final class LineSocket: @unchecked Sendable {
     }
 
     /// Reads an HTTP request head: the bytes up to the blank line that ends it (CRLF CRLF or LF LF).
+    ///
     /// Nil when `deadline` passes first, however slowly bytes trickle in, when the peer closes first,
     /// or when more than `limit` bytes come without the blank line.
     ///
@@ -142,7 +143,7 @@ public final class LineSocket: @unchecked Sendable {
         write(Array((text + "\n").utf8))
     }
 
-    /// Writes every byte; false on failure. Never raises SIGPIPE.
+    /// Writes every byte, never raising SIGPIPE; false on failure.
     ///
     /// The corresponding C function is `send`.
     @discardableResult
@@ -187,7 +188,7 @@ public final class LineSocket: @unchecked Sendable {
 }
 
 #if canImport(Glibc)
-    /// A listening stream socket: the control socket (Unix) or the metrics responder (TCP). Linux only.
+    /// A listening stream socket, Linux only: the control socket (Unix) or the metrics responder (TCP).
     public final class ListeningSocket: @unchecked Sendable {
         // @unchecked: the descriptor is immutable; accept runs on one thread, close is idempotent via shutdown.
         /// The descriptor.

@@ -1,6 +1,6 @@
 import ArgumentParser
-import KnockCore
 import KnockControl
+import KnockCore
 
 /// `pknock close`: take an address's access under a rule away now.
 struct Close: ParsableCommand {

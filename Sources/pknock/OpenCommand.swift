@@ -1,6 +1,6 @@
 import ArgumentParser
-import KnockCore
 import KnockControl
+import KnockCore
 
 /// `pknock open`: let an address through a rule's ports now, as if it had knocked.
 struct Open: ParsableCommand {
@@ -44,9 +44,10 @@ struct Open: ParsableCommand {
 
     func run() throws {
         guard case .open(let name, let peer, let duration) = try parsedRequest() else { return }
-        print(try socket.call { path throws(ControlClient.Failure) in
-            try ControlClient.open(rule: name, peer: peer, duration: duration, socketPath: path)
-        })
+        print(
+            try socket.call { path throws(ControlClient.Failure) in
+                try ControlClient.open(rule: name, peer: peer, duration: duration, socketPath: path)
+            })
     }
 
     /// "90", "90s", "10m", "2h", "1d" (the one duration syntax, a bare number in seconds), limited

@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
 import KnockConfig
-import KnockCore
 import KnockControl
+import KnockCore
 
 /// The `--control-socket` option of the commands that talk to pknockd.
 struct ControlSocketOptions: ParsableArguments {

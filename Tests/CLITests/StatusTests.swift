@@ -1,6 +1,6 @@
 import ArgumentParser
-import KnockCore
 import KnockControl
+import KnockCore
 import Testing
 
 @testable import pknock

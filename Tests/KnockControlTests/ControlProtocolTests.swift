@@ -39,7 +39,9 @@ import Testing
     @Test func everyCommandNameRoundTrips() throws {
         let rule = try #require(RuleName(rawValue: "SSH"))
         let peer = try #require(PeerAddress("2001:db8::1"))
-        let requests: [ControlRequest] = [.status(rule: nil), .events, .open(rule: rule, peer: peer, duration: nil), .close(rule: rule, peer: peer)]
+        let requests: [ControlRequest] = [
+            .status(rule: nil), .events, .open(rule: rule, peer: peer, duration: nil), .close(rule: rule, peer: peer),
+        ]
         #expect(requests.map(\.command) == ControlCommand.allCases)
         for request in requests {
             #expect(request.line.hasPrefix(#"{"command":"\#(request.command.rawValue)""#))
