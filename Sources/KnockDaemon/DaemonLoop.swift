@@ -65,6 +65,8 @@ public final class DaemonLoop: @unchecked Sendable {
     /// The event stream, for the metrics' reader count.
     public var events: EventHub?
     private var lastMetricsUpdate: Instant?
+    /// The daemon's share of each grant: NFLOG message read → the kernel acknowledged the batch.
+    public private(set) var grantLatency = LatencyHistogram()
     /// nf_tables notifications about the table, where the table is watched rather than owned.
     public var tableMonitor: NFTablesMonitor?
     /// How often a watched table is checked even without notifications.
@@ -127,8 +129,11 @@ public final class DaemonLoop: @unchecked Sendable {
                 service.repairTable(after: try tableMonitor.drain(), now: now())
             }
             if ready.first {
+                let received = now()
                 _ = try reader.receiveQueued { packet in
+                    let batches = service.counters.firewallBatches
                     service.handle(packet: packet.payload, etherType: packet.hardwareProtocol, now: now(), wallTime: Self.wallTime())
+                    if service.counters.firewallBatches != batches { grantLatency.record(now() - received) }
                 }
             }
             service.tick(now: now(), wallTime: Self.wallTime())
@@ -161,6 +166,9 @@ public final class DaemonLoop: @unchecked Sendable {
                 "grants.closed": "\(counters.closed)", "firewall.errors": "\(counters.firewallErrors)",
                 "nflog.enobufs": "\(reader.enobufsCount)",
                 "nft.protection": "\(service.tableProtection.rawValue)", "nft.repairs": "\(counters.tableRepairs)",
+                "grant.count": "\(grantLatency.count)",
+                "grant.latency.p50.us": "\(grantLatency.quantile(0.5).map { "\($0.nanosecondsClamped / 1_000)" } ?? "-")",
+                "grant.latency.p99.us": "\(grantLatency.quantile(0.99).map { "\($0.nanosecondsClamped / 1_000)" } ?? "-")",
             ])
     }
 
@@ -179,7 +187,8 @@ public final class DaemonLoop: @unchecked Sendable {
             peers: service.configuration.rules.compactMap { rule in
                 engine.peerCounts(of: rule.name).map { (rule.name.rawValue, $0.matching, $0.allowed) }
             },
-            enobufs: reader.enobufsCount, hookFailures: hooks?.failures ?? 0, hooksDropped: hooks?.dropped ?? 0, eventReaders: events?.count ?? 0)
+            enobufs: reader.enobufsCount, hookFailures: hooks?.failures ?? 0, hooksDropped: hooks?.dropped ?? 0, eventReaders: events?.count ?? 0,
+            grantLatency: grantLatency)
     }
 
     private func millisecondsUntilNextDeadline() -> Int32 {

@@ -1,6 +1,7 @@
 import Foundation
 import KnockConfig
 import KnockCore
+import Netfilter
 
 /// The `inet` table pknockd installs, rendered as nft scripts, and the readers of its `nft -j` listings.
 ///
@@ -321,6 +322,26 @@ public struct FirewallLayout: Equatable, Sendable {
             let prefix = elementPrefix(rule: rule, peer: peer)
             return "add element \(prefix) { \(peer) }\n"
                 + "delete element \(prefix) { \(peer) }\n"
+        }
+    }
+
+    /// `command` as prepared set-element changes (what ``commandScript(_:)`` says, without the
+    /// text parse): the same add / delete / add with timeout, or add / delete, in one batch.
+    public func commandBatch(_ command: FirewallCommand) -> NFTablesNetlink.ElementBatch {
+        let script = NFTScript(commandScript(command))
+        switch command {
+        case .allow(let rule, let peer, let ttl):
+            let set = Self.setName(rule: rule, kind: .allowed, family: peer.isIPv4 ? .ipv4 : .ipv6)
+            let key = peer.networkBytes
+            let milliseconds = ttl.map { UInt64(Self.timeoutSeconds($0)) * 1000 }
+            return .init(
+                table: table,
+                changes: [.init(.add, set: set, key: key), .init(.delete, set: set, key: key), .init(.add, set: set, key: key, timeoutMilliseconds: milliseconds)],
+                script: script)
+        case .revoke(let rule, let peer):
+            let set = Self.setName(rule: rule, kind: .allowed, family: peer.isIPv4 ? .ipv4 : .ipv6)
+            let key = peer.networkBytes
+            return .init(table: table, changes: [.init(.add, set: set, key: key), .init(.delete, set: set, key: key)], script: script)
         }
     }
 

@@ -27,6 +27,8 @@ public final class KnockService {
         public var expired = 0
         /// Grants ended by close knocks or autoclose.
         public var closed = 0
+        /// Grant and revoke batches the kernel applied.
+        public var firewallBatches = 0
         /// Firewall batches the kernel refused.
         public var firewallErrors = 0
         /// Failures to save state (the SPA replay memory) to the state directory.
@@ -416,7 +418,8 @@ public final class KnockService {
         switch effect {
         case .firewall(let command):
             do {
-                _ = try executor.run(NFTScript(layout.commandScript(command)))
+                try executor.apply(layout.commandBatch(command))
+                counters.firewallBatches += 1
             } catch {
                 counters.firewallErrors += 1
                 logger.error("firewall change failed", metadata: ["nft.table": "\(configuration.daemon.table)", "error": "\(error)"])

@@ -18,12 +18,15 @@ public struct MetricsSnapshot: Equatable, Sendable {
     public var hooksDropped: Int
     /// Event readers connected.
     public var eventReaders: Int
+    /// The daemon's share of knock → open: NFLOG message read → grant acknowledged.
+    public var grantLatency = LatencyHistogram()
 
     /// Makes a snapshot.
     public init(
         counters: KnockService.Counters = .init(), peers: [(rule: String, matching: Int, allowed: Int)] = [], enobufs: Int = 0,
-        hookFailures: Int = 0, hooksDropped: Int = 0, eventReaders: Int = 0
+        hookFailures: Int = 0, hooksDropped: Int = 0, eventReaders: Int = 0, grantLatency: LatencyHistogram = .init()
     ) {
+        self.grantLatency = grantLatency
         self.counters = counters
         self.peers = peers
         self.enobufs = enobufs
@@ -35,7 +38,7 @@ public struct MetricsSnapshot: Equatable, Sendable {
     /// Compares every field.
     public static func == (lhs: MetricsSnapshot, rhs: MetricsSnapshot) -> Bool {
         lhs.counters == rhs.counters && lhs.enobufs == rhs.enobufs && lhs.hookFailures == rhs.hookFailures
-            && lhs.hooksDropped == rhs.hooksDropped && lhs.eventReaders == rhs.eventReaders
+            && lhs.hooksDropped == rhs.hooksDropped && lhs.eventReaders == rhs.eventReaders && lhs.grantLatency == rhs.grantLatency
             && lhs.peers.elementsEqual(rhs.peers) { $0 == $1 }
     }
 
@@ -73,7 +76,29 @@ public struct MetricsSnapshot: Equatable, Sendable {
             peers.flatMap { peer in
                 [("{rule=\"\(peer.rule)\",state=\"matching\"}", peer.matching), ("{rule=\"\(peer.rule)\",state=\"allowed\"}", peer.allowed)]
             })
+        let name = "pknock_grant_latency_seconds"
+        out += "# HELP \(name) pknockd's share of knock to open: NFLOG message read to grant acknowledged by the kernel.\n"
+        out += "# TYPE \(name) histogram\n"
+        var cumulative = 0
+        for (index, bound) in LatencyHistogram.boundsMicroseconds.enumerated() {
+            cumulative += grantLatency.bucketCounts[index]
+            out += "\(name)_bucket{le=\"\(Self.seconds(microseconds: bound))\"} \(cumulative)\n"
+        }
+        out += "\(name)_bucket{le=\"+Inf\"} \(grantLatency.count)\n"
+        out += "\(name)_sum \(Self.seconds(microseconds: grantLatency.sumNanoseconds / 1_000))\n"
+        out += "\(name)_count \(grantLatency.count)\n"
         return out
+    }
+}
+
+extension MetricsSnapshot {
+    /// `microseconds` as decimal seconds without floating point: 25 → "0.000025".
+    static func seconds(microseconds: Int64) -> String {
+        let whole = microseconds / 1_000_000
+        var fraction = String(microseconds % 1_000_000)
+        fraction = String(repeating: "0", count: 6 - fraction.count) + fraction
+        while fraction.hasSuffix("0") { fraction.removeLast() }
+        return fraction.isEmpty ? "\(whole)" : "\(whole).\(fraction)"
     }
 }
 

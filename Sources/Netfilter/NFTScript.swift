@@ -58,9 +58,18 @@ public protocol NFTExecutor {
     /// socket as ``run(_:)``, so the scripts that follow may change a table it owns. See
     /// ``NFTContext/claimTable(_:flags:)``.
     func claimTable(_ name: String, flags: NFTablesNetlink.TableFlags) throws(NetfilterError)
+
+    /// Applies set-element changes (grants and revocations) as one transaction, all or nothing.
+    func apply(_ batch: NFTablesNetlink.ElementBatch) throws(NetfilterError)
 }
 
 extension NFTExecutor {
+    /// Applies set-element changes as one transaction; executors that only speak text run the
+    /// batch's script (``NFTContext`` sends prepared netlink messages instead, skipping the parse).
+    public func apply(_ batch: NFTablesNetlink.ElementBatch) throws(NetfilterError) {
+        _ = try run(batch.script)
+    }
+
     /// Executors without a netlink socket of their own cannot claim tables: `ENOTSUP`.
     public func claimTable(_ name: String, flags: NFTablesNetlink.TableFlags) throws(NetfilterError) {
         throw NetfilterError(operation: "NFT_MSG_NEWTABLE", errno: 95, message: "this executor cannot claim tables")

@@ -87,6 +87,89 @@ public enum NFTablesNetlink {
         return nil
     }
 
+    /// One change to a set's elements, as one `NFT_MSG_NEWSETELEM` or `NFT_MSG_DELSETELEM` message.
+    public struct ElementChange: Equatable, Sendable {
+        /// Add (`add element`: an existing element stays, its timeout too) or delete.
+        public enum Kind: Equatable, Sendable { case add, delete }
+        /// Add or delete.
+        public var kind: Kind
+        /// The set's name.
+        public var set: String
+        /// The element's key in network byte order: 4 bytes of IPv4 or 16 of IPv6 address.
+        public var key: [UInt8]
+        /// The element's timeout (added elements only), whole milliseconds; nil for none.
+        public var timeoutMilliseconds: UInt64?
+
+        /// Makes a change.
+        public init(_ kind: Kind, set: String, key: [UInt8], timeoutMilliseconds: UInt64? = nil) {
+            self.kind = kind
+            self.set = set
+            self.key = key
+            self.timeoutMilliseconds = timeoutMilliseconds
+        }
+    }
+
+    /// Set-element changes to apply as one transaction, with the nft text that says the same (for
+    /// logs, and for executors that only speak text).
+    public struct ElementBatch: Equatable, Sendable {
+        /// The `inet` table whose sets change.
+        public var table: String
+        /// The changes, in order.
+        public var changes: [ElementChange]
+        /// The same changes as an nft script.
+        public var script: NFTScript
+
+        /// Makes a batch.
+        public init(table: String, changes: [ElementChange], script: NFTScript) {
+            self.table = table
+            self.changes = changes
+            self.script = script
+        }
+    }
+
+    /// `NFTA_SET_ELEM_LIST_*`, `NFTA_LIST_ELEM`, `NFTA_SET_ELEM_*`, `NFTA_DATA_VALUE`; `NLA_F_NESTED`.
+    static let elementListTable: UInt16 = 1, elementListSet: UInt16 = 2, elementListElements: UInt16 = 3
+    static let listElement: UInt16 = 1, elementKey: UInt16 = 1, elementTimeout: UInt16 = 4, dataValue: UInt16 = 1
+    static let nestedFlag: UInt16 = 0x8000
+
+    /// One transaction applying `batch`: batch begin (`sequence`), one message per change
+    /// (`sequence + 1` …, each with `NLM_F_ACK`), batch end. Returns the bytes and the sequence
+    /// numbers whose answers to wait for.
+    public static func elementBatch(_ batch: ElementBatch, sequence: UInt32) -> (bytes: [UInt8], awaiting: [UInt32]) {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(64 + batch.changes.count * 96)
+        appendMessage(to: &bytes, type: batchBegin, flags: flagRequest, sequence: sequence, family: 0, resourceID: subsystem) { _ in }
+        var awaiting: [UInt32] = []
+        for (offset, change) in batch.changes.enumerated() {
+            let messageSequence = sequence &+ UInt32(offset + 1)
+            awaiting.append(messageSequence)
+            let kind: MessageKind = change.kind == .add ? .newSetElement : .deleteSetElement
+            let flags = flagRequest | flagAck | (change.kind == .add ? flagCreate : 0)
+            appendMessage(
+                to: &bytes, type: subsystem << 8 | UInt16(kind.rawValue), flags: flags, sequence: messageSequence,
+                family: familyINet, resourceID: 0
+            ) { body in
+                appendAttribute(to: &body, type: elementListTable, value: Array(batch.table.utf8) + [0])
+                appendAttribute(to: &body, type: elementListSet, value: Array(change.set.utf8) + [0])
+                appendNested(to: &body, type: elementListElements) { elements in
+                    appendNested(to: &elements, type: listElement) { element in
+                        if let timeout = change.timeoutMilliseconds {
+                            appendAttribute(to: &element, type: elementTimeout, value: bigEndianBytes(timeout))
+                        }
+                        appendNested(to: &element, type: elementKey) { key in
+                            appendAttribute(to: &key, type: dataValue, value: change.key)
+                        }
+                    }
+                }
+            }
+        }
+        appendMessage(
+            to: &bytes, type: batchEnd, flags: flagRequest, sequence: sequence &+ UInt32(batch.changes.count + 1), family: 0,
+            resourceID: subsystem
+        ) { _ in }
+        return (bytes, awaiting)
+    }
+
     // MARK: - Notifications
 
     /// What a batch of nf_tables notifications did to one table.
@@ -148,6 +231,15 @@ public enum NFTablesNetlink {
     private static func appendAttribute(to bytes: inout [UInt8], type: UInt16, value: [UInt8]) {
         bytes += littleEndianBytes(UInt16(4 + value.count)) + littleEndianBytes(type) + value
         pad(&bytes)
+    }
+
+    private static func appendNested(to bytes: inout [UInt8], type: UInt16, _ body: (inout [UInt8]) -> Void) {
+        let start = bytes.count
+        bytes += [0, 0] + littleEndianBytes(type | nestedFlag)
+        body(&bytes)
+        let length = littleEndianBytes(UInt16(bytes.count - start))
+        bytes[start] = length[0]
+        bytes[start + 1] = length[1]
     }
 
     private static func pad(_ bytes: inout [UInt8]) {

@@ -74,6 +74,7 @@ import Testing
         #expect(executor.changes.contains { $0.contains("add element inet pk_test SSH_allowed4 { 192.0.2.2 timeout 60s }") })
         #expect(executor.changes.contains { $0.contains("add element inet pk_test SSH_allowed4 { 192.0.2.3 timeout 60s }") })
         #expect(log.messages.withLock { $0 }.contains("notice: pknockd stopping"))
+        #expect(loop.grantLatency.count == 2)  // the daemon's share of each grant was measured
     }
 
     @Test func aStartThatTheKernelRefusesFailsTheService() async throws {

@@ -88,6 +88,36 @@ final class TableOwnershipSystemTests {
         withExtendedLifetime(first) {}
     }
 
+    @Test func preparedElementBatchesGrantRenewAndRevokeInAnOwnedTable() throws {
+        let context = try NFTContext()
+        try context.claimTable(Self.name, flags: [.owner, .persist])
+        _ = try context.run(NFTScript("add set inet \(Self.name) a4 { type ipv4_addr; flags timeout; }\nadd set inet \(Self.name) a6 { type ipv6_addr; flags timeout; }"))
+        let v4: [UInt8] = [192, 0, 2, 7]
+        let v6: [UInt8] = [0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 11) + [9]
+        func grant(_ set: String, _ key: [UInt8], seconds: UInt64) throws {
+            try context.apply(
+                .init(
+                    table: Self.name,
+                    changes: [.init(.add, set: set, key: key), .init(.delete, set: set, key: key), .init(.add, set: set, key: key, timeoutMilliseconds: seconds * 1000)],
+                    script: "grant"))
+        }
+        try grant("a4", v4, seconds: 90)
+        try grant("a6", v6, seconds: 30)
+        #expect(try Self.nft("list set inet \(Self.name) a4").output.contains("192.0.2.7 timeout 1m30s"))
+        #expect(try Self.nft("list set inet \(Self.name) a6").output.contains("2001:db8::9 timeout 30s"))
+        try grant("a4", v4, seconds: 600)  // a renewal replaces the timeout
+        #expect(try Self.nft("list set inet \(Self.name) a4").output.contains("192.0.2.7 timeout 10m"))
+        try context.apply(.init(table: Self.name, changes: [.init(.add, set: "a4", key: v4), .init(.delete, set: "a4", key: v4)], script: "revoke"))
+        #expect(try !Self.nft("list set inet \(Self.name) a4").output.contains("192.0.2.7"))
+        // All or nothing: a batch naming a missing set changes nothing, and says why.
+        let error = #expect(throws: NetfilterError.self) {
+            try context.apply(
+                .init(table: Self.name, changes: [.init(.add, set: "a4", key: v4), .init(.add, set: "missing", key: v4)], script: "bad"))
+        }
+        #expect(error?.errno == ENOENT)
+        #expect(try !Self.nft("list set inet \(Self.name) a4").output.contains("192.0.2.7"))
+    }
+
     @Test func monitorSeesOthersChangesToTheTableButNotOurOwn() throws {
         // A table of its own: the other tests' clean-up (in deinit, which may run late) must not show up here.
         let table = "pknock_monitor_test"

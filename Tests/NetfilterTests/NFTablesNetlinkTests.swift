@@ -91,4 +91,48 @@ import Testing
         #expect(NFTablesNetlink.changes(in: Self.flushRuleset, table: "other", ignoringPortID: nil) == .init(touched: true, deleted: true))
         #expect(NFTablesNetlink.changes(in: Self.flushRuleset, table: "third", ignoringPortID: nil) == .init())
     }
+
+    /// What `nft --debug=mnl add element inet pk a4 { 192.0.2.7 timeout 90s }` sends, less the
+    /// set ID it adds (NFTA_SET_ELEM_LIST_SET_ID, for sets created in the same batch): table, set,
+    /// then the nested element with its timeout (big-endian milliseconds) and key.
+    @Test func anAddedElementIsEncodedAsNftEncodesIt() {
+        let batch = NFTablesNetlink.ElementBatch(
+            table: "pk", changes: [.init(.add, set: "a4", key: [192, 0, 2, 7], timeoutMilliseconds: 90_000)],
+            script: "add element inet pk a4 { 192.0.2.7 timeout 90s }")
+        let (bytes, awaiting) = NFTablesNetlink.elementBatch(batch, sequence: 10)
+        #expect(awaiting == [11])
+        let expected = Self.bytes(
+            """
+            14000000 1000 0100 0a000000 00000000 0000000a
+            44000000 0c0a 0504 0b000000 00000000 01000000
+            0700 0100 706b0000  0700 0200 61340000
+            2000 0380  1c00 0180  0c00 0400 00000000 00015f90  0c00 0180 0800 0100 c0000207
+            14000000 1100 0100 0c000000 00000000 0000000a
+            """)
+        #expect(bytes == expected)
+    }
+
+    @Test func aDeletionHasNoTimeoutOrCreateFlagAndEveryMessageIsAcknowledged() {
+        let key: [UInt8] = [0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 11) + [7]
+        let batch = NFTablesNetlink.ElementBatch(
+            table: "pk", changes: [.init(.add, set: "a6", key: key), .init(.delete, set: "a6", key: key)], script: "")
+        let (bytes, awaiting) = NFTablesNetlink.elementBatch(batch, sequence: 100)
+        #expect(awaiting == [101, 102])
+        // Message 2, after the 20-byte batch begin and the add (its length in its first byte):
+        // DELSETELEM with REQUEST | ACK, and no timeout attribute.
+        let addLength = Int(bytes[20])
+        #expect(addLength == 56 + 12)
+        let deletion = Array(bytes[(20 + addLength)...])
+        #expect(Array(deletion[4...7]) == [0x0e, 0x0a, 0x05, 0x00])
+        #expect(!Array(deletion.prefix(Int(deletion[0]))).windowsMatch([0x0c, 0x00, 0x04, 0x00]))
+        #expect(bytes.suffix(20).prefix(6) == [0x14, 0, 0, 0, 0x11, 0])
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Whether `pattern` occurs anywhere in the bytes.
+    func windowsMatch(_ pattern: [UInt8]) -> Bool {
+        guard count >= pattern.count else { return false }
+        return (0...(count - pattern.count)).contains { Array(self[$0..<$0 + pattern.count]) == pattern }
+    }
 }

@@ -149,28 +149,62 @@ public final class NFTContext: NFTExecutor {
     /// table is owned by this context already with other flags; `EPERM` when another process owns
     /// it. The corresponding kernel message is `NFT_MSG_NEWTABLE` in its own batch.
     public func claimTable(_ name: String, flags: NFTablesNetlink.TableFlags) throws(NetfilterError) {
+        claimSequence &+= 3
+        let bytes = NFTablesNetlink.claimTableBatch(name: name, flags: flags, sequence: claimSequence)
+        try exchange(bytes, awaiting: [claimSequence &+ 1], operation: "NFT_MSG_NEWTABLE", subject: "claiming table inet \(name)")
+    }
+
+    /// Applies `batch` as prepared netlink messages on this context's socket (no text to parse: the
+    /// grant path of pknockd), or as its script where the socket is unknown.
+    ///
+    /// The corresponding kernel messages are `NFT_MSG_NEWSETELEM` and `NFT_MSG_DELSETELEM` in one
+    /// batch; the kernel applies all of them or none.
+    public func apply(_ batch: NFTablesNetlink.ElementBatch) throws(NetfilterError) {
+        guard socketDescriptor != nil else {
+            _ = try run(batch.script)
+            return
+        }
+        let sequence = claimSequence &+ 1
+        claimSequence &+= UInt32(batch.changes.count + 2)
+        let (bytes, awaiting) = NFTablesNetlink.elementBatch(batch, sequence: sequence)
+        try exchange(bytes, awaiting: awaiting, operation: "NFT_MSG_NEWSETELEM", subject: batch.script.text)
+    }
+
+    /// Sends one batch on this context's socket and waits (at most 2 s) for the kernel's answer to
+    /// each of `awaiting`; throws the first refusal.
+    private func exchange(_ bytes: [UInt8], awaiting: [UInt32], operation: String, subject: String) throws(NetfilterError) {
         guard let descriptor = socketDescriptor else {
             throw NetfilterError(
-                operation: "NFT_MSG_NEWTABLE", errno: ENOTSUP,
-                message: "the libnftables context's netlink socket could not be identified")
+                operation: operation, errno: ENOTSUP, message: "the libnftables context's netlink socket could not be identified")
         }
-        var buffer = [UInt8](repeating: 0, count: 65_536)
         // Whatever libnftables left unread must not be taken for our answer.
-        while case .datagram = try NetlinkSocket.receive(on: descriptor, into: &buffer) {}
-        claimSequence &+= 3
-        let sequence = claimSequence
-        try NetlinkSocket.send(NFTablesNetlink.claimTableBatch(name: name, flags: flags, sequence: sequence), on: descriptor)
+        while case .datagram = try NetlinkSocket.receive(on: descriptor, into: &receiveBuffer) {}
+        try NetlinkSocket.send(bytes, on: descriptor)
+        var unanswered = awaiting
+        var refusal: Int32?
         let clock = ContinuousClock()
         let deadline = clock.now + .seconds(2)
-        while clock.now < deadline {
-            guard try NetlinkSocket.waitReadable(descriptor, milliseconds: 100) else { continue }
-            guard case .datagram(let count) = try NetlinkSocket.receive(on: descriptor, into: &buffer) else { continue }
-            guard let code = NFTablesNetlink.acknowledgement(in: buffer[..<count], sequence: sequence &+ 1) else { continue }
-            if code == 0 { return }
-            throw NetfilterError(operation: "NFT_MSG_NEWTABLE", errno: code, message: "claiming table inet \(name)")
+        while !unanswered.isEmpty, clock.now < deadline {
+            // After a refusal the kernel has aborted the batch; the answers still due come at once.
+            guard try NetlinkSocket.waitReadable(descriptor, milliseconds: refusal == nil ? 100 : 20) else {
+                if refusal != nil { break }
+                continue
+            }
+            guard case .datagram(let count) = try NetlinkSocket.receive(on: descriptor, into: &receiveBuffer) else { continue }
+            unanswered.removeAll { sequence in
+                guard let code = NFTablesNetlink.acknowledgement(in: receiveBuffer[..<count], sequence: sequence) else { return false }
+                if code != 0, refusal == nil { refusal = code }
+                return true
+            }
         }
-        throw NetfilterError(operation: "NFT_MSG_NEWTABLE", errno: ETIMEDOUT, message: "no answer from the kernel within 2 s")
+        if let refusal { throw NetfilterError(operation: operation, errno: refusal, message: subject) }
+        if !unanswered.isEmpty {
+            throw NetfilterError(operation: operation, errno: ETIMEDOUT, message: "no answer from the kernel within 2 s: \(subject)")
+        }
     }
+
+    /// Where answers to our own messages are read; allocated once.
+    private var receiveBuffer = [UInt8](repeating: 0, count: 65_536)
 
     /// Sequence numbers of our own messages, far from libnftables' (it counts from the time of day).
     private var claimSequence: UInt32 = 0x7000_0000
