@@ -66,7 +66,7 @@ public enum ControlClient {
 
     /// Follows the event stream, calling `onEvent` with each event until it returns false.
     ///
-    /// Throws when the daemon goes away. Events of kinds this client does not know are skipped.
+    /// Throws when the daemon goes away. Lines that are not events are skipped.
     public static func follow(socketPath: String, onEvent: (EventReport) -> Bool) throws(Failure) {
         let socket = try connect(socketPath)
         defer { socket.close() }

@@ -281,19 +281,22 @@ public struct RuleStatusReport: Codable, Equatable, Sendable {
 }
 
 /// The kind of an event on the stream: the `event` field, such as `allowed` or `didnt_match`.
-public enum EventKind: String, Codable, CaseIterable, Sendable {
+///
+/// Kinds may be added (Docs/control-protocol.md): one this client does not know arrives as
+/// ``other(_:)`` with its wire name, so `pknock events` still shows it.
+public enum EventKind: Hashable, Sendable, CaseIterable, Codable {
     /// A correct knock, not the last.
     case matching
     /// Sequence completed, SPA open, or `pknock open`.
     case allowed
     /// A knock on the wrong port.
-    case didNotMatch = "didnt_match"
+    case didNotMatch
     /// Too long between knocks.
-    case timeExceeded = "time_exceeded"
+    case timeExceeded
     /// A second SPA open in the same minute (replay).
     case blocked
     /// An SPA packet no secret verifies.
-    case badMAC = "bad_mac"
+    case badMAC
     /// A close knock or `pknock close`.
     case closed
     /// Access ran out.
@@ -301,9 +304,40 @@ public enum EventKind: String, Codable, CaseIterable, Sendable {
     /// An attempt dropped under `max_tracked_peers`.
     case evicted
     /// A grant refused under `max_allowed_peers`.
-    case refusedFull = "refused_full"
+    case refusedFull
     /// This reader fell behind and missed events (not an engine event).
     case dropped
+    /// A kind from a newer pknockd, by its wire name.
+    case other(String)
+
+    /// The kinds this version knows, in the order of Docs/control-protocol.md.
+    public static let allCases: [EventKind] = [
+        .matching, .allowed, .didNotMatch, .timeExceeded, .blocked, .badMAC, .closed, .autoclosed, .evicted, .refusedFull,
+        .dropped,
+    ]
+
+    /// The wire name, such as `didnt_match`.
+    public var rawValue: String {
+        switch self {
+        case .matching: "matching"
+        case .allowed: "allowed"
+        case .didNotMatch: "didnt_match"
+        case .timeExceeded: "time_exceeded"
+        case .blocked: "blocked"
+        case .badMAC: "bad_mac"
+        case .closed: "closed"
+        case .autoclosed: "autoclosed"
+        case .evicted: "evicted"
+        case .refusedFull: "refused_full"
+        case .dropped: "dropped"
+        case .other(let name): name
+        }
+    }
+
+    /// The kind named `rawValue`; ``other(_:)`` for a name this version does not know.
+    public init(rawValue: String) {
+        self = Self.allCases.first { $0.rawValue == rawValue } ?? .other(rawValue)
+    }
 
     /// The wire kind of an engine event.
     public init(_ kind: KnockEvent.Kind) {
@@ -319,6 +353,17 @@ public enum EventKind: String, Codable, CaseIterable, Sendable {
         case .evicted: self = .evicted
         case .refusedFull: self = .refusedFull
         }
+    }
+
+    /// Reads the wire name.
+    public init(from decoder: any Decoder) throws {
+        self.init(rawValue: try decoder.singleValueContainer().decode(String.self))
+    }
+
+    /// Writes the wire name.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(rawValue)
     }
 }
 
@@ -404,7 +449,7 @@ public struct EventReport: Codable, Equatable, Sendable {
     /// The event as one JSON line, without the newline.
     public var line: String { ControlFraming.encode(self) }
 
-    /// Parses an event line; an event of a kind this client does not know is an error (skip it).
+    /// Parses an event line; an unknown kind is kept as ``EventKind/other(_:)``.
     public init(parsing line: some Collection<UInt8>) throws(ControlProtocolError) {
         guard let report = ControlFraming.decode(EventReport.self, from: line) else {
             throw ControlProtocolError("unreadable event from pknockd")

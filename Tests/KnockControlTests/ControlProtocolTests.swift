@@ -59,9 +59,18 @@ import Testing
         #expect(EventKind(KnockEvent.Kind.refusedFull) == .refusedFull)
     }
 
-    @Test func anEventOfAnUnknownKindIsRefusedSoTheClientSkipsIt() {
-        #expect(throws: ControlProtocolError.self) { try EventReport(parsing: Array(#"{"event":"rebooted","rule":"SSH"}"#.utf8)) }
+    @Test func anEventOfANewerKindIsKeptByName() throws {
+        let report = try EventReport(parsing: Array(#"{"event":"rebooted","rule":"SSH","peer":"192.0.2.7"}"#.utf8))
+        #expect(report.event == .other("rebooted"))
+        #expect(report.text == "- SSH src=192.0.2.7 event=REBOOTED")
+        #expect(report.line == #"{"event":"rebooted","peer":"192.0.2.7","rule":"SSH"}"#)
+        for kind in EventKind.allCases { #expect(EventKind(rawValue: kind.rawValue) == kind) }
+    }
+
+    @Test func anEventThatIsNotOneIsRefused() {
         #expect(throws: ControlProtocolError.self) { try EventReport(parsing: Array(#"{"event":"closed","protocol":"sctp"}"#.utf8)) }
+        #expect(throws: ControlProtocolError.self) { try EventReport(parsing: Array(#"{"rule":"SSH"}"#.utf8)) }
+        #expect(throws: ControlProtocolError.self) { try EventReport(parsing: Array(#"{"event":7}"#.utf8)) }
     }
 
     @Test func theDroppedNoticeHasOnlyItsCount() throws {
