@@ -1,4 +1,9 @@
-import Foundation
+// FoundationEssentials where there is one (JSON coding needs no ICU), else Foundation (Darwin).
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// The control socket's framing (Docs/control-protocol.md): JSON lines.
 ///

@@ -1,5 +1,11 @@
-import Foundation
 import KnockCore
+
+// FoundationEssentials where there is one (JSON coding needs no ICU), else Foundation (Darwin).
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 // The control socket's messages (Docs/control-protocol.md) as Swift types: requests and their
 // command names, typed replies, status reports and events. Everything here is pure: parsing,

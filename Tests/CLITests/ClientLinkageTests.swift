@@ -4,7 +4,7 @@ import Testing
 /// The client installs without the daemon's firewall libraries, and its sources stay portable.
 @Suite struct ClientLinkageTests {
     /// The shared libraries only the daemon may need.
-    static let firewallLibraries = ["libnftables", "libnetfilter_log", "libnfnetlink", "libmnl"]
+    static let firewallLibraries = ["libnftables", "libnftnl", "libnetfilter_log", "libnfnetlink", "libmnl"]
 
     /// The shared libraries `ldd` lists for the built executable `name`.
     static func linkedLibraries(_ name: String) throws -> [String] {
