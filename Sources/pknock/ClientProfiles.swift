@@ -35,8 +35,13 @@ struct WaitSpec: Equatable {
     /// Parses `PORT` or `PORT:SECONDS` (1 to 3600 seconds).
     static func parse(_ text: String) -> Result<WaitSpec, ClientUsageError> {
         let parts = text.split(separator: ":", omittingEmptySubsequences: false)
-        guard (1...2).contains(parts.count), let port = Port(parts[0]) else {
+        guard (1...2).contains(parts.count) else {
             return .failure(ClientUsageError("wait: '\(text)' is not PORT or PORT:SECONDS"))
+        }
+        let port: KnockCore.Port
+        switch Syntax.port(parts[0]) {
+        case .success(let parsed): port = parsed
+        case .failure(let problem): return .failure(ClientUsageError("wait: \(problem.message)"))
         }
         guard parts.count == 2 else { return .success(WaitSpec(port: port, seconds: defaultSeconds)) }
         guard let seconds = Int(parts[1]), (1...maximumSeconds).contains(seconds) else {

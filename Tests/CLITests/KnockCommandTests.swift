@@ -74,6 +74,9 @@ import Testing
         (["knock", "--close", "192.0.2.1", "4000"], "--close applies to SPA only"),
         (["knock", "--spa", "--source-ip", "nope", "192.0.2.1", "4000"], "--source-ip: 'nope' is not an IP address"),
         (["knock", "--wait", "22:0", "192.0.2.1", "2002"], "not a number of seconds"),
+        (["knock", "--wait", "ssh", "192.0.2.1", "2002"], "wait: \"ssh\" is not a port number (1 to 65535)"),
+        (["knock", "--wait", "0:5", "192.0.2.1", "2002"], "wait: port 0 is out of range (1 to 65535)"),
+        (["knock", "--wait", "22:5:5", "192.0.2.1", "2002"], "wait: '22:5:5' is not PORT or PORT:SECONDS"),
         (["knock", "--spa", "--secret", "a", "--secret-file", "f", "192.0.2.1", "4000"], "not both"),
     ])
     func usageErrors(arguments: [String], message: String) {
