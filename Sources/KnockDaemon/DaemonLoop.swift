@@ -132,7 +132,7 @@ public final class DaemonLoop: @unchecked Sendable {
                 let received = now()
                 _ = try reader.receiveQueued { packet in
                     let batches = service.counters.firewallBatches
-                    service.handle(packet: packet.payload, etherType: packet.hardwareProtocol, now: now(), wallTime: Self.wallTime())
+                    service.handle(packet: Array(packet.payload), etherType: packet.hardwareProtocol, now: now(), wallTime: Self.wallTime())
                     if service.counters.firewallBatches != batches { grantLatency.record(now() - received) }
                 }
             }

@@ -276,6 +276,8 @@ struct NetlinkMessages<Bytes: Collection<UInt8>>: Sequence, IteratorProtocol {
     init(_ bytes: Bytes) { self.bytes = Array(bytes) }
 
     mutating func next() -> Message? {
+        // The last message's padding may reach past the end.
+        guard offset < bytes.count else { return nil }
         let view = ByteView(bytes: bytes, range: offset..<bytes.count)
         guard let length = view.uint32(at: 0), length >= 16, Int(length) <= view.count,
             let type = view.uint16(at: 4), let flags = view.uint16(at: 6),

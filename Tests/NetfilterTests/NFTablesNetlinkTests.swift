@@ -69,6 +69,14 @@ import Testing
         #expect(NFTablesNetlink.changes(in: Self.addElement.prefix(30), table: "pknock", ignoringPortID: nil) == .init())
     }
 
+    /// Found by FuzzNetlink: a last message whose length is not a multiple of 4 trapped.
+    @Test func aLastMessageWithAnOddLengthDoesNotTrap() {
+        var bytes = Self.addTable
+        bytes[0] = 0x39  // 57 bytes of a 60-byte datagram: the padding would reach past the end
+        #expect(NFTablesNetlink.changes(in: bytes.prefix(58), table: "pknock", ignoringPortID: nil) == .init(touched: true))
+        #expect(NFTablesNetlink.acknowledgement(in: bytes.prefix(58), sequence: 1) == nil)
+    }
+
     @Test func changesToTheTableBySomeoneElseAreSeen() {
         #expect(NFTablesNetlink.changes(in: Self.addTable, table: "pknock", ignoringPortID: nil) == .init(touched: true))
         #expect(NFTablesNetlink.changes(in: Self.addElement, table: "pknock", ignoringPortID: 1) == .init(touched: true))
