@@ -75,6 +75,9 @@ public final class KnockService {
     public static let repairWarningInterval: Duration = .seconds(60)
     /// What the service saw and did.
     public private(set) var counters = Counters()
+    /// Called as soon as the kernel has acknowledged a grant or revoke batch (before the event is
+    /// logged): where the intake loop measures its own share of knock → open.
+    public var onFirewallApplied: (() -> Void)?
     /// Called with every event, after it is logged (the event stream hangs here).
     public var onEvent: ((KnockEvent) -> Void)?
 
@@ -432,6 +435,7 @@ public final class KnockService {
             do {
                 try executor.apply(layout.commandBatch(command))
                 counters.firewallBatches += 1
+                onFirewallApplied?()
             } catch {
                 counters.firewallErrors += 1
                 logger.error("firewall change failed", metadata: ["nft.table": "\(configuration.daemon.table)", "error": "\(error)"])
