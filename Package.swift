@@ -19,7 +19,9 @@ let package = Package(
         // Pure: rules, peers, the knock state machine, SPA verification, packet parsing.
         .target(
             name: "KnockCore",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]
         ),
         // Pure parsing of the TOML config and of xt_pknock iptables rules files into KnockCore rules.
         .target(name: "KnockConfig", dependencies: ["KnockCore", "KnockPOSIX", .product(name: "Crypto", package: "swift-crypto")]),

@@ -176,6 +176,8 @@ public struct Rule: Equatable, Sendable {
     public var spa: SPASettings?
     /// SPA v2 settings; nil unless the rule is opened by v2 packets from configured clients.
     public var spa2: SPAv2RuleSettings?
+    /// fwknop settings; nil unless the rule is opened by fwknop clients' packets (`spa = "fwknop"`).
+    public var fwknop: FwknopRuleSettings?
     /// The ports allowed peers may reach.
     public var protectedPorts: [ServicePort]
     /// The most peers tracked mid-sequence, counted separately for peers after their first knock and
@@ -194,6 +196,7 @@ public struct Rule: Equatable, Sendable {
         autoclose: Duration? = nil,
         spa: SPASettings? = nil,
         spa2: SPAv2RuleSettings? = nil,
+        fwknop: FwknopRuleSettings? = nil,
         protectedPorts: [ServicePort] = [],
         maxTrackedPeers: Int = Rule.defaultMaxTrackedPeers,
         maxAllowedPeers: Int = Rule.defaultMaxAllowedPeers
@@ -205,6 +208,7 @@ public struct Rule: Equatable, Sendable {
         self.autoclose = autoclose
         self.spa = spa
         self.spa2 = spa2
+        self.fwknop = fwknop
         self.protectedPorts = protectedPorts
         self.maxTrackedPeers = maxTrackedPeers
         self.maxAllowedPeers = maxAllowedPeers
