@@ -11,6 +11,7 @@ PACKAGES=(
     python3                           # the tests' TCP echo service and probes
     knockd                            # knockd's `knock` client: interoperability tests
     iptables                          # iptables-nft -F in the firewall-reload tests
+    fwknop-client fwknop-server       # fwknop interoperability tests, both ways (Scripts/e2e/90-fwknop.sh)
 )
 
 missing=()
@@ -25,7 +26,10 @@ if ((${#missing[@]})); then
     echo "+ apt-get update && apt-get install -y ${missing[*]}"
     apt-get update -q
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
-    # The knockd package ships a disabled service; make sure it never runs on this host.
+    # The knockd and fwknop-server packages ship services; make sure neither runs on this host.
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet fwknop-server 2>/dev/null; then
+        systemctl stop fwknop-server || true
+    fi
     if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet knockd 2>/dev/null; then
         systemctl stop knockd || true
     fi

@@ -54,14 +54,16 @@ public enum Fwknop {
         }
 
         /// Reads a key file in `fwknop --key-gen`'s output form (`KEY_BASE64: …` and
-        /// `HMAC_KEY_BASE64: …` lines; `KEY_BASE64 …` as in access.conf too; `#` comments).
+        /// `HMAC_KEY_BASE64: …` lines; `KEY_BASE64 …` as in access.conf too; `#` comments and fwknop's
+        /// `[*]` notes are skipped).
         /// Throws a message naming the missing or bad line, never a key.
         public init(parsing text: String) throws(KeyFileError) {
             var encryption: [UInt8]?
             var hmac: [UInt8]?
             for rawLine in text.split(whereSeparator: \.isNewline) {
                 let line = rawLine.trimmingCharacters(in: .whitespaces)
-                if line.isEmpty || line.hasPrefix("#") { continue }
+                // fwknop's own notes ("[*] Creating initial rc file…") may be in saved --key-gen output.
+                if line.isEmpty || line.hasPrefix("#") || line.hasPrefix("[*]") { continue }
                 guard let separator = line.firstIndex(where: { $0 == ":" || $0 == " " || $0 == "\t" }) else {
                     throw KeyFileError("expected \"KEY_BASE64: …\" and \"HMAC_KEY_BASE64: …\" lines")
                 }

@@ -465,7 +465,7 @@ enum Fixture {
         ("[[rule]]\nname = \"V2\"\nknock = [\"4500:udp\"]\nspa = \"v2\"\nopen_secret = \"x\"\nprotect = [22]\n",
          "/etc/pknock/pknock.toml:5: rule V2: open_secret: SPA v2 rules take their keys from [[client]] entries, not open_secret"),
         ("[[rule]]\nname = \"A\"\nknock = [1]\nallow_named_address = true\nprotect = [22]\n",
-         "/etc/pknock/pknock.toml:4: rule A: allow_named_address: applies only to SPA v2 rules (spa = \"v2\")"),
+         "/etc/pknock/pknock.toml:4: rule A: allow_named_address: applies only to SPA v2 and fwknop rules (spa = \"v2\" or \"fwknop\")"),
         ("[[rule]]\nname = \"A\"\nknock = [1]\nprotect = [22]\n[[client]]\nid = \"c\"\nrules = [\"A\"]\ned25519_public_key = \"\(publicKey)\"\n",
          "/etc/pknock/pknock.toml:7: rules: client c: A is not an SPA v2 rule (spa = \"v2\")"),
         ("[[client]]\nid = \"c d\"\n", "/etc/pknock/pknock.toml:2: id: a client id is 1 to 32 letters, digits, '.', '_' or '-'"),

@@ -188,6 +188,7 @@ import Testing
         let keys = try Fwknop.Keys(parsing: text)
         #expect(keys == Self.keys)
         #expect(keys.keyFileText == text)
+        #expect(try Fwknop.Keys(parsing: "[*] Creating initial rc file: /root/.fwknoprc.\n" + text) == keys)
         #expect(throws: Fwknop.KeyFileError.self) { try Fwknop.Keys(parsing: "KEY_BASE64: AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n") }
         do {
             _ = try Fwknop.Keys(parsing: "KEY_BASE64: AAEC\n")
@@ -210,5 +211,21 @@ import Testing
         for (what, plain, expected) in cases {
             #expect(Fwknop.parse(plain) == .failure(expected), "\(what)")
         }
+    }
+
+    /// The engine grants for the client's timeout, capped by the rule's autoclose.
+    @Test(arguments: [(nil, 30), (10, 10), (100, 30)] as [(Int?, Int64)])
+    func engineCapsTheClientTimeout(asked: Int?, granted: Int64) throws {
+        var engine = KnockEngine(rules: [Self.rule], fwknopClients: [Self.client()])
+        let type: Fwknop.MessageType = asked == nil ? .access : .clientTimeoutAccess
+        let packet = try Self.packet(Self.message(type: type, timeout: asked))
+        let knock = Knock(source: Self.source, transport: .udp, port: Fwknop.defaultPort, payload: packet[...])
+        let effects = engine.handle(knock, at: Instant(nanoseconds: 0), wallTime: Self.now)
+        #expect(effects.contains(.firewall(.allow(rule: Self.ssh, peer: Self.source, ttl: .seconds(granted)))), "\(effects)")
+        #expect(engine.fwknopSeenDigests.count == 1)
+        let again = engine.handle(knock, at: Instant(nanoseconds: 1), wallTime: Self.now)
+        guard case .event(let event) = again.first else { Issue.record("no event for the replay"); return }
+        #expect(event.kind == .blocked)
+        #expect(event.fwknopRejection == .replayed(client: "laptop"))
     }
 }
