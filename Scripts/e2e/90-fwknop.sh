@@ -115,6 +115,50 @@ fwk_send "$NS_B" "$FWK_PACKET" 198.51.100.1
 expect closed "$NS_B" 198.51.100.1 2250 "the packet is still refused after a restart"
 fwk_log_has "replayed" "the log says replayed after the restart"
 stop_daemon
+
+scenario "fwknop: pknock knock --fwknop opens pknockd"
+write_config "$FWK_CONFIG"
+start_daemon --config "$CONFIG" --log-level debug
+expect closed "$NS_A" 192.0.2.1 2250 "2250 closed before pknock's fwknop packet"
+ip netns exec "$NS_A" "$PKNOCK" knock --fwknop --key-file "$PK_WORK/keys/laptop.fwknop" --access tcp/2250 192.0.2.1 \
+    && pass "pknock knock --fwknop exits 0" || fail "pknock knock --fwknop failed"
+expect open "$NS_A" 192.0.2.1 2250 "pknock's fwknop packet opens 2250"
+ip netns exec "$NS_B" "$PKNOCK" knock --fwknop --key-file "$PK_WORK/keys/laptop.fwknop" --access tcp/2250 --address 0.0.0.0 \
+    --fw-timeout 2 198.51.100.1
+expect open "$NS_B" 198.51.100.1 2250 "--address 0.0.0.0 opens for the source the server sees"
+sleep 2.5
+expect closed "$NS_B" 198.51.100.1 2250 "--fw-timeout 2 (under the rule's 60 s) closes after 2 s"
+stop_daemon
+
+if ! command -v fwknopd >/dev/null; then
+    echo "== fwknop: pknock knock --fwknop against fwknopd: skipped (fwknop-server not installed)"
+else
+scenario "fwknop: pknock knock --fwknop opens Debian's fwknopd (in the server namespace only)"
+# fwknopd sniffs the server's veth toward A and drives iptables-nft inside $NS_S (its own
+# FWKNOP_INPUT chain); every file it uses is under $PK_WORK. Stopped by its PID.
+FWKD="$PK_WORK/fwknopd"
+mkdir -p "$FWKD/run"
+( umask 077
+  printf 'PCAP_INTF pkA%s\nENABLE_PCAP_PROMISC N\nFIREWALL_EXE %s\n' "$$" "$(command -v iptables)" > "$FWKD/fwknopd.conf"
+  printf 'SOURCE ANY\nKEY_BASE64 %s\nHMAC_KEY_BASE64 %s\nFW_ACCESS_TIMEOUT 30\n' \
+      "$(fwk_key laptop KEY_BASE64)" "$(fwk_key laptop HMAC_KEY_BASE64)" > "$FWKD/access.conf" )
+ip netns exec "$NS_S" fwknopd -f -c "$FWKD/fwknopd.conf" -a "$FWKD/access.conf" -i "pkA$$" -d "$FWKD/digest.cache" \
+    -p "$FWKD/fwknopd.pid" -r "$FWKD/run" > "$FWKD/log" 2>&1 &
+FWKD_PID=$!
+for _ in $(seq 1 50); do grep -q "Starting fwknopd" "$FWKD/log" 2>/dev/null && break; sleep 0.1; done
+sleep 0.5
+fwkd_rules() { s iptables -S FWKNOP_INPUT 2>/dev/null; }
+fwkd_rules | grep -q -- "-s 192.0.2.2/32" && fail "fwknopd already allows 192.0.2.2" || pass "fwknopd allows nobody before the packet"
+ip netns exec "$NS_A" "$PKNOCK" knock --fwknop --key-file "$PK_WORK/keys/laptop.fwknop" --access tcp/2250 192.0.2.1 \
+    && pass "pknock knock --fwknop to fwknopd exits 0" || fail "pknock knock --fwknop to fwknopd failed"
+FWKD_OK=""
+for _ in $(seq 1 30); do fwkd_rules | grep -q -- "-s 192.0.2.2/32.*--dport 2250" && { FWKD_OK=1; break; }; sleep 0.1; done
+fwkd_rules | grep -- "--dport 2250" | sed 's/^/       fwknopd rule: /'
+[ -n "$FWKD_OK" ] && pass "fwknopd accepted pknock's packet and opened 192.0.2.2 -> tcp/2250" \
+    || { fail "fwknopd did not open 2250 for pknock's packet"; sed 's/^/       fwknopd: /' "$FWKD/log" | tail -15; }
+kill "$FWKD_PID" 2>/dev/null
+wait "$FWKD_PID" 2>/dev/null
+fi
 kill "$FWK_SERVICE_PID" 2>/dev/null
 wait "$FWK_SERVICE_PID" 2>/dev/null
 trap netns_down EXIT
