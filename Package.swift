@@ -33,6 +33,8 @@ let package = Package(
         // No pkgConfig: libnetfilter_log.pc has a line continuation SwiftPM cannot read; the headers
         // are in /usr/include and module.modulemap names the libraries.
         .systemLibrary(name: "CNFLog", providers: [.apt(["libnetfilter-log-dev"])]),
+        // Debian's libqrencode, for `pknock client-config --qr` (fwknop's phone apps read keys from a QR code).
+        .systemLibrary(name: "CQREncode", pkgConfig: "libqrencode", providers: [.apt(["libqrencode-dev"])]),
         // The only target that talks to the kernel: libnftables, NFLOG. No knock concepts.
         .target(
             name: "Netfilter",
@@ -64,7 +66,7 @@ let package = Package(
         .executableTarget(
             name: "pknock",
             dependencies: [
-                "KnockCore", "KnockConfig", "KnockDaemon", "Netfilter",
+                "KnockCore", "KnockConfig", "KnockDaemon", "Netfilter", "CQREncode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]

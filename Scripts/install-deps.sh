@@ -12,6 +12,7 @@ PACKAGES=(
     knockd                            # knockd's `knock` client: interoperability tests
     iptables                          # iptables-nft -F in the firewall-reload tests
     fwknop-client fwknop-server       # fwknop interoperability tests, both ways (Scripts/e2e/90-fwknop.sh)
+    libqrencode-dev zbar-tools        # pknock client-config --qr, and decoding its QR code in the tests
 )
 
 missing=()

@@ -130,6 +130,23 @@ sleep 2.5
 expect closed "$NS_B" 198.51.100.1 2250 "--fw-timeout 2 (under the rule's 60 s) closes after 2 s"
 stop_daemon
 
+scenario "fwknop: pknock client-config's .fwknoprc stanza opens pknockd; its QR code decodes back"
+write_config "$FWK_CONFIG"
+start_daemon --config "$CONFIG" --log-level debug
+"$PKNOCK" client-config --config "$CONFIG" --server 192.0.2.1 FWK --qr-image "$PK_WORK/fwk-qr.pgm" > "$PK_WORK/client-config.out" \
+    && pass "pknock client-config FWK exits 0" || fail "pknock client-config FWK failed"
+( umask 077; sed -n '/^\[FWK\]/,/^$/p' "$PK_WORK/client-config.out" > "$FWK_HOME/.fwknoprc" )
+expect closed "$NS_A" 192.0.2.1 2250 "2250 closed before fwknop -n FWK"
+ip netns exec "$NS_A" env HOME="$FWK_HOME" fwknop --no-save-args -n FWK >/dev/null 2>&1 \
+    && pass "fwknop -n FWK with the exported stanza exits 0" || fail "fwknop -n FWK failed"
+expect open "$NS_A" 192.0.2.1 2250 "the exported .fwknoprc stanza opens 2250"
+if command -v zbarimg >/dev/null; then
+    FWK_QR=$(zbarimg -q --raw "$PK_WORK/fwk-qr.pgm" 2>/dev/null)
+    [ "$FWK_QR" = "KEY_BASE64:$(fwk_key laptop KEY_BASE64) HMAC_KEY_BASE64:$(fwk_key laptop HMAC_KEY_BASE64)" ] \
+        && pass "the QR code decodes (zbarimg) to KEY_BASE64:… HMAC_KEY_BASE64:…" || fail "the QR code decodes to '$FWK_QR'"
+fi
+stop_daemon
+
 if ! command -v fwknopd >/dev/null; then
     echo "== fwknop: pknock knock --fwknop against fwknopd: skipped (fwknop-server not installed)"
 else
