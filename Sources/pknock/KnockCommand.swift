@@ -52,9 +52,9 @@ struct KnockCommand: ParsableCommand {
             Profiles: a single argument names a [profile.NAME] in ~/.config/pknock/client.toml \
             ($XDG_CONFIG_HOME/pknock/client.toml when set, or --profiles FILE). Keys: host, knock \
             (ports as in pknock.toml), udp, delay, family ("ipv4", "ipv6"), spa (true, or \
-            "sha256"/"md5"/"v2"), format, open_secret_file, close_secret_file (relative to the profile \
+            "sha256"/"md5"/"v2"/"fwknop"), format, open_secret_file, close_secret_file (relative to the profile \
             file), source_ip, wait (PORT or "PORT:SECONDS"); for SPA v2 client_id, key_file, key_type, \
-            rule, address. Options on the command line override the profile.
+            rule, address; for fwknop key_file, access, address, user. Options on the command line override the profile.
               pknock knock work-ssh
 
             --wait PORT[:SECONDS] probes PORT over TCP after knocking until it answers (prints "open") \
