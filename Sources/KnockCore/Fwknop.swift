@@ -350,7 +350,7 @@ public enum Fwknop {
     static func hmacText(ofWireCiphertext wire: ArraySlice<UInt8>, hmacKey: Secret) -> [UInt8] {
         var authenticator = HMAC<SHA256>(key: SymmetricKey(data: hmacKey.bytes))
         authenticator.update(data: saltedPrefix)
-        authenticator.update(data: Array(wire))
+        authenticator.update(data: wire)
         return Array(unpaddedBase64(Array(authenticator.finalize())).utf8)
     }
 

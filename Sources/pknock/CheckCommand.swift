@@ -77,6 +77,13 @@ struct Check: ParsableCommand {
                 let clients = configuration.clients.filter { $0.rules.contains(rule.name) }
                     .map { "\($0.id) (\($0.key.kind)\($0.mayNameAddress ? ", may name an address" : ""))" }
                 row("spa", "v2, named addresses: \(spa2.allowNamedAddress ? "allowed" : "no"), clients: \(clients.isEmpty ? "none" : clients.joined(separator: ", "))")
+            } else if let fwknop = rule.fwknop {
+                let clients = configuration.fwknopClients.filter { $0.rules.contains(rule.name) }.map(\.id)
+                row(
+                    "spa",
+                    "fwknop, HMAC required, clock window: \(durationText(configuration.daemon.fwknopClockWindow)), source address required: "
+                        + "\(fwknop.requireSourceAddress ? "yes" : "no"), named addresses: \(fwknop.allowNamedAddress ? "allowed" : "no"), "
+                        + "clients: \(clients.isEmpty ? "none" : clients.joined(separator: ", "))")
             } else {
                 row("spa", "no")
             }

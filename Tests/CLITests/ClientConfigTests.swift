@@ -63,6 +63,12 @@ import Testing
         #expect(export.qrTexts.isEmpty)
     }
 
+    @Test func checkDescribesFwknopRulesWithoutKeys() throws {
+        let text = Check.text(try Self.configuration())
+        #expect(text.contains("fwknop, HMAC required, clock window: 2m, source address required: no, named addresses: no, clients: laptop"))
+        #expect(!text.contains("AAECAwQF"))
+    }
+
     @Test func theQRCodeHasFinderPatterns() throws {
         let code = try QRCode("KEY_BASE64:abc HMAC_KEY_BASE64:def")
         #expect(code.width >= 21 && (code.width - 17) % 4 == 0)
