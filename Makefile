@@ -3,6 +3,8 @@
 #   make install              to $(DESTDIR)$(PREFIX): binaries, man pages, systemd unit, completions,
 #                             an example /etc/pknock/pknock.toml if none exists
 #   make uninstall
+#   make deb                  pknockd_VERSION_ARCH.deb and pknock_VERSION_ARCH.deb in this directory
+#                             (static Swift runtime, own scratch path .build-deb; Scripts/package/)
 # PREFIX defaults to /usr/local; packagers use PREFIX=/usr SYSCONFDIR=/etc DESTDIR=...
 PREFIX      ?= /usr/local
 SYSCONFDIR  ?= /etc
@@ -20,7 +22,7 @@ COMPLETIONS ?= .build/completions
 
 BIN_PATH = $(shell $(SWIFT) build $(SWIFTFLAGS) --show-bin-path)
 
-.PHONY: all build install uninstall completions
+.PHONY: all build install uninstall completions deb
 all: build
 
 build:
@@ -62,3 +64,6 @@ uninstall:
 		$(DESTDIR)$(BASHCOMPDIR)/pknock $(DESTDIR)$(BASHCOMPDIR)/pknockd $(DESTDIR)$(ZSHCOMPDIR)/_pknock \
 		$(DESTDIR)$(ZSHCOMPDIR)/_pknockd $(DESTDIR)$(FISHCOMPDIR)/pknock.fish $(DESTDIR)$(FISHCOMPDIR)/pknockd.fish
 	@echo "left $(SYSCONFDIR)/pknock in place"
+
+deb:
+	Scripts/package/build-deb.sh

@@ -8,6 +8,8 @@ let package = Package(
         .executable(name: "pknock", targets: ["pknock"]),
         .library(name: "KnockCore", targets: ["KnockCore"]),
         .library(name: "KnockConfig", targets: ["KnockConfig"]),
+        // For the fuzz package's NFLOG and netlink targets.
+        .library(name: "Netfilter", targets: ["Netfilter"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),

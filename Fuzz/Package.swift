@@ -12,6 +12,7 @@ import PackageDescription
 let rootIdentity = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().lastPathComponent
 let knockCore = Target.Dependency.product(name: "KnockCore", package: rootIdentity)
 let knockConfig = Target.Dependency.product(name: "KnockConfig", package: rootIdentity)
+let netfilter = Target.Dependency.product(name: "Netfilter", package: rootIdentity)
 
 let package = Package(
     name: "PortKnockOFuzz",
@@ -27,5 +28,6 @@ let package = Package(
             name: "FuzzSPAVerify", dependencies: [knockCore, "CFuzzDriver", .product(name: "Crypto", package: "swift-crypto")]),
         .executableTarget(name: "FuzzRulesFile", dependencies: [knockCore, knockConfig, "CFuzzDriver"]),
         .executableTarget(name: "FuzzTOML", dependencies: [knockCore, knockConfig, "CFuzzDriver"]),
+        .executableTarget(name: "FuzzNetlink", dependencies: [netfilter, "CFuzzDriver"]),
     ]
 )

@@ -19,9 +19,10 @@ declare -A CORPUS=(
     [FuzzSPAVerify]=spa-verify
     [FuzzRulesFile]=rules-file
     [FuzzTOML]=toml
+    [FuzzNetlink]=netlink
 )
 TARGETS=("$@")
-((${#TARGETS[@]})) || TARGETS=(FuzzPacketParser FuzzSPAVerify FuzzRulesFile FuzzTOML)
+((${#TARGETS[@]})) || TARGETS=(FuzzPacketParser FuzzSPAVerify FuzzRulesFile FuzzTOML FuzzNetlink)
 SCRATCH=${FUZZ_SCRATCH_PATH:-Fuzz/.build}
 
 echo "=== fuzz: building (libFuzzer + AddressSanitizer)"

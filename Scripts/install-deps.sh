@@ -11,6 +11,8 @@ PACKAGES=(
     python3                           # the tests' TCP echo service and probes
     knockd                            # knockd's `knock` client: interoperability tests
     iptables                          # iptables-nft -F in the firewall-reload tests
+    hping3                            # spoofed floods and hand-made SYNs: Scripts/e2e/70-flood.sh
+    dpkg-dev lintian                  # make deb: dpkg-shlibdeps, and the packages' lint
     fwknop-client fwknop-server       # fwknop interoperability tests, both ways (Scripts/e2e/90-fwknop.sh)
     libqrencode-dev zbar-tools        # pknock client-config --qr, and decoding its QR code in the tests
 )

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: unit tests, root-only kernel tests in a private network
-# namespace, and the end-to-end namespace tests. Run as root on Debian:
+# namespace, the end-to-end namespace tests, the nft goldens against real nft, swift format lint,
+# and the Debian packages (built, installed, tested end to end with /opt/swift hidden, purged).
+# Run as root on Debian:
 #
 #   Scripts/test.sh
 #
@@ -59,6 +61,25 @@ if [[ -n "$e2e" ]]; then
     passed=$((passed + $(echo "$e2e" | sed -E 's/.* ([0-9]+) passed.*/\1/')))
     failed=$((failed + $(echo "$e2e" | sed -E 's/.* ([0-9]+) failed.*/\1/')))
 fi
+
+# The FirewallLayout goldens against the real nft, on a copy of testdata/ (needs root).
+run_stage nft-goldens Scripts/check-nft-goldens.sh
+
+# Formatting and the lint rules of .swift-format (Tests/.swift-format relaxes two for tests).
+run_stage lint swift format lint --strict --recursive --parallel Sources Tests
+
+# The Debian packages: built (release, static Swift runtime, scratch path .build-deb), installed,
+# the end-to-end tests again against the installed binaries with /opt/swift hidden, then purged.
+DEB_DIR=$(mktemp -d /tmp/pknock-debs.XXXXXX)
+if run_stage deb Scripts/package/build-deb.sh "$DEB_DIR"; then
+    run_stage deb-e2e Scripts/package/test-deb.sh "$DEB_DIR"
+    deb=$(grep -E '^test-deb: [0-9]+ passed, [0-9]+ failed' "$LOGS/deb-e2e.log" | tail -1)
+    if [[ -n "$deb" ]]; then
+        passed=$((passed + $(echo "$deb" | sed -E 's/.* ([0-9]+) passed.*/\1/')))
+        failed=$((failed + $(echo "$deb" | sed -E 's/.* ([0-9]+) failed.*/\1/')))
+    fi
+fi
+rm -rf "$DEB_DIR"
 
 echo
 for stage in "${stage_failed[@]}"; do echo "FAILED stage: $stage"; done

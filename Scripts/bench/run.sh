@@ -13,8 +13,13 @@
 #      default cap under a 2M-source flood (bounded by configuration);
 #   3. latency: last knock → protected port accepting, p50/p90/p99, idle and under a flood;
 #   4. the legitimate client (a sequence and an SPA) during a flood of spoofed first knocks from
-#      ≥ 1M distinct IPv6 sources (2001:db8:ff00::/40), several runs.
+#      ≥ 1M distinct IPv6 sources (2001:db8:ff00::/40), several runs;
+#   5. the same at human speed (issue #12): the sequence knocked with 1 s and with 5 s between
+#      knocks, and an SPA, during a flood of ≥ 2M distinct sources at the sender's maximum rate,
+#      10 runs each; pknockd's peak RSS and the bytes per first-knock entry.
 # Every flood is bounded in count and time. `quick` shrinks counts for a smoke run.
+# BENCH_PKNOCKD=PATH uses that pknockd instead of building one (e.g. an older commit's, to compare);
+# BENCH_SECTIONS="1 5" runs only those sections; BENCH_HUMAN_GAPS and BENCH_HUMAN_RUNS narrow section 5.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 export PATH="$PATH:/opt/swift/usr/bin"
@@ -23,9 +28,14 @@ QUICK=${1:-}
 SCRATCH=${BENCH_SCRATCH_PATH:-.build}
 
 echo "=== building pknockd (release) and the flood sender"
-swift build --scratch-path "$SCRATCH" -c release --product pknockd >/dev/null || { echo "bench: build failed"; exit 1; }
-BIN=$(swift build --scratch-path "$SCRATCH" -c release --show-bin-path)
-PKNOCKD="$BIN/pknockd"
+if [ -n "${BENCH_PKNOCKD:-}" ]; then
+    PKNOCKD=$BENCH_PKNOCKD
+else
+    swift build --scratch-path "$SCRATCH" -c release --product pknockd >/dev/null || { echo "bench: build failed"; exit 1; }
+    PKNOCKD="$(swift build --scratch-path "$SCRATCH" -c release --show-bin-path)/pknockd"
+fi
+SECTIONS=${BENCH_SECTIONS:-1 2 3 4 5}
+section() { [[ " $SECTIONS " == *" $1 "* ]]; }
 source Scripts/lib/netns.sh
 FLOOD="$PK_WORK/pk-flood"
 cc -O2 -o "$FLOOD" Scripts/bench/flood.c || exit 1
@@ -49,6 +59,8 @@ write_config() {
 table = "$TABLE"
 nflog_group = 27
 max_tracked_peers = $1
+state_directory = "$PK_WORK/state"
+control_socket = "$PK_WORK/control.sock"
 
 [[rule]]
 name = "SEQ"
@@ -90,6 +102,7 @@ kernel_count() { echo $(($(kernel_total) - KERNEL_MARK)); }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$DAEMON_PID/stat"; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$DAEMON_PID/status"; }
+peak_rss_kib() { awk '/^VmHWM/ {print $2}' "/proc/$DAEMON_PID/status"; }
 TICKS=$(getconf CLK_TCK)
 
 # stop_and_count: stops pknockd (in this shell, so it can wait) and sets PROCESSED and ENOBUFS from
@@ -115,6 +128,7 @@ else N_FLOOD=2000000; N_MEM=(10000 100000 1000000); N_LAT=300; N_LEGIT=5; SOURCE
 echo
 echo "=== machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
 
+if section 1; then
 echo
 echo "=== 1. throughput: spoofed first knocks (TCP SYN to 2002, IPv6, distinct sources)"
 printf '%-10s %10s %10s %10s %10s %8s %10s %12s\n' rate sent kernel pknockd lost enobufs sent_pps cpu_us/knock
@@ -136,13 +150,16 @@ for rate in 50000 100000 160000 0; do
         $((kernel - processed)) "$enobufs" "$(sed_field "$out" pps)" "$cpu_us"
 done
 
+fi
+
+if section 2; then
 echo
-echo "=== 2. memory: pknockd RSS by tracked peers (no time limit, cap 2,000,000)"
-write_config 2000000 ""
+echo "=== 2. memory: pknockd RSS by first knocks remembered (no time limit; first-knock table 5,242,880 entries)"
+write_config 65536 ""
 start_daemon --config "$PK_WORK/bench.toml" || exit 1
 sleep 0.3
 rss0=$(rss_kib)
-printf '%-10s %10s %14s\n' peers rss_kib bytes/peer
+printf '%-10s %10s %14s\n' sources rss_kib bytes/source
 printf '%-10s %10s %14s\n' 0 "$rss0" -
 done_sources=0
 for target in "${N_MEM[@]}"; do
@@ -153,14 +170,17 @@ for target in "${N_MEM[@]}"; do
     printf '%-10s %10s %14s\n' "$target" "$rss" "$(( (rss - rss0) * 1024 / target ))"
 done
 stop_and_count; processed=$PROCESSED; enobufs=$ENOBUFS
-echo "(pknockd processed $processed knocks, enobufs=$enobufs; peers tracked = distinct sources processed)"
+echo "(pknockd processed $processed knocks, enobufs=$enobufs; the table's pages are touched as entries land in them,"
+echo " so RSS reaches the bound, 16 bytes × 5,242,880 = 80 MiB, early in a flood and stays there)"
 write_config 65536 10
 start_daemon --config "$PK_WORK/bench.toml" || exit 1
 flood "$SOURCES" 0 30 >/dev/null
 sleep 1
-echo "default cap (65,536 per rule) after a $SOURCES-source flood: RSS $(rss_kib) KiB (bounded by the cap, not the flood)"
+echo "after a $SOURCES-source flood (time 10 s): RSS $(rss_kib) KiB (bounded by first_knock_capacity, not the flood)"
 stop_and_count
+fi
 
+if section 3; then
 echo
 echo "=== 3. latency: last knock → protected port accepts (LAT: 6001,6002 → 8080), µs"
 RESET=(ip netns exec "$NS_S" nft delete element inet "$TABLE" LAT_allowed4 '{ 192.0.2.2 }')
@@ -172,7 +192,9 @@ sleep 0.5
 echo "50k pps flood: $(a python3 "$LATENCY" 192.0.2.1 "$N_LAT" 8080 6001 6002 -- "${RESET[@]}" | tail -1)"
 kill "$FLOOD_PID" 2>/dev/null; wait "$FLOOD_PID" 2>/dev/null
 stop_and_count
+fi
 
+if section 4; then
 echo
 echo "=== 4. legitimate client during a flood of spoofed first knocks ($SOURCES distinct IPv6 sources, sender's max rate)"
 got_seq=0; got_spa=0
@@ -206,3 +228,53 @@ PY
     echo "run $run: sequence → 22 $seq_ok, SPA → 21 $spa_ok; flood $(cat "$PK_WORK/flood.out"); kernel $kernel, pknockd $processed packets, enobufs $enobufs"
 done
 echo "legitimate sequence got in $got_seq/$N_LEGIT, SPA $got_spa/$N_LEGIT"
+fi
+
+if section 5; then
+N_HUMAN=${BENCH_HUMAN_RUNS:-10}; HUMAN_SOURCES=2200000
+[ "$QUICK" = quick ] && { N_HUMAN=2; HUMAN_SOURCES=2000000; }
+echo
+echo "=== 5. a client at human speed during a max-rate flood of first knocks ($HUMAN_SOURCES distinct IPv6 sources a run, $N_HUMAN runs per gap)"
+write_config 65536 10
+for gap in ${BENCH_HUMAN_GAPS:-1 5}; do
+    got_seq=0; got_spa=0; peak=0
+    for run in $(seq 1 "$N_HUMAN"); do
+        start_daemon --config "$PK_WORK/bench.toml" || exit 1
+        rss_idle=$(rss_kib)
+        # Every run floods fresh sources, as fast as the sender goes, until all are sent (at most 40 s);
+        # the client starts 2 s in and is done within 2 gaps (checked: "flood still running").
+        flood "$HUMAN_SOURCES" 0 40 $(((gap * 100 + run) * 10000000)) > "$PK_WORK/flood.out" &
+        FLOOD_PID=$!
+        sleep 2
+        ip netns exec "$NS_A" python3 - 192.0.2.1 "$gap" 2002 2001 2004 <<'PY'
+import socket, sys, time
+host, gap = sys.argv[1], float(sys.argv[2])
+for index, port in enumerate(sys.argv[3:]):
+    if index: time.sleep(gap)
+    s = socket.socket(); s.setblocking(False)
+    try: s.connect((host, int(port)))
+    except BlockingIOError: pass
+    s.close()
+PY
+        seq_ok=closed; can_reach "$NS_A" 192.0.2.1 22 && { seq_ok=open; got_seq=$((got_seq + 1)); }
+        python3 - "$PK_WORK/secrets/open" 192.0.2.2 > "$PK_WORK/spa.payload" <<'PY'
+import hashlib, hmac, socket, struct, sys, time
+secret = open(sys.argv[1], 'rb').read().rstrip(b'\n')
+message = socket.inet_aton(sys.argv[2]) + struct.pack('<I', int(time.time()) // 60)
+sys.stdout.write(hmac.new(secret, message, hashlib.sha256).hexdigest() + '\n')
+PY
+        ip netns exec "$NS_A" python3 -c "import socket,sys; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(open(sys.argv[1],'rb').read(), ('192.0.2.1', 4000))" "$PK_WORK/spa.payload"
+        spa_ok=closed; can_reach "$NS_A" 192.0.2.1 21 && { spa_ok=open; got_spa=$((got_spa + 1)); }
+        flooding=no; kill -0 "$FLOOD_PID" 2>/dev/null && flooding=yes
+        wait "$FLOOD_PID"
+        sleep 0.5
+        rss_peak=$(peak_rss_kib); [ "$rss_peak" -gt "$peak" ] && peak=$rss_peak
+        stop_and_count; processed=$PROCESSED; enobufs=$ENOBUFS
+        echo "gap ${gap}s run $run: sequence → 22 $seq_ok, SPA → 21 $spa_ok, flood still running at the end: $flooding;" \
+            "flood $(cat "$PK_WORK/flood.out"); pknockd $processed packets, enobufs $enobufs, RSS idle $rss_idle KiB, peak $rss_peak KiB"
+    done
+    echo "gap ${gap}s: sequence got in $got_seq/$N_HUMAN, SPA $got_spa/$N_HUMAN, peak RSS $peak KiB"
+done
+echo "first-knock entry: 16 bytes, no other per-entry overhead (Sources/KnockCore/FirstKnockTable.swift);" \
+    "table 5,242,880 entries = 81,920 KiB at most"
+fi

@@ -25,6 +25,10 @@ public struct DaemonSettings: Equatable, Sendable {
     public var controlSocket: String
     /// The tracked-peer cap of rules that do not set `max_tracked_peers`.
     public var maxTrackedPeers: Int
+    /// Entries of the first-knock table shared by all rules (`first_knock_capacity`).
+    public var firstKnockCapacity: Int = FirstKnockTable.defaultCapacity
+    /// The values `first_knock_capacity` may take.
+    public static let firstKnockCapacityRange = 1024...(1 << 32)
     /// The longest a rule's `on_open`/`on_close` command may run before its process group is killed.
     public var hookTimeout: Duration = DaemonSettings.defaultHookTimeout
     /// Where the Prometheus metrics responder listens (`metrics_listen`, "127.0.0.1:9472" or

@@ -350,7 +350,9 @@ struct RulesFileReader {
             strict: command.strict,
             autoclose: command.autoclose.flatMap { $0 == 0 ? nil : .seconds($0 * 60) },
             spa: spa,
-            protectedPorts: command.destinationPort.map { [ServicePort($0, transport)] } ?? [])
+            protectedPorts: command.destinationPort.map { [ServicePort($0, transport)] } ?? [],
+            // The original counts no wrong knocks against a non-strict attempt; keep its semantics.
+            maxWrongKnocks: 0)
         return .knock(rule, command)
     }
 

@@ -8,7 +8,7 @@ struct TOMLConfigReader<Secrets: SecretSource> {
     static var daemonKeys: [String] {
         [
             "table", "nflog_group", "state_directory", "control_socket", "max_tracked_peers", "hook_timeout", "metrics_listen",
-            "spa2_clock_window", "fwknop_clock_window", "closed_port_response",
+            "spa2_clock_window", "fwknop_clock_window", "closed_port_response", "first_knock_capacity",
         ]
     }
     static var clientKeys: [String] {
@@ -18,7 +18,7 @@ struct TOMLConfigReader<Secrets: SecretSource> {
         [
             "name", "knock", "protocol", "time", "strict", "autoclose", "protect", "max_tracked_peers",
             "max_allowed_peers", "spa", "open_secret_file", "close_secret_file", "open_secret", "close_secret",
-            "clock_skew", "on_open", "on_close", "allow_named_address", "require_source_address",
+            "clock_skew", "on_open", "on_close", "allow_named_address", "require_source_address", "max_wrong_knocks",
         ]
     }
 
@@ -127,6 +127,14 @@ struct TOMLConfigReader<Secrets: SecretSource> {
                     error(entry.line, field: field, "must be 1 to \(Int32.max), found \(count)")
                 } else {
                     daemon.maxTrackedPeers = Int(count)
+                }
+            case "first_knock_capacity":
+                guard let count = integer(entry, field: field) else { continue }
+                let range = DaemonSettings.firstKnockCapacityRange
+                if count < Int64(range.lowerBound) || count > Int64(range.upperBound) {
+                    error(entry.line, field: field, "must be \(range.lowerBound) to \(range.upperBound), found \(count)")
+                } else {
+                    daemon.firstKnockCapacity = Int(count)
                 }
             case "hook_timeout":
                 switch ValueSyntax.duration(entry.value.kind, bareUnit: .seconds) {
@@ -254,6 +262,23 @@ struct TOMLConfigReader<Secrets: SecretSource> {
             if let count = peerCount(entry, field: "max_allowed_peers", rule: label) { maxAllowed = count }
         }
 
+        // The budget is for non-strict sequence rules: a strict rule drops an attempt at its first wrong
+        // knock, and an SPA rule has no sequence.
+        let sequenceRule = table["open_secret_file"] == nil && table["open_secret"] == nil && table["spa"] == nil
+        var maxWrong = !strict && sequenceRule ? Rule.defaultMaxWrongKnocks : 0
+        if let entry = table["max_wrong_knocks"] {
+            site.fieldLines["max_wrong_knocks"] = entry.line
+            if let count = integer(entry, field: "max_wrong_knocks", rule: label) {
+                if (0...Int64(Rule.maximumWrongKnocks)).contains(count) {
+                    maxWrong = Int(count)
+                } else {
+                    error(
+                        entry.line, rule: label, field: "max_wrong_knocks",
+                        "must be 0 (no limit) to \(Rule.maximumWrongKnocks), found \(count)")
+                }
+            }
+        }
+
         var spa: SPASettings?
         var spa2: SPAv2RuleSettings?
         var fwknop: FwknopRuleSettings?
@@ -318,7 +343,8 @@ struct TOMLConfigReader<Secrets: SecretSource> {
         if ruleHooks != RuleHooks() { hooks[name] = ruleHooks }
         let rule = Rule(
             name: name, knockSequence: knocks, maxKnockGap: gap, strict: strict, autoclose: autoclose, spa: spa,
-            spa2: spa2, fwknop: fwknop, protectedPorts: protected, maxTrackedPeers: maxTracked, maxAllowedPeers: maxAllowed)
+            spa2: spa2, fwknop: fwknop, protectedPorts: protected, maxTrackedPeers: maxTracked, maxAllowedPeers: maxAllowed,
+            maxWrongKnocks: maxWrong)
         return (rule, site)
     }
 

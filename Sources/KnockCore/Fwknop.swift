@@ -2,8 +2,9 @@ import Crypto
 import Foundation
 import _CryptoExtras
 
-/// The SPA packets of fwknop 2.x clients (`fwknop`, fwknop-gui, Fwknop2, Termux), symmetric mode
-/// with HMAC, as `fwknop --key-gen` keys make them. Pure: no I/O, no clock.
+/// The SPA packets of fwknop 2.x clients (`fwknop`, fwknop-gui, Fwknop2, Termux).
+///
+/// Symmetric mode with HMAC, as `fwknop --key-gen` keys make them. Pure: no I/O, no clock.
 ///
 /// A packet is one line of text (a UDP datagram, default port 62201):
 ///
@@ -21,7 +22,7 @@ import _CryptoExtras
 ///   message is `ADDRESS,proto/port[,proto/port…]`; address `0.0.0.0` stands for the packet's source.
 public enum Fwknop {
     /// The port fwknop clients send to unless told otherwise.
-    public static let defaultPort = Port(rawValue: 62201)!
+    public static let defaultPort = Port(nonZero: 62201)
     /// The base64 of "Salted__", which fwknop leaves off the wire.
     public static let saltedPrefix = Array("U2FsdGVkX1".utf8)
     /// Characters of the HMAC-SHA256 at the end of a packet (32 bytes in unpadded base64).
@@ -53,7 +54,9 @@ public enum Fwknop {
             return nil
         }
 
-        /// Reads a key file in `fwknop --key-gen`'s output form (`KEY_BASE64: …` and
+        /// Reads a key file in `fwknop --key-gen`'s output form.
+        ///
+        /// `KEY_BASE64: …` and
         /// `HMAC_KEY_BASE64: …` lines; `KEY_BASE64 …` as in access.conf too; `#` comments and fwknop's
         /// `[*]` notes are skipped).
         /// Throws a message naming the missing or bad line, never a key.
@@ -136,7 +139,7 @@ public enum Fwknop {
         public var user: String
         /// When the client made the packet, seconds since the Unix epoch.
         public var timestamp: Int64
-        /// The client's protocol version, e.g. "3.0.0".
+        /// The client's protocol version, such as "3.0.0".
         public var version: String
         /// What the client asks for.
         public var type: MessageType
@@ -192,16 +195,19 @@ public enum Fwknop {
 
     // MARK: Checks in order
 
-    /// Whether `packet` is well-formed on the outside: its length and alphabet. Cheap, no key.
+    /// Whether `packet` is well-formed on the outside: its length and alphabet.
+    ///
+    /// Cheap, no key.
     public static func outerProblem(_ packet: some Collection<UInt8>) -> DecodingError? {
         guard (minimumPacketLength...maximumPacketLength).contains(packet.count) else { return .length(packet.count) }
         for byte in packet where !isBase64(byte) { return .notBase64 }
         return nil
     }
 
-    /// Whether `packet`'s trailing HMAC is right for `hmacKey`, comparing the base64 text in constant
-    /// time (so the two spare bits of its last character cannot make a second valid form).
-    /// Call ``outerProblem(_:)`` first.
+    /// Whether `packet`'s trailing HMAC is right for `hmacKey`.
+    ///
+    /// The base64 text is compared in constant time, so the two spare bits of its last character
+    /// cannot make a second valid form. Call ``outerProblem(_:)`` first.
     public static func hasValidHMAC(_ packet: some Collection<UInt8>, hmacKey: Secret) -> Bool {
         let bytes = Array(packet)
         guard bytes.count > hmacLength else { return false }
@@ -372,5 +378,13 @@ public enum Fwknop {
     private static func isBase64(_ byte: UInt8) -> Bool {
         (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x30 && byte <= 0x39) || byte == 0x2B
             || byte == 0x2F
+    }
+}
+
+extension Port {
+    /// A port from a literal known not to be 0 (checked).
+    init(nonZero value: UInt16) {
+        precondition(value != 0, "port 0 is no port")
+        self.rawValue = value
     }
 }

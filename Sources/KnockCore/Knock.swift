@@ -6,22 +6,62 @@ public struct Knock: Equatable, Sendable {
     public var transport: TransportProtocol
     /// The destination port.
     public var port: Port
-    /// The transport payload (UDP data; empty for a TCP SYN). Only SPA rules read it.
+    /// The transport payload (UDP data; empty for a TCP SYN).
+    ///
+    /// SPA rules read it; sequence rules only
+    /// fingerprint it to recognize a retransmitted datagram.
     public var payload: ArraySlice<UInt8>
+    /// The source port; nil when unknown (such a knock is never taken for a retransmission).
+    public var sourcePort: Port?
+    /// The TCP sequence number of the SYN; nil for UDP or when unknown.
+    public var tcpSequenceNumber: UInt32?
 
     /// Makes a knock.
-    public init(source: PeerAddress, transport: TransportProtocol, port: Port, payload: ArraySlice<UInt8> = []) {
+    public init(
+        source: PeerAddress, transport: TransportProtocol, port: Port, payload: ArraySlice<UInt8> = [],
+        sourcePort: Port? = nil, tcpSequenceNumber: UInt32? = nil
+    ) {
         self.source = source
         self.transport = transport
         self.port = port
         self.payload = payload
+        self.sourcePort = sourcePort
+        self.tcpSequenceNumber = tcpSequenceNumber
+    }
+
+    /// What tells a retransmission from a new knock, in 24 bits (0: nothing to tell by): the same TCP
+    /// SYN again has the same source port and sequence number; the same UDP datagram again has the
+    /// same source port and payload.
+    ///
+    /// A new connection or datagram differs with probability 1 − 2⁻²⁴.
+    public var retransmissionFingerprint: UInt32 {
+        guard let sourcePort else { return 0 }
+        let detail: UInt32
+        switch transport {
+        case .tcp:
+            guard let tcpSequenceNumber else { return 0 }
+            detail = tcpSequenceNumber
+        case .udp:
+            detail = PacketParser.payloadFingerprint(payload)
+        }
+        // A 64-bit finalizer (MurmurHash3's fmix64) spreads both fields over the bits kept.
+        var mixed = UInt64(sourcePort.rawValue) << 32 | UInt64(detail)
+        mixed ^= mixed >> 33
+        mixed &*= 0xff51_afd7_ed55_8ccd
+        mixed ^= mixed >> 33
+        mixed &*= 0xc4ce_b9fe_1a85_ec53
+        mixed ^= mixed >> 33
+        let fingerprint = UInt32(truncatingIfNeeded: mixed) & 0x00FF_FFFF
+        return fingerprint == 0 ? 1 : fingerprint
     }
 
     /// The port and protocol knocked.
     public var servicePort: ServicePort { ServicePort(port, transport) }
 }
 
-/// A change the firewall must make. The closed set of things the core may ask of the kernel.
+/// A change the firewall must make.
+///
+/// The closed set of things the core may ask of the kernel.
 public enum FirewallCommand: Equatable, Sendable {
     /// Let `peer` reach the rule's protected ports for `ttl` (nil: until revoked), replacing any
     /// earlier timeout.

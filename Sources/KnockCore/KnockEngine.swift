@@ -25,17 +25,53 @@ public struct PeerStatus: Equatable, Sendable {
     public var state: State
 }
 
+/// How full the first-knock table is (see ``FirstKnockTable``), for status and metrics.
+public struct FirstKnockMemory: Equatable, Sendable {
+    /// Entries the table holds at most.
+    public var capacity: Int
+    /// Slots holding an entry, lapsed ones included (they are reused in place).
+    public var occupied: Int
+    /// Live entries evicted to make room since the table was made.
+    public var evictions: Int
+    /// Bytes of entry storage touched so far (16 per slot of every chunk written).
+    public var residentBytes: Int
+}
+
 /// The knock state machine of every rule: xt_pknock's semantics as a pure value.
 ///
 /// Peers are tracked per (rule, source address): INIT (untracked) → MATCHING → ALLOWED. Inputs are
 /// knocks and the time; outputs are ``KnockEffect`` values passed to `emit`. No I/O, no clock.
 /// Not safe for concurrent use: owned by one actor in the daemon.
+///
+/// A first knock leaves only a keyed fingerprint in the ``FirstKnockTable`` shared by all rules;
+/// from the second correct knock on, an attempt is kept by full address.
 public struct KnockEngine {
-    /// One attempt in progress; fixed size, no heap storage.
+    /// How long after a knock the same SYN (same source port and sequence number) or the same
+    /// datagram (same source port and payload) counts as its retransmission rather than a new knock.
+    public static let retransmissionWindow: Duration = .seconds(3)
+
+    /// One attempt past its first knock; fixed size, no heap storage.
     struct Attempt {
         var knocksDone: UInt8
+        var wrongKnocks: UInt8
         var transport: TransportProtocol
+        /// ``Knock/retransmissionFingerprint`` of the last correct knock.
+        var retransmission: UInt32
         var lastKnock: Instant
+    }
+
+    /// An attempt in progress wherever it is kept: the first-knock table or the advanced peers.
+    private struct Progress {
+        var knocksDone: Int
+        var wrongKnocks: Int
+        var retransmission: UInt32
+        /// When the last correct knock came (to about a millisecond for a first knock).
+        var lastKnock: Instant
+        var transport: TransportProtocol
+        /// The slot in the first-knock table; nil for an advanced attempt.
+        var firstKnockSlot: Int?
+        /// Whether the rule's time between knocks has run out.
+        var lapsed: Bool
     }
 
     /// One peer's access; fixed size.
@@ -49,8 +85,11 @@ public struct KnockEngine {
         let rule: Rule
         let openKey: SPAKey?
         let closeKey: SPAKey?
-        /// Peers that made only the first knock: what a spoofed flood fills. When full, the stalest goes.
-        var firstKnocks: PeerTable<Attempt>
+        /// The rule's part of every first-knock fingerprint: from its name and sequence, so entries
+        /// carry over a reload that keeps both, and no other rule's entries match.
+        let key: UInt64
+        /// How long a first knock is remembered, in first-knock table ticks.
+        let firstKnockLifetime: Int64
         /// Peers that made two or more correct knocks: a flood of first knocks cannot evict them.
         var advanced: PeerTable<Attempt>
         var allowed: PeerTable<Grant>
@@ -66,30 +105,30 @@ public struct KnockEngine {
             self.rule = rule
             self.openKey = rule.spa.map { SPAKey(format: $0.format, secret: $0.openSecret) }
             self.closeKey = rule.spa.flatMap { spa in spa.closeSecret.map { SPAKey(format: spa.format, secret: $0) } }
-            self.firstKnocks = PeerTable(capacity: max(1, rule.maxTrackedPeers))
+            var identity: [UInt8] = Array(rule.name.rawValue.utf8)
+            for port in rule.knockSequence {
+                identity += [0, UInt8(port.port.rawValue >> 8), UInt8(port.port.rawValue & 0xFF), port.transport.rawValue]
+            }
+            self.key = SipHash.hash64(identity, key: SipHashKey(k0: 0, k1: 0))
+            self.firstKnockLifetime = rule.maxKnockGap.map(FirstKnockTable.ticks) ?? FirstKnockTable.unlimitedTicks
             self.advanced = PeerTable(capacity: max(1, rule.maxTrackedPeers))
             self.allowed = PeerTable(capacity: max(1, rule.maxAllowedPeers))
             self.spaOpenedMinute = PeerTable(capacity: max(1, rule.maxAllowedPeers))
             self.spaClosedMinute = PeerTable(capacity: rule.spa?.closeSecret == nil ? 1 : max(1, rule.maxAllowedPeers))
         }
 
-        /// The peer's attempt in progress, if any.
-        func attempt(_ peer: PeerAddress) -> Attempt? { advanced[peer] ?? firstKnocks[peer] }
-
-        /// Forgets the peer's attempt in progress.
-        mutating func removeAttempt(_ peer: PeerAddress) {
-            if advanced.remove(peer) == nil { firstKnocks.remove(peer) }
-        }
-
-        /// Every attempt, first-knock ones then advanced ones, stalest first in each.
-        var attempts: [(address: PeerAddress, value: Attempt)] { firstKnocks.entries + advanced.entries }
+        /// Every attempt past its first knock, stalest first.
+        var attempts: [(address: PeerAddress, value: Attempt)] { advanced.entries }
     }
 
     private var states: [RuleState]
+    /// First knocks of every sequence rule.
+    private var firstKnocks: FirstKnockTable
     /// Rules indexed by the knock ports they listen on.
     private let rulesByKnockPort: [ServicePort: [Int]]
-    /// Rules that must see every packet of a peer mid-sequence (strict) or of an allowed peer (close knock).
-    private let strictRules: [Int]
+    /// Rules that must see every packet of a peer mid-sequence (strict, or with a wrong-knock budget)
+    /// or of an allowed peer (close knock).
+    private let watchingRules: [Int]
     private let closeRules: [Int]
     /// Checks SPA v2 packets for every v2 rule: clients, keys, clock window, nonce memory.
     private var spa2Verifier: SPAv2Verifier
@@ -108,11 +147,17 @@ public struct KnockEngine {
     /// time; on a reload their nonce memory is kept whatever changed (the window included, re-pruned
     /// by the new one), and removed clients are refused at once.
     ///
+    /// First knocks go to a ``FirstKnockTable`` of `firstKnockCapacity` entries keyed with
+    /// `fingerprintKey`: pass a random key in production (the default draws one from
+    /// `SystemRandomNumberGenerator`), a fixed one in tests. A reload keeps the previous table and its
+    /// key when the capacity is the same, so first knocks of unchanged rules carry over.
+    ///
     /// `fwknopClients` are the clients of `spa = "fwknop"` rules, whose packets `fwknopClockWindow`
     /// bounds in time; their replay memory is kept by a reload for the clients that remain.
     public init(
         rules: [Rule], clients: [SPAv2Client] = [], spa2ClockWindow: Duration = .seconds(60),
         fwknopClients: [FwknopClient] = [], fwknopClockWindow: Duration = .seconds(120),
+        firstKnockCapacity: Int = FirstKnockTable.defaultCapacity, fingerprintKey: SipHashKey = .random(),
         carryingOverFrom previous: KnockEngine? = nil
     ) {
         var states = rules.map(RuleState.init(rule:))
@@ -129,7 +174,6 @@ public struct KnockEngine {
                 for (peer, minute) in old.spaOpenedMinute.entries { states[index].spaOpenedMinute.upsert(peer, minute) }
                 for (peer, minute) in old.spaClosedMinute.entries { states[index].spaClosedMinute.upsert(peer, minute) }
                 if old.rule.knockSequence == states[index].rule.knockSequence {
-                        for (peer, attempt) in old.firstKnocks.entries { states[index].firstKnocks.upsert(peer, attempt) }
                     for (peer, attempt) in old.advanced.entries { states[index].advanced.upsert(peer, attempt) }
                 }
             }
@@ -141,9 +185,14 @@ public struct KnockEngine {
         self.fwknopVerifier =
             previous.map { FwknopVerifier(clients: fwknopClients, clockWindow: fwknopClockWindow, carryingOverFrom: $0.fwknopVerifier) }
             ?? FwknopVerifier(clients: fwknopClients, clockWindow: fwknopClockWindow)
+        if let previous, previous.firstKnocks.capacity == FirstKnockTable.capacity(forRequested: firstKnockCapacity) {
+            self.firstKnocks = previous.firstKnocks
+        } else {
+            self.firstKnocks = FirstKnockTable(capacity: firstKnockCapacity, key: previous?.firstKnocks.key ?? fingerprintKey)
+        }
         self.states = states
         self.rulesByKnockPort = byPort
-        self.strictRules = rules.indices.filter { rules[$0].strict && rules[$0].spa == nil && rules[$0].spa2 == nil && rules[$0].fwknop == nil }
+        self.watchingRules = rules.indices.filter { rules[$0].watchesPeers }
         self.closeRules = rules.indices.filter { rules[$0].spa?.closeSecret != nil }
     }
 
@@ -168,18 +217,26 @@ public struct KnockEngine {
                 }
             }
         }
-        // The original's one-rule form saw every NEW packet: for strict rules, a packet elsewhere from a
-        // peer mid-sequence is a wrong knock.
-        for index in strictRules where knockRules?.contains(index) != true {
-            guard let attempt = states[index].attempt(knock.source) else { continue }
-            if isTimeExceeded(index, attempt, now: now) {
-                states[index].removeAttempt(knock.source)
+        // The original's one-rule form saw every NEW packet: for a watching rule, a packet elsewhere
+        // from a peer mid-sequence is a wrong knock (it resets a strict attempt, and counts against
+        // the budget of a non-strict one).
+        for index in watchingRules where knockRules?.contains(index) != true {
+            // A knock on another rule's port comes from any source, the flood's included; for a
+            // non-strict rule only its attempts past the first knock pay for a look (the budget is
+            // against sweeps, whose other packets come from watched sources and are all counted).
+            let attempt: Progress?
+            if knockRules != nil && !states[index].rule.strict {
+                attempt = states[index].advanced[knock.source] == nil ? nil : progress(index, knock.source, now: now)
+            } else {
+                attempt = progress(index, knock.source, now: now)
+            }
+            guard let attempt else { continue }
+            if attempt.lapsed {
+                removeAttempt(index, knock.source, attempt)
                 emit(.event(event(index, knock.source, .timeExceeded, service, now)))
                 continue
             }
-            let expected = states[index].rule.knockSequence[Int(attempt.knocksDone)]
-            states[index].removeAttempt(knock.source)
-            emit(.event(event(index, knock.source, .didNotMatch(expected: expected, reset: true), service, now)))
+            wrongKnock(index, knock.source, attempt, service, now: now, emit: emit)
         }
         // A close knock may go to any UDP port the rule covers.
         if knock.transport == .udp {
@@ -192,42 +249,106 @@ public struct KnockEngine {
         }
     }
 
-    private func isTimeExceeded(_ index: Int, _ attempt: Attempt, now: Instant) -> Bool {
+    private func isTimeExceeded(_ index: Int, lastKnock: Instant, now: Instant) -> Bool {
         guard let gap = states[index].rule.maxKnockGap else { return false }
-        return now - attempt.lastKnock > gap
+        return now - lastKnock > gap
+    }
+
+    /// The peer's attempt in progress at rule `index`, wherever it is kept.
+    private func progress(_ index: Int, _ peer: PeerAddress, now: Instant) -> Progress? {
+        var place: FirstKnockTable.Place?
+        return progress(index, peer, now: now, place: &place)
+    }
+
+    /// ``progress(_:_:now:)``, leaving in `place` where a first knock of `peer` would go when the
+    /// first-knock table was looked at.
+    private func progress(_ index: Int, _ peer: PeerAddress, now: Instant, place: inout FirstKnockTable.Place?) -> Progress? {
+        if let attempt = states[index].advanced[peer] {
+            return Progress(
+                knocksDone: Int(attempt.knocksDone), wrongKnocks: Int(attempt.wrongKnocks), retransmission: attempt.retransmission,
+                lastKnock: attempt.lastKnock, transport: attempt.transport, firstKnockSlot: nil,
+                lapsed: isTimeExceeded(index, lastKnock: attempt.lastKnock, now: now))
+        }
+        let sequence = states[index].rule.knockSequence
+        guard sequence.count > 1 else { return nil }
+        let found = firstKnocks.place(rule: states[index].key, source: peer)
+        place = found
+        guard let entry = firstKnocks.find(found, now: now) else { return nil }
+        let knockTicks = entry.deadline &- states[index].firstKnockLifetime
+        return Progress(
+            knocksDone: 1, wrongKnocks: Int(entry.wrongKnocks), retransmission: entry.retransmission,
+            lastKnock: Instant(nanoseconds: knockTicks &<< FirstKnockTable.tickShift), transport: sequence[0].transport,
+            firstKnockSlot: entry.slot, lapsed: entry.lapsed)
+    }
+
+    private mutating func removeAttempt(_ index: Int, _ peer: PeerAddress, _ attempt: Progress) {
+        if let slot = attempt.firstKnockSlot {
+            firstKnocks.remove(slot)
+        } else {
+            states[index].advanced.remove(peer)
+        }
+    }
+
+    /// A knock on another port than the next one.
+    ///
+    /// Strict: the attempt is over, and the knock is
+    /// consumed (it starts nothing, as in the original). Not strict: it counts against the rule's
+    /// wrong-knock budget, past which the attempt is dropped.
+    private mutating func wrongKnock(
+        _ index: Int, _ peer: PeerAddress, _ attempt: Progress, _ service: ServicePort, now: Instant, emit: (KnockEffect) -> Void
+    ) {
+        let rule = states[index].rule
+        let wrong = attempt.wrongKnocks + 1
+        let drop = rule.strict || (rule.maxWrongKnocks > 0 && wrong > rule.maxWrongKnocks)
+        emit(.event(event(index, peer, .didNotMatch(expected: rule.knockSequence[attempt.knocksDone], reset: drop), service, now)))
+        if drop {
+            removeAttempt(index, peer, attempt)
+            return
+        }
+        let count = UInt8(min(wrong, Rule.maximumWrongKnocks))
+        if let slot = attempt.firstKnockSlot {
+            firstKnocks.update(slot, wrongKnocks: count)
+        } else if var advanced = states[index].advanced[peer] {
+            advanced.wrongKnocks = count
+            states[index].advanced.update(peer, advanced)
+        }
     }
 
     private mutating func handleSequence(_ index: Int, _ knock: Knock, now: Instant, emit: (KnockEffect) -> Void) {
         let sequence = states[index].rule.knockSequence
         let service = knock.servicePort
-        if let attempt = states[index].attempt(knock.source) {
-            if isTimeExceeded(index, attempt, now: now) {
-                states[index].removeAttempt(knock.source)
+        var place: FirstKnockTable.Place?
+        if let attempt = progress(index, knock.source, now: now, place: &place) {
+            if attempt.lapsed {
+                removeAttempt(index, knock.source, attempt)
                 emit(.event(event(index, knock.source, .timeExceeded, service, now)))
                 // Carry on below: the knock may start a new attempt.
             } else {
-                let done = Int(attempt.knocksDone)
+                let done = attempt.knocksDone
+                // The same SYN or datagram again is not a knock at all; a new one to that port is.
+                let fingerprint = knock.retransmissionFingerprint
+                if service == sequence[done - 1], fingerprint != 0, fingerprint == attempt.retransmission,
+                    now - attempt.lastKnock <= Self.retransmissionWindow
+                {
+                    return
+                }
                 if service == sequence[done] {
-                    states[index].removeAttempt(knock.source)
+                    removeAttempt(index, knock.source, attempt)
                     if done + 1 == sequence.count {
                         grant(index, knock.source, knock.transport, knock: service, now: now, emit: emit)
                     } else {
-                        let evicted = states[index].advanced.upsert(
-                            knock.source, Attempt(knocksDone: UInt8(done + 1), transport: knock.transport, lastKnock: now))
-                        if let evicted {
+                        let next = Attempt(
+                            knocksDone: UInt8(done + 1), wrongKnocks: UInt8(attempt.wrongKnocks), transport: knock.transport,
+                            retransmission: fingerprint, lastKnock: now)
+                        if let evicted = states[index].advanced.upsert(knock.source, next) {
                             emit(.event(event(index, evicted.address, .evicted, nil, now)))
                         }
                         emit(.event(event(index, knock.source, .matching(step: done + 1, of: sequence.count), service, now)))
                     }
                     return
                 }
-                // A retransmission of the knock just accepted is not a wrong knock.
-                if service == sequence[done - 1] { return }
-                let strict = states[index].rule.strict
-                emit(.event(event(index, knock.source, .didNotMatch(expected: sequence[done], reset: strict), service, now)))
-                guard strict else { return }
-                states[index].removeAttempt(knock.source)
-                // Having started over, the peer may begin again with this very knock.
+                wrongKnock(index, knock.source, attempt, service, now: now, emit: emit)
+                return
             }
         }
         guard service == sequence[0] else { return }
@@ -235,11 +356,11 @@ public struct KnockEngine {
             grant(index, knock.source, knock.transport, knock: service, now: now, emit: emit)
             return
         }
-        let evicted = states[index].firstKnocks.upsert(
-            knock.source, Attempt(knocksDone: 1, transport: knock.transport, lastKnock: now))
-        if let evicted {
-            emit(.event(event(index, evicted.address, .evicted, nil, now)))
-        }
+        // A live first knock evicted here has no address to report: the table counts it.
+        firstKnocks.insert(
+            place ?? firstKnocks.place(rule: states[index].key, source: knock.source),
+            deadline: FirstKnockTable.ticks(now) &+ states[index].firstKnockLifetime,
+            retransmission: knock.retransmissionFingerprint, now: now)
         emit(.event(event(index, knock.source, .matching(step: 1, of: sequence.count), service, now)))
     }
 
@@ -367,15 +488,16 @@ public struct KnockEngine {
     // MARK: - Timers
 
     /// Forgets attempts past their rule's time limit and grants past autoclose, and prunes SPA replay
-    /// memory older than the clock window. Call at ``nextDeadline()`` (or any time; it is cheap).
+    /// memory older than the clock window.
+    ///
+    /// Call at ``nextDeadline()`` (or any time; it is cheap).
     public mutating func expire(at now: Instant, wallTime: WallTime, emit: (KnockEffect) -> Void) {
         spa2Verifier.prune(now: wallTime)
         fwknopVerifier.prune(now: wallTime)
         for index in states.indices {
             if let gap = states[index].rule.maxKnockGap {
-                let lapsed =
-                    states[index].firstKnocks.removeStalest { _, attempt in now - attempt.lastKnock > gap }
-                    + states[index].advanced.removeStalest { _, attempt in now - attempt.lastKnock > gap }
+                // First knocks lapse in place: a lapsed entry is a free slot of the first-knock table.
+                let lapsed = states[index].advanced.removeStalest { _, attempt in now - attempt.lastKnock > gap }
                 for (peer, _) in lapsed {
                     emit(.event(event(index, peer, .timeExceeded, nil, now)))
                 }
@@ -412,7 +534,7 @@ public struct KnockEngine {
         }
         for state in states {
             if let gap = state.rule.maxKnockGap {
-                for stalest in [state.firstKnocks.stalestEntry, state.advanced.stalestEntry].compactMap(\.self) {
+                if let stalest = state.advanced.stalestEntry {
                     consider(stalest.value.lastKnock + gap + .nanoseconds(1))
                 }
             }
@@ -427,8 +549,10 @@ public struct KnockEngine {
 
     // MARK: - Administration and listing
 
-    /// Records that `peer` is already allowed by `rule` until `until` (nil: no autoclose), e.g. from the
-    /// kernel's set after a restart. Emits nothing: the firewall already says so.
+    /// Records that `peer` is already allowed by `rule` until `until` (nil: no autoclose), for example from the
+    /// kernel's set after a restart.
+    ///
+    /// Emits nothing: the firewall already says so.
     public mutating func adoptAllowed(rule name: RuleName, peer: PeerAddress, until: Instant?) {
         guard let index = states.firstIndex(where: { $0.rule.name == name }), !states[index].allowed.isFull else { return }
         states[index].hasIrregularGrants = true
@@ -436,7 +560,9 @@ public struct KnockEngine {
     }
 
     /// Grants `peer` access under rule `name` for `duration` (nil: the rule's autoclose), as an
-    /// administrator's `pknock open` does. Returns false for an unknown rule.
+    /// administrator's `pknock open` does.
+    ///
+    /// Returns false for an unknown rule.
     @discardableResult
     public mutating func allow(
         rule name: RuleName, peer: PeerAddress, for duration: Duration?, at now: Instant, emit: (KnockEffect) -> Void
@@ -452,7 +578,7 @@ public struct KnockEngine {
                 return true
             }
         }
-        states[index].removeAttempt(peer)
+        if let attempt = progress(index, peer, now: now) { removeAttempt(index, peer, attempt) }
         let until = ttl.map { now + $0 }
         states[index].allowed.upsert(peer, Grant(until: until, transport: rule.knockSequence.first?.transport ?? .tcp))
         emit(.firewall(.allow(rule: name, peer: peer, ttl: ttl)))
@@ -461,6 +587,7 @@ public struct KnockEngine {
     }
 
     /// Takes rule `name`'s access away from `peer`, as an administrator's `pknock close` does.
+    ///
     /// Returns false for an unknown rule; revoking a peer that has no access still clears the kernel.
     @discardableResult
     public mutating func revoke(rule name: RuleName, peer: PeerAddress, at now: Instant, emit: (KnockEffect) -> Void) -> Bool {
@@ -488,6 +615,9 @@ public struct KnockEngine {
     }
 
     /// The tracked peers of rule `name`, attempts then grants, stalest first; nil for an unknown rule.
+    ///
+    /// Peers that made only the first knock are not listed: the first-knock table keeps no addresses
+    /// (see ``firstKnockMemory``).
     public func peers(of name: RuleName) -> [PeerStatus]? {
         guard let state = states.first(where: { $0.rule.name == name }) else { return nil }
         var result: [PeerStatus] = []
@@ -505,10 +635,26 @@ public struct KnockEngine {
         return result
     }
 
-    /// How many peers rule `name` tracks mid-sequence and allows.
+    /// How many peers rule `name` tracks past their first knock, and allows.
     public func peerCounts(of name: RuleName) -> (matching: Int, allowed: Int)? {
         guard let state = states.first(where: { $0.rule.name == name }) else { return nil }
-        return (state.firstKnocks.count + state.advanced.count, state.allowed.count)
+        return (state.advanced.count, state.allowed.count)
+    }
+
+    /// The first-knock table's size and use (shared by all rules).
+    public var firstKnockMemory: FirstKnockMemory {
+        FirstKnockMemory(
+            capacity: firstKnocks.capacity, occupied: firstKnocks.occupied, evictions: firstKnocks.evictions,
+            residentBytes: firstKnocks.residentBytes)
+    }
+
+    /// How many first knocks are live at `now`, all rules together (scans the table: not per knock).
+    public func liveFirstKnocks(at now: Instant) -> Int { firstKnocks.liveCount(at: now) }
+
+    /// Whether rule `name` remembers a live first knock of `peer` at `now`.
+    public func remembersFirstKnock(rule name: RuleName, peer: PeerAddress, at now: Instant) -> Bool {
+        guard let index = states.firstIndex(where: { $0.rule.name == name }) else { return false }
+        return progress(index, peer, now: now).map { $0.firstKnockSlot != nil && !$0.lapsed } ?? false
     }
 
     private func event(
@@ -592,9 +738,11 @@ extension KnockEngine {
         return entries
     }
 
-    /// Adopts persisted SPA replay memory, e.g. at start: entries of SPA rules this engine has and
+    /// Adopts persisted SPA replay memory, for example at start: entries of SPA rules this engine has and
     /// inside the rule's clock window at `wallTime` are kept; a peer already remembered keeps the
-    /// later of the two minutes. Emits nothing.
+    /// later of the two minutes.
+    ///
+    /// Emits nothing.
     ///
     /// Minutes ahead of `wallTime` (the clock was stepped back since they were saved) are kept up to
     /// ``spaReplayFutureToleranceMinutes``, so the packet stays blocked when the clock catches up;

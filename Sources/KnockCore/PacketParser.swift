@@ -64,6 +64,11 @@ public struct ParsedPacket: Equatable, Sendable {
     public var destinationPort: Port
     /// The TCP flags; nil for UDP.
     public var tcpFlags: TCPFlags?
+    /// The TCP sequence number; nil for UDP.
+    ///
+    /// With the source port it tells a retransmitted SYN from
+    /// a new connection.
+    public var tcpSequenceNumber: UInt32?
     /// Where the transport payload is, as indices into the parsed bytes (possibly empty).
     public var payload: Range<Int>
     /// Whether the packet says its payload is longer than the bytes captured (NFLOG snaplen, or a
@@ -73,7 +78,8 @@ public struct ParsedPacket: Equatable, Sendable {
     /// Makes a parsed packet.
     public init(
         family: IPFamily, source: PeerAddress, destination: PeerAddress, transport: TransportProtocol,
-        sourcePort: Port, destinationPort: Port, tcpFlags: TCPFlags?, payload: Range<Int>, payloadTruncated: Bool
+        sourcePort: Port, destinationPort: Port, tcpFlags: TCPFlags?, payload: Range<Int>, payloadTruncated: Bool,
+        tcpSequenceNumber: UInt32? = nil
     ) {
         self.family = family
         self.source = source
@@ -84,6 +90,7 @@ public struct ParsedPacket: Equatable, Sendable {
         self.tcpFlags = tcpFlags
         self.payload = payload
         self.payloadTruncated = payloadTruncated
+        self.tcpSequenceNumber = tcpSequenceNumber
     }
 
     /// The knock this packet is: its source, destination port and payload, sliced out of `bytes`,
@@ -92,7 +99,9 @@ public struct ParsedPacket: Equatable, Sendable {
         let start = Swift.max(payload.lowerBound, bytes.startIndex)
         let end = Swift.min(Swift.max(payload.upperBound, start), bytes.endIndex)
         let slice = start <= end ? bytes[start..<end] : []
-        return Knock(source: source, transport: transport, port: destinationPort, payload: slice)
+        return Knock(
+            source: source, transport: transport, port: destinationPort, payload: slice, sourcePort: sourcePort,
+            tcpSequenceNumber: tcpSequenceNumber)
     }
 }
 
@@ -135,12 +144,39 @@ public enum PacketParser {
     /// The most IPv6 extension headers walked before giving up.
     public static let maximumExtensionHeaders = 8
 
-    /// Parses an L3 packet. When `family` is given (from NFLOG's hardware protocol), the version
+    /// A 32-bit fingerprint of a payload (FNV-1a), allocation-free: with the source port it tells a
+    /// retransmitted UDP datagram from a new one.
+    ///
+    /// Not keyed: it identifies, it does not protect.
+    public static func payloadFingerprint(_ payload: some Collection<UInt8>) -> UInt32 {
+        var hash: UInt32 = 0x811c_9dc5
+        for byte in payload {
+            hash ^= UInt32(byte)
+            hash &*= 0x0100_0193
+        }
+        return hash
+    }
+
+    /// Parses an L3 packet.
+    ///
+    /// When `family` is given (from NFLOG's hardware protocol), the version
     /// nibble must agree with it.
     ///
     /// ``ParsedPacket/payload`` holds indices of `bytes`.
     public static func parse<Bytes: RandomAccessCollection<UInt8>>(
         _ bytes: Bytes, family: IPFamily? = nil
+    ) -> Result<ParsedPacket, PacketRejection> where Bytes.Index == Int {
+        parseBytes(bytes, family: family)
+    }
+
+    /// ``parse(_:family:)`` of an array, as the daemon hands NFLOG packets over: the same function,
+    /// specialized here for arrays so the generic collection code is not run per packet.
+    public static func parse(_ bytes: [UInt8], family: IPFamily? = nil) -> Result<ParsedPacket, PacketRejection> {
+        parseBytes(bytes, family: family)
+    }
+
+    private static func parseBytes<Bytes: RandomAccessCollection<UInt8>>(
+        _ bytes: Bytes, family: IPFamily?
     ) -> Result<ParsedPacket, PacketRejection> where Bytes.Index == Int {
         let reader = Reader(bytes: bytes)
         guard reader.count >= 1 else { return .failure(.truncatedHeader) }
@@ -273,6 +309,7 @@ public enum PacketParser {
         let payloadStart: Int
         let payloadEnd: Int
         var tcpFlags: TCPFlags?
+        var tcpSequenceNumber: UInt32?
         switch layer.transport {
         case .udp:
             let udpLength = Int(reader.uint16(at: offset + 4))
@@ -289,6 +326,7 @@ public enum PacketParser {
                 return .failure(.badTCPDataOffset)
             }
             tcpFlags = TCPFlags(rawValue: reader[offset + 13])
+            tcpSequenceNumber = reader.uint32(at: offset + 4)
             payloadStart = offset + dataOffset * 4
             payloadEnd = layer.declaredEnd
         }
@@ -306,7 +344,8 @@ public enum PacketParser {
                 destinationPort: destinationPort,
                 tcpFlags: tcpFlags,
                 payload: (reader.base + capturedStart)..<(reader.base + capturedEnd),
-                payloadTruncated: payloadEnd > available))
+                payloadTruncated: payloadEnd > available,
+                tcpSequenceNumber: tcpSequenceNumber))
     }
 }
 

@@ -90,7 +90,9 @@ public struct RuleName: RawRepresentable, Hashable, Comparable, Sendable, Custom
     public static func < (lhs: RuleName, rhs: RuleName) -> Bool { lhs.rawValue < rhs.rawValue }
 }
 
-/// Secret key bytes. Never printed: its descriptions and mirror are redacted.
+/// Secret key bytes.
+///
+/// Never printed: its descriptions and mirror are redacted.
 public struct Secret: Equatable, Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     /// The key bytes.
     public let bytes: [UInt8]
@@ -161,6 +163,10 @@ public struct Rule: Equatable, Sendable {
     public static let defaultMaxTrackedPeers = 65_536
     /// The default cap on peers allowed at once per rule.
     public static let defaultMaxAllowedPeers = 65_536
+    /// The wrong-knock budget of a non-strict rule in pknock.toml when it sets none.
+    public static let defaultMaxWrongKnocks = 8
+    /// The largest wrong-knock budget (the count is kept in 8 bits).
+    public static let maximumWrongKnocks = 255
 
     /// The rule's name.
     public var name: RuleName
@@ -180,12 +186,31 @@ public struct Rule: Equatable, Sendable {
     public var fwknop: FwknopRuleSettings?
     /// The ports allowed peers may reach.
     public var protectedPorts: [ServicePort]
-    /// The most peers tracked mid-sequence, counted separately for peers after their first knock and
-    /// peers further on; when full, the stalest attempt of that kind is evicted, so a flood of spoofed
-    /// first knocks never evicts a peer that has made two correct knocks.
+    /// The most peers tracked by address after two or more correct knocks (and the size of a
+    /// watching rule's kernel set of sources mid-sequence); when full, the stalest such attempt is
+    /// evicted.
+    ///
+    /// First knocks are not counted here: they live in the engine's first-knock table,
+    /// shared by all rules, so a flood of spoofed first knocks never evicts a later-stage attempt.
     public var maxTrackedPeers: Int
     /// The most peers allowed at once; beyond it new grants are refused.
     public var maxAllowedPeers: Int
+    /// How many wrong knocks an attempt of a non-strict rule may make before it is dropped (0: no
+    /// limit, the original's behaviour and the default of a rule made in code; pknock.toml's default is
+    /// ``defaultMaxWrongKnocks``).
+    ///
+    /// Strict rules drop an attempt at its first wrong knock anyway.
+    public var maxWrongKnocks: Int
+
+    /// Whether the daemon must see every new connection of a peer mid-sequence, not only its knocks:
+    /// a strict rule (any such packet resets the attempt) or a non-strict one with a wrong-knock
+    /// budget (any such packet counts against it).
+    ///
+    /// SPA rules have no sequence; a non-strict one-port
+    /// rule has no peer mid-sequence to watch.
+    public var watchesPeers: Bool {
+        spa == nil && spa2 == nil && fwknop == nil && (strict || (maxWrongKnocks > 0 && knockSequence.count > 1))
+    }
 
     /// Makes a rule; call ``validate()`` to check it.
     public init(
@@ -199,7 +224,8 @@ public struct Rule: Equatable, Sendable {
         fwknop: FwknopRuleSettings? = nil,
         protectedPorts: [ServicePort] = [],
         maxTrackedPeers: Int = Rule.defaultMaxTrackedPeers,
-        maxAllowedPeers: Int = Rule.defaultMaxAllowedPeers
+        maxAllowedPeers: Int = Rule.defaultMaxAllowedPeers,
+        maxWrongKnocks: Int = 0
     ) {
         self.name = name
         self.knockSequence = knockSequence
@@ -212,5 +238,6 @@ public struct Rule: Equatable, Sendable {
         self.protectedPorts = protectedPorts
         self.maxTrackedPeers = maxTrackedPeers
         self.maxAllowedPeers = maxAllowedPeers
+        self.maxWrongKnocks = maxWrongKnocks
     }
 }

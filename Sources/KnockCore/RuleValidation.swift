@@ -12,9 +12,11 @@ public struct RuleProblem: Equatable, Sendable, CustomStringConvertible {
     public var severity: Severity
     /// The rule's name as written (may be empty or invalid when that is the problem).
     public var rule: String
-    /// The config key the problem is about: `name`, `knock`, `time`, `autoclose`, `open_secret`, …
+    /// The config key the problem is about, such as `name`, `knock`, `time`, `autoclose` or `open_secret`.
     public var field: String
-    /// What is wrong, in words for an administrator. Never contains secret bytes.
+    /// What is wrong, in words for an administrator.
+    ///
+    /// Never contains secret bytes.
     public var message: String
 
     /// Makes a problem.
@@ -50,6 +52,20 @@ extension Rule {
         }
         for (previous, next) in zip(knockSequence, knockSequence.dropFirst()) where previous == next {
             error("knock", "knock port \(next) appears twice in a row; a repeated knock is taken as a retransmission")
+        }
+        let numbers = knockSequence.map(\.port.rawValue)
+        if numbers.count >= 2, spa == nil, spa2 == nil {
+            if zip(numbers, numbers.dropFirst()).allSatisfy({ $0 < $1 }) {
+                warning(
+                    "knock",
+                    "the knock ports are in ascending order, the order of a port sweep: a scan of the port range "
+                        + "knocks the sequence; choose an order no sweep follows")
+            } else if zip(numbers, numbers.dropFirst()).allSatisfy({ $0 > $1 }) {
+                warning(
+                    "knock",
+                    "the knock ports are in descending order, the order of a reverse port sweep; "
+                        + "choose an order no sweep follows")
+            }
         }
         if let gap = maxKnockGap, gap <= .zero {
             error("time", "the time between knocks must be positive")
@@ -104,6 +120,9 @@ extension Rule {
         }
         if maxAllowedPeers < 1 {
             error("max_allowed_peers", "must be at least 1")
+        }
+        if !(0...Rule.maximumWrongKnocks).contains(maxWrongKnocks) {
+            error("max_wrong_knocks", "must be 0 (no limit) to \(Rule.maximumWrongKnocks)")
         }
         return found
     }

@@ -3,7 +3,9 @@ import Foundation
 
 /// Single packet authorization, wire format v2: per-client keys, a timestamp and a random nonce,
 /// the rule requested, optionally the address to open (for clients behind NAT), and an HMAC-SHA256
-/// tag or an Ed25519 signature over all of it. One UDP datagram of at most 175 bytes.
+/// tag or an Ed25519 signature over all of it.
+///
+/// One UDP datagram of at most 175 bytes.
 ///
 /// Layout (integers big-endian), specified with test vectors in Docs/spa-v2.md:
 ///

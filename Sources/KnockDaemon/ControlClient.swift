@@ -28,7 +28,9 @@ public enum ControlClient {
         }
     }
 
-    /// Sends one request and returns the reply. `events` is refused: use ``follow(socketPath:onEvent:)``.
+    /// Sends one request and returns the reply.
+    ///
+    /// `events` is refused: use ``follow(socketPath:onEvent:)``.
     public static func send(_ request: ControlRequest, socketPath: String, timeout: Duration = .seconds(10)) throws(Failure) -> ControlReply {
         precondition(request != .events, "use follow(socketPath:onEvent:) for events")
         let socket = try connect(socketPath)

@@ -99,7 +99,7 @@ public struct PeerStatusReport: Codable, Equatable, Sendable {
     public var status: String
     /// Correct knocks so far (the sequence's length once allowed).
     public var knocks: Int
-    /// The next knock expected (matching only), e.g. "2001:tcp".
+    /// The next knock expected (matching only), for example "2001:tcp".
     public var nextPort: String?
     /// The index in the sequence of the next knock expected (matching only).
     public var nextPortIndex: Int?
@@ -147,7 +147,9 @@ public struct PeerStatusReport: Codable, Equatable, Sendable {
 
     /// The original's `/proc/net/xt_pknock/NAME` line: `src=… proto=TCP status=MATCHING
     /// accepted_knock_count=1 expir_time=9 next_port_id=1 next_port=2001:tcp`, or for an allowed peer
-    /// `… status=ALLOWED accepted_knock_count=3 autoclose_time=57`. Times are seconds left; a field is
+    /// `… status=ALLOWED accepted_knock_count=3 autoclose_time=57`.
+    ///
+    /// Times are seconds left; a field is
     /// left out when the rule has no such limit.
     public var procLine: String {
         var line = "src=\(peer) proto=\(transport.uppercased()) status=\(status.uppercased()) accepted_knock_count=\(knocks)"
@@ -163,7 +165,7 @@ public struct PeerStatusReport: Codable, Equatable, Sendable {
 public struct RuleStatusReport: Codable, Equatable, Sendable {
     /// The rule's name.
     public var rule: String
-    /// Its knock sequence, e.g. ["2002:tcp", "2001:tcp"].
+    /// Its knock sequence, for example ["2002:tcp", "2001:tcp"].
     public var sequence: [String]
     /// The peers it tracks: attempts then grants, stalest first.
     public var peers: [PeerStatusReport]

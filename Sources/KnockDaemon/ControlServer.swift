@@ -51,7 +51,9 @@ public final class ControlMailbox: Sendable {
         return item.reply ?? .failure("pknockd did not answer")
     }
 
-    /// Answers every waiting request with `answer`, in arrival order. Call from the loop thread.
+    /// Answers every waiting request with `answer`, in arrival order.
+    ///
+    /// Call from the loop thread.
     public func drain(_ answer: (ControlRequest) -> ControlReply) {
         let items = pending.withLock { queue in
             let taken = queue

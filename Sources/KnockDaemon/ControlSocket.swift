@@ -10,7 +10,7 @@ import Foundation
 
 /// An error from a control-socket system call: the call and its errno text.
 public struct ControlSocketError: Error, Equatable, Sendable, CustomStringConvertible {
-    /// The failing operation, e.g. "bind /run/pknock/control.sock".
+    /// The failing operation, for example "bind /run/pknock/control.sock".
     public var operation: String
     /// `strerror` of the errno.
     public var reason: String
@@ -27,7 +27,9 @@ public struct ControlSocketError: Error, Equatable, Sendable, CustomStringConver
     public var description: String { "\(operation): \(reason)" }
 }
 
-/// A connected stream socket read and written in lines. Owns its descriptor.
+/// A connected stream socket read and written in lines.
+///
+/// Owns its descriptor.
 public final class LineSocket: @unchecked Sendable {
     // @unchecked: used by one thread at a time (the connection's thread); `shutdown()` may come from another.
     /// The descriptor.
@@ -98,6 +100,7 @@ public final class LineSocket: @unchecked Sendable {
     }
 
     /// Reads an HTTP request head: the bytes up to the blank line that ends it (CRLF CRLF or LF LF).
+    ///
     /// Nil when `deadline` passes first, however slowly bytes trickle in, when the peer closes first,
     /// or when more than `limit` bytes come without the blank line.
     public func readRequestHead(limit: Int, deadline: ContinuousClock.Instant) -> [UInt8]? {
@@ -141,7 +144,9 @@ public final class LineSocket: @unchecked Sendable {
         write(Array((text + "\n").utf8))
     }
 
-    /// Writes every byte; false on failure. Never raises SIGPIPE.
+    /// Writes every byte; false on failure.
+    ///
+    /// Never raises SIGPIPE.
     @discardableResult
     public func write(_ bytes: [UInt8]) -> Bool {
         var offset = 0

@@ -56,6 +56,7 @@ public final class DaemonLoop: @unchecked Sendable {
     /// The longest the loop sleeps when nothing happens (requests wake it at once).
     public var maximumWait: Duration = .seconds(1)
     /// Control-socket requests, answered between packets on this thread; nil without a control socket.
+    ///
     /// Make it with the control's ``DaemonControl/wake`` so a request wakes the loop.
     public var mailbox: ControlMailbox?
     /// Gets a fresh snapshot about once a second; nil without metrics.
@@ -132,7 +133,7 @@ public final class DaemonLoop: @unchecked Sendable {
                 let received = now()
                 _ = try reader.receiveQueued { packet in
                     let batches = service.counters.firewallBatches
-                    service.handle(packet: packet.payload, etherType: packet.hardwareProtocol, now: now(), wallTime: Self.wallTime())
+                    service.handle(packet: Array(packet.payload), etherType: packet.hardwareProtocol, now: now(), wallTime: Self.wallTime())
                     if service.counters.firewallBatches != batches { grantLatency.record(now() - received) }
                 }
             }

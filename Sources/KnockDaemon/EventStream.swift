@@ -34,7 +34,9 @@ public final class EventHub: Sendable {
         if removed != nil { subscriberCount.subtract(1, ordering: .relaxed) }
     }
 
-    /// Hands `event` to every reader. Encodes it once, and not at all when nobody listens.
+    /// Hands `event` to every reader.
+    ///
+    /// Encodes it once, and not at all when nobody listens.
     public func publish(_ event: KnockEvent, wallTime: WallTime) {
         guard count > 0 else { return }
         let line = EventReport(event, wallTime: wallTime).line
@@ -71,7 +73,9 @@ public final class EventSubscription: @unchecked Sendable {
     }
 
     /// Waits until events are waiting or `timeout` passes, then takes them: the lines in order and
-    /// how many were dropped since the last call. Returns nil once cancelled.
+    /// how many were dropped since the last call.
+    ///
+    /// Returns nil once cancelled.
     public func next(timeout: Duration) -> (lines: [String], dropped: Int)? {
         condition.lock()
         defer { condition.unlock() }

@@ -21,12 +21,13 @@ import Netfilter
 /// holds, in this order:
 ///
 /// 1. Knock ports of all rules: TCP SYNs (`tcp flags & (syn | ack) == syn`) and UDP datagrams are
-///    logged to the NFLOG group, strict rules also note the source in their kernel-filled
+///    logged to the NFLOG group, watching rules (strict, or with a `max_wrong_knocks` budget: see
+///    ``Rule/watchesPeers``) also note the source in their kernel-filled
 ///    `NAME_watch4`/`NAME_watch6` sets, and then every packet to a knock port is refused (after it
 ///    is logged; TCP segments that are not SYNs too, as a closed port answers them with a reset).
-/// 2. For strict rules, every new TCP/UDP connection from a watched source (a peer that knocked on
+/// 2. For watching rules, every new TCP/UDP connection from a watched source (a peer that knocked on
 ///    one of the rule's ports within the rule's `time`) is logged, not dropped, so the daemon sees the
-///    wrong knocks that make a strict peer start over. For SPA rules with a close secret, UDP
+///    wrong knocks that make a strict peer start over or use up a non-strict attempt's budget. For SPA rules with a close secret, UDP
 ///    datagrams of an SPA payload's length from an allowed source are logged, so a close knock to any
 ///    port is seen.
 /// 3. Protected ports: established/related traffic passes, sources in a protecting rule's
@@ -169,7 +170,7 @@ public struct FirewallLayout: Equatable, Sendable {
                 used.insert(name)
                 lines.append("add set \(target) \(name) { type \(Self.addressType(family)); flags timeout; }")
             }
-            guard rule.strict else { continue }
+            guard rule.watchesPeers else { continue }
             let timeout = Self.timeoutSeconds(rule.maxKnockGap ?? Self.defaultWatchTimeout)
             for family in [IPFamily.ipv4, .ipv6] {
                 let name = Self.setName(rule: rule.name, kind: .watch, family: family)
@@ -200,7 +201,7 @@ public struct FirewallLayout: Equatable, Sendable {
             let verb = closedPortResponse == .drop ? "drop" : "answer as a closed port"
             lines.append("# Knock ports (\(transport)): log \(transport == .tcp ? "SYNs" : "datagrams"), then \(verb).")
             lines.append("\(addRule) \(transport) dport \(Self.portList(all))\(knocks) \(logStatement)")
-            for rule in rules where rule.strict {
+            for rule in rules where rule.watchesPeers {
                 let own = ports(of: [rule])
                 guard !own.isEmpty else { continue }
                 for family in [IPFamily.ipv4, .ipv6] {
@@ -218,11 +219,11 @@ public struct FirewallLayout: Equatable, Sendable {
     /// Section 2: log new connections of watched sources, and SPA-sized datagrams of allowed ones.
     private func watchAndCloseLines() -> [String] {
         var lines: [String] = []
-        let strictRules = rules.filter(\.strict)
-        if !strictRules.isEmpty {
+        let watchingRules = rules.filter(\.watchesPeers)
+        if !watchingRules.isEmpty {
             lines.append("# Strict rules: log new connections from sources in the middle of a sequence.")
         }
-        for rule in strictRules {
+        for rule in watchingRules {
             for family in [IPFamily.ipv4, .ipv6] {
                 let watch = Self.setName(rule: rule.name, kind: .watch, family: family)
                 lines.append(
@@ -353,7 +354,9 @@ public struct FirewallLayout: Equatable, Sendable {
             let milliseconds = ttl.map { UInt64(Self.timeoutSeconds($0)) * 1000 }
             return .init(
                 table: table,
-                changes: [.init(.add, set: set, key: key), .init(.delete, set: set, key: key), .init(.add, set: set, key: key, timeoutMilliseconds: milliseconds)],
+                changes: [
+                    .init(.add, set: set, key: key), .init(.delete, set: set, key: key), .init(.add, set: set, key: key, timeoutMilliseconds: milliseconds),
+                ],
                 script: script)
         case .revoke(let rule, let peer):
             let set = Self.setName(rule: rule, kind: .allowed, family: peer.isIPv4 ? .ipv4 : .ipv6)
@@ -421,13 +424,17 @@ extension FirewallLayout {
     }
 
     /// The names of the sets in the output of `nft -j list sets table inet <table>` (or any `nft -j`
-    /// listing: every `set` object counts). An empty string (no output) has no sets.
+    /// listing: every `set` object counts).
+    ///
+    /// An empty string (no output) has no sets.
     public static func setNames(inListing json: String) throws(ListingError) -> Set<String> {
         Set(try sets(inListing: json).compactMap { $0["name"] as? String })
     }
 
     /// The elements of every allowed set in the output of `nft -j list set inet <table> <set>` (or of
-    /// `list sets`, `list table`): rule, address, timeout and time left. Other sets (watch sets, sets
+    /// `list sets`, `list table`): rule, address, timeout and time left.
+    ///
+    /// Other sets (watch sets, sets
     /// not named after a rule) and elements that are not single addresses are skipped.
     public static func allowedElements(inListing json: String) throws(ListingError) -> [AllowedElement] {
         var found: [AllowedElement] = []

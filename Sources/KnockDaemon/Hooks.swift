@@ -25,7 +25,9 @@ public struct HookJob: Equatable, Sendable {
     }
 
     /// The job `event` calls for under `hooks`, or nil: `on_open` runs for allowed, `on_close` for
-    /// closed and autoclosed. `transport` is the protocol of the knock (or of the rule's first knock
+    /// closed and autoclosed.
+    ///
+    /// `transport` is the protocol of the knock (or of the rule's first knock
     /// when the event has none).
     ///
     /// `%IP%` in the command becomes the peer's address (knockd's convention). The address is our own
@@ -116,7 +118,9 @@ public final class HookRunner: Sendable {
     private let dropWarning = Mutex<(last: ContinuousClock.Instant?, suppressed: Int)>((nil, 0))
     private let onFinish: (@Sendable (HookJob, HookResult) -> Void)?
 
-    /// Makes a runner and starts its worker thread. `onFinish` is called on the worker after each run.
+    /// Makes a runner and starts its worker thread.
+    ///
+    /// `onFinish` is called on the worker after each run.
     public init(
         timeout: Duration, queueCapacity: Int = 256, logger: Logger, onFinish: (@Sendable (HookJob, HookResult) -> Void)? = nil
     ) {
@@ -139,6 +143,7 @@ public final class HookRunner: Sendable {
     public var pending: Int { pendingCount.load(ordering: .relaxed) }
 
     /// Queues `job`; returns false (and counts and logs) when it is an open hook and the queue is full.
+    ///
     /// A close hook is always accepted (possibly coalesced with an identical one already waiting).
     @discardableResult
     public func enqueue(_ job: HookJob) -> Bool {

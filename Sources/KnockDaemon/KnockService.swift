@@ -99,7 +99,8 @@ public final class KnockService {
         self.configuration = configuration
         self.engine = KnockEngine(
             rules: configuration.rules, clients: configuration.clients, spa2ClockWindow: configuration.daemon.spa2ClockWindow,
-            fwknopClients: configuration.fwknopClients, fwknopClockWindow: configuration.daemon.fwknopClockWindow)
+            fwknopClients: configuration.fwknopClients, fwknopClockWindow: configuration.daemon.fwknopClockWindow,
+            firstKnockCapacity: configuration.daemon.firstKnockCapacity, fingerprintKey: .random())
         self.executor = executor
         self.logger = logger
         self.replayStore = replayStore
@@ -150,7 +151,9 @@ public final class KnockService {
     }
 
     /// Switches to `newConfiguration` atomically: the new table layout is applied in one
-    /// transaction, allowed peers of rules that remain keep their access. If the kernel refuses the
+    /// transaction, allowed peers of rules that remain keep their access.
+    ///
+    /// If the kernel refuses the
     /// new layout nothing changes and the error is thrown.
     public func reload(to newConfiguration: Configuration, now: Instant) throws(NetfilterError) {
         let newLayout = FirewallLayout(configuration: newConfiguration)
@@ -159,7 +162,8 @@ public final class KnockService {
         engine = KnockEngine(
             rules: newConfiguration.rules, clients: newConfiguration.clients,
             spa2ClockWindow: newConfiguration.daemon.spa2ClockWindow, fwknopClients: newConfiguration.fwknopClients,
-            fwknopClockWindow: newConfiguration.daemon.fwknopClockWindow, carryingOverFrom: engine)
+            fwknopClockWindow: newConfiguration.daemon.fwknopClockWindow,
+            firstKnockCapacity: newConfiguration.daemon.firstKnockCapacity, carryingOverFrom: engine)
         configuration = newConfiguration
         logger.info("configuration reloaded", metadata: ["rules": "\(newConfiguration.rules.count)"])
     }
@@ -170,7 +174,7 @@ public final class KnockService {
     public func teardown() throws(NetfilterError) {
         do {
             _ = try executor.run(NFTScript(layout.teardownScript()))
-        } catch where error.errno == EPERM {
+        } catch let error where error.errno == EPERM {
             throw NetfilterError(
                 operation: "delete table inet \(configuration.daemon.table)", errno: EPERM,
                 message: "a running pknockd owns the table; stop it first (or stop it with --remove-on-exit)")
@@ -180,7 +184,9 @@ public final class KnockService {
     // MARK: - Keeping the table
 
     /// Claims the table with `owner` + `persist`; returns true when the table was replaced (so the
-    /// sets must be read again). Falls back to watching where the kernel cannot own tables.
+    /// sets must be read again).
+    ///
+    /// Falls back to watching where the kernel cannot own tables.
     private func claimOwnership(tableExists: Bool, now: Instant) throws(NetfilterError) -> Bool {
         let table = configuration.daemon.table
         let flags: NFTablesNetlink.TableFlags = [.owner, .persist]
@@ -189,7 +195,7 @@ public final class KnockService {
             tableProtection = .owned
             tableProtectionReason = tableExists ? "took over the persistent table" : "created the table with owner and persist"
             return false
-        } catch where error.errno == EPERM {
+        } catch let error where error.errno == EPERM {
             throw NetfilterError(
                 operation: "claim table inet \(table)", errno: EPERM,
                 message: "another running process owns the table (another pknockd?); stop it first")
@@ -259,7 +265,9 @@ public final class KnockService {
 
     /// Puts the table back as the daemon knows it (rules, sets, exactly the engine's grants) in one
     /// transaction, after `changes` by another process; watch mode only (an owned table cannot be
-    /// changed by others). Failures are counted and logged; the periodic check tries again.
+    /// changed by others).
+    ///
+    /// Failures are counted and logged; the periodic check tries again.
     public func repairTable(after changes: NFTablesNetlink.TableChanges, now: Instant) {
         guard tableProtection == .watched, changes.touched else { return }
         counters.foreignTableChanges += 1
@@ -286,12 +294,14 @@ public final class KnockService {
     }
 
     /// The last-resort check of watch mode: if the table or its chain is gone (a notification was
-    /// missed), put it back. Call every few seconds; an owned table is not checked.
+    /// missed), put it back.
+    ///
+    /// Call every few seconds; an owned table is not checked.
     public func verifyTable(now: Instant) {
         guard tableProtection == .watched else { return }
         do {
             _ = try executor.run(NFTScript("list chain inet \(configuration.daemon.table) \(FirewallLayout.chainName)"))
-        } catch where error.errno == ENOENT || (error.message ?? "").contains("No such file or directory") {
+        } catch let error where error.errno == ENOENT || (error.message ?? "").contains("No such file or directory") {
             repairTable(after: .init(touched: true, deleted: true), now: now)
         } catch {
             logger.debug("table check failed", metadata: ["error": "\(error)"])
@@ -345,7 +355,9 @@ public final class KnockService {
     // MARK: - Control requests
 
     /// Answers a control-socket request (`status`, `open`, `close`); called on the intake loop's
-    /// thread. `events` is the server's business and is refused here.
+    /// thread.
+    ///
+    /// `events` is the server's business and is refused here.
     public func control(_ request: ControlRequest, now: Instant) -> ControlReply {
         switch request {
         case .status(let name):
@@ -428,7 +440,9 @@ public final class KnockService {
                 logger.error("firewall change failed", metadata: ["nft.table": "\(configuration.daemon.table)", "error": "\(error)"])
             }
         case .event(let event):
-            if case .allowed = event.kind, configuration.rules.contains(where: { $0.name == event.rule && ($0.spa != nil || $0.spa2 != nil || $0.fwknop != nil) }) {
+            if case .allowed = event.kind,
+                configuration.rules.contains(where: { $0.name == event.rule && ($0.spa != nil || $0.spa2 != nil || $0.fwknop != nil) })
+            {
                 replayStateChanged = true
             }
             // An SPA close is remembered too (a captured close packet must not close again after a restart).

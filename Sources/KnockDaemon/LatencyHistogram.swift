@@ -1,7 +1,9 @@
 import KnockCore
 
 /// How long pknockd's own part of a grant takes: the knock's NFLOG message read → the kernel has
-/// acknowledged the grant batch. Fixed buckets for the metrics, and the latest samples for exact
+/// acknowledged the grant batch.
+///
+/// Fixed buckets for the metrics, and the latest samples for exact
 /// percentiles in the stop log and the benchmark.
 ///
 /// A value type with storage allocated once; recording allocates nothing. Owned by the intake loop.

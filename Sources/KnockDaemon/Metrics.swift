@@ -101,7 +101,9 @@ extension MetricsSnapshot {
     }
 }
 
-/// A tiny HTTP responder for Prometheus scrapes: every GET gets the latest snapshot. Accepts on its
+/// A tiny HTTP responder for Prometheus scrapes: every GET gets the latest snapshot.
+///
+/// Accepts on its
 /// own thread and answers each connection on a thread of its own, at most ``maxConnections`` at
 /// once (further connections are closed at once); a client has ``requestDeadline`` to send its whole
 /// request head, however it trickles it, or is disconnected. The intake loop only swaps in a new
@@ -123,7 +125,9 @@ public final class MetricsServer: Sendable {
     private let active = Atomic<Int>(0)
     private let logger: Logger
 
-    /// Listens on TCP `host:port` and starts serving. Warns when `host` is not a loopback address:
+    /// Listens on TCP `host:port` and starts serving.
+    ///
+    /// Warns when `host` is not a loopback address:
     /// the metrics tell anyone who can reach them which rules exist and how busy they are.
     public init(
         host: String, port: UInt16, logger: Logger, requestDeadline: Duration = MetricsServer.defaultRequestDeadline,

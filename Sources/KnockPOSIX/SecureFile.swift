@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Reads files that hold secrets or keys the way OpenSSH's StrictModes reads `authorized_keys`:
@@ -220,9 +220,9 @@ public enum SecureFile {
 @inline(__always)
 private func Glibc_read(_ descriptor: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int {
     #if canImport(Glibc)
-    unsafe Glibc.read(descriptor, buffer, count)
+        unsafe Glibc.read(descriptor, buffer, count)
     #else
-    unsafe Darwin.read(descriptor, buffer, count)
+        unsafe Darwin.read(descriptor, buffer, count)
     #endif
 }
 

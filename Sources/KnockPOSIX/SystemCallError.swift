@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A failed POSIX call: which call, on what, and the errno it left.
@@ -48,8 +48,8 @@ public func retryingOnInterrupt(
 /// The calling thread's errno.
 func lastErrno() -> Int32 {
     #if canImport(Glibc)
-    Glibc.errno
+        Glibc.errno
     #else
-    Darwin.errno
+        Darwin.errno
     #endif
 }

@@ -1,12 +1,14 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A descriptor that becomes readable when another thread calls ``wake()``: how requests reach a
 /// loop that waits in `poll` (the daemon's intake loop waits for knocks, and is woken for control
-/// requests, reloads and shutdown). A self-pipe: portable, and wakes coalesce.
+/// requests, reloads and shutdown).
+///
+/// A self-pipe: portable, and wakes coalesce.
 ///
 /// Thread-safe: ``wake()`` may be called from any thread; ``drain()`` by the loop that polls.
 public final class WakeSignal: Sendable {

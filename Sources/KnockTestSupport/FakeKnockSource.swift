@@ -25,13 +25,13 @@ public final class FakeKnockSource: PacketSource, Sendable {
     /// Pretends the kernel dropped `count` packets (as NFLOG's ENOBUFS).
     public func loseMessages(_ count: Int) { lost.add(count, ordering: .relaxed) }
 
-    public func receiveQueued(_ handler: (borrowing NFLogPacket) -> Void) throws(NetfilterError) -> Int {
+    public func receiveQueued(_ handler: (NFLogPacketView) -> Void) throws(NetfilterError) -> Int {
         readable.drain()
         let packets = queue.withLock { queue in
             defer { queue.removeAll() }
             return queue
         }
-        for packet in packets { handler(packet) }
+        for packet in packets { handler(NFLogPacketView(payload: packet.payload[...], hardwareProtocol: packet.hardwareProtocol)) }
         return packets.count
     }
 }

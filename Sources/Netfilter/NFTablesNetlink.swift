@@ -133,7 +133,9 @@ public enum NFTablesNetlink {
     static let nestedFlag: UInt16 = 0x8000
 
     /// One transaction applying `batch`: batch begin (`sequence`), one message per change
-    /// (`sequence + 1` …, each with `NLM_F_ACK`), batch end. Returns the bytes and the sequence
+    /// (`sequence + 1` …, each with `NLM_F_ACK`), batch end.
+    ///
+    /// Returns the bytes and the sequence
     /// numbers whose answers to wait for.
     public static func elementBatch(_ batch: ElementBatch, sequence: UInt32) -> (bytes: [UInt8], awaiting: [UInt32]) {
         var bytes: [UInt8] = []
@@ -276,6 +278,8 @@ struct NetlinkMessages<Bytes: Collection<UInt8>>: Sequence, IteratorProtocol {
     init(_ bytes: Bytes) { self.bytes = Array(bytes) }
 
     mutating func next() -> Message? {
+        // The last message's padding may reach past the end.
+        guard offset < bytes.count else { return nil }
         let view = ByteView(bytes: bytes, range: offset..<bytes.count)
         guard let length = view.uint32(at: 0), length >= 16, Int(length) <= view.count,
             let type = view.uint16(at: 4), let flags = view.uint16(at: 6),

@@ -62,6 +62,7 @@ struct Check: ParsableCommand {
         row("nflog group", "\(daemon.nflogGroup)")
         row("state directory", daemon.stateDirectory)
         row("control socket", daemon.controlSocket)
+        row("first knocks", "\(daemon.firstKnockCapacity) entries (\(daemon.firstKnockCapacity * 16 / 1_048_576) MiB at most)")
         for rule in configuration.rules {
             out += "\nrule \(rule.name)\n"
             row("knock", rule.knockSequence.map(\.description).joined(separator: " "))
@@ -76,7 +77,9 @@ struct Check: ParsableCommand {
             } else if let spa2 = rule.spa2 {
                 let clients = configuration.clients.filter { $0.rules.contains(rule.name) }
                     .map { "\($0.id) (\($0.key.kind)\($0.mayNameAddress ? ", may name an address" : ""))" }
-                row("spa", "v2, named addresses: \(spa2.allowNamedAddress ? "allowed" : "no"), clients: \(clients.isEmpty ? "none" : clients.joined(separator: ", "))")
+                row(
+                    "spa",
+                    "v2, named addresses: \(spa2.allowNamedAddress ? "allowed" : "no"), clients: \(clients.isEmpty ? "none" : clients.joined(separator: ", "))")
             } else if let fwknop = rule.fwknop {
                 let clients = configuration.fwknopClients.filter { $0.rules.contains(rule.name) }.map(\.id)
                 row(
@@ -90,6 +93,9 @@ struct Check: ParsableCommand {
             row("protect", rule.protectedPorts.isEmpty ? "nothing" : rule.protectedPorts.map(\.description).joined(separator: " "))
             row("max tracked peers", "\(rule.maxTrackedPeers)")
             row("max allowed peers", "\(rule.maxAllowedPeers)")
+            if rule.spa == nil && rule.spa2 == nil && !rule.strict {
+                row("max wrong knocks", rule.maxWrongKnocks == 0 ? "no limit" : "\(rule.maxWrongKnocks)")
+            }
         }
         return out
     }
@@ -127,6 +133,7 @@ struct CheckReport: Encodable {
         var state_directory: String
         var control_socket: String
         var max_tracked_peers: Int
+        var first_knock_capacity: Int
     }
 
     struct SPA: Encodable {
@@ -146,6 +153,7 @@ struct CheckReport: Encodable {
         var protect: [String]
         var max_tracked_peers: Int
         var max_allowed_peers: Int
+        var max_wrong_knocks: Int
 
         func encode(to encoder: Encoder) throws {
             // Spelled out so that absent values are written as null rather than left out.
@@ -160,11 +168,12 @@ struct CheckReport: Encodable {
             try container.encode(protect, forKey: .protect)
             try container.encode(max_tracked_peers, forKey: .max_tracked_peers)
             try container.encode(max_allowed_peers, forKey: .max_allowed_peers)
+            try container.encode(max_wrong_knocks, forKey: .max_wrong_knocks)
         }
 
         enum Keys: String, CodingKey {
             case name, knock, `protocol`, time_seconds, strict, autoclose_seconds, spa, protect, max_tracked_peers,
-                max_allowed_peers
+                max_allowed_peers, max_wrong_knocks
         }
     }
 
@@ -197,7 +206,8 @@ struct CheckReport: Encodable {
         ok = true
         daemon = Daemon(
             table: settings.table, nflog_group: settings.nflogGroup, state_directory: settings.stateDirectory,
-            control_socket: settings.controlSocket, max_tracked_peers: settings.maxTrackedPeers)
+            control_socket: settings.controlSocket, max_tracked_peers: settings.maxTrackedPeers,
+            first_knock_capacity: settings.firstKnockCapacity)
         rules = configuration.rules.map { rule in
             RuleReport(
                 name: rule.name.rawValue,
@@ -211,7 +221,8 @@ struct CheckReport: Encodable {
                 },
                 protect: rule.protectedPorts.map(\.description),
                 max_tracked_peers: rule.maxTrackedPeers,
-                max_allowed_peers: rule.maxAllowedPeers)
+                max_allowed_peers: rule.maxAllowedPeers,
+                max_wrong_knocks: rule.maxWrongKnocks)
         }
         warnings = configuration.warnings.map(Diagnostic.init)
         errors = []

@@ -77,7 +77,9 @@ struct ClientConfig: ParsableCommand {
     }
 }
 
-/// What `pknock client-config` prints for one rule. Pure, for tests.
+/// What `pknock client-config` prints for one rule.
+///
+/// Pure, for tests.
 struct ClientExport: Equatable {
     /// The text to print.
     var text: String

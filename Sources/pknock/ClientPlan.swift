@@ -248,6 +248,7 @@ extension KnockPlan {
     }
 
     /// The SPA v2 settings of `options` (which has `--spa2`); v1-only options are refused.
+    ///
     /// The profile's v2 keys fill in what the command line leaves out.
     static func spa2Plan(_ options: KnockOptions, profile: ClientProfile? = nil) throws(ClientUsageError) -> SPAv2Plan {
         let stray: [(Bool, String)] = [

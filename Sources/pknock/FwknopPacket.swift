@@ -16,7 +16,9 @@ struct FwknopPlan: Equatable {
     var timeout: Int?
 }
 
-/// Making fwknop packets on the client. Pure: the clock, the salt and the random value are passed in.
+/// Making fwknop packets on the client.
+///
+/// Pure: the clock, the salt and the random value are passed in.
 enum FwknopPacket {
     /// The message `plan` asks for, `address` being the one decided (nil: 0.0.0.0).
     static func message(_ plan: FwknopPlan, address: PeerAddress?, timestamp: Int64, random: String) -> Fwknop.Message {

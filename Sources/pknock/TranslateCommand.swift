@@ -88,7 +88,8 @@ struct Translation: Equatable {
         for rule in configuration.rules {
             if rule.spa != nil {
                 warnings.append(
-                    "rule \(rule.name): the secrets were inline in the iptables rules and are inline here; move them to open_secret_file/close_secret_file, readable only by root")
+                    "rule \(rule.name): the secrets were inline in the iptables rules and are inline here; move them to open_secret_file/close_secret_file, readable only by root"
+                )
             }
             out += "\n" + render(rule, hooks: nil, notes: [])
         }
@@ -206,7 +207,8 @@ struct Translation: Equatable {
             }
             if let open, Self.isIptablesDelete(open) {
                 warnings.append(
-                    "\(file):\(section.line): \(label) removes an iptables rule (a knockd closing door); skipped: access ends by autoclose, a close knock or `pknock close`")
+                    "\(file):\(section.line): \(label) removes an iptables rule (a knockd closing door); skipped: access ends by autoclose, a close knock or `pknock close`"
+                )
                 continue
             }
             var protect: [ServicePort] = []

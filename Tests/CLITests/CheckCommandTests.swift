@@ -115,6 +115,33 @@ import Testing
         }
     }
 
+    @Test func aSequenceInSweepOrderIsWarnedAbout() throws {
+        // issue 11: any ascending port sweep traverses an ascending sequence (and a reverse one a
+        // descending sequence), whatever the wrong-knock budget.
+        let examples = try Examples()
+        defer { examples.cleanUp() }
+        let path = try examples.write(
+            "sweep.toml",
+            """
+            [[rule]]
+            name = "UP"
+            knock = [3001, 3002, 3004]
+            protect = [22]
+            max_wrong_knocks = 3
+
+            [[rule]]
+            name = "DOWN"
+            knock = [3104, 3102, 3101]
+            protect = [23]
+            """)
+        let run = try Self.run(["check", path])
+        #expect(run.status == 0)
+        #expect(run.stderr.contains("\(path):3: warning: rule UP: knock: the knock ports are in ascending order"))
+        #expect(run.stderr.contains("\(path):9: warning: rule DOWN: knock: the knock ports are in descending order"))
+        #expect(run.stdout.contains("\nrule UP\n") && run.stdout.contains("  max wrong knocks:   3\n"))
+        #expect(run.stdout.contains("  max wrong knocks:   8\n"), "the default budget of a pknock.toml rule")
+    }
+
     @Test func brokenConfigurationPrintsEveryErrorAndExits2() throws {
         let examples = try Examples()
         defer { examples.cleanUp() }

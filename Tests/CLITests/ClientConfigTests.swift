@@ -41,7 +41,8 @@ import Testing
         ] {
             #expect(export.text.contains(line + "\n"), "\(line)")
         }
-        let qr = "KEY_BASE64:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8= HMAC_KEY_BASE64:ZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXp7fH1+f4CBgoOEhYaHiImKi4yNjo+QkZKTlJWWl5iZmpucnZ6foKGiow=="
+        let qr =
+            "KEY_BASE64:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8= HMAC_KEY_BASE64:ZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXp7fH1+f4CBgoOEhYaHiImKi4yNjo+QkZKTlJWWl5iZmpucnZ6foKGiow=="
         #expect(export.qrTexts.map(\.1) == [qr])
         #expect(throws: ClientUsageError.self) {
             try ClientExport.make(configuration.rules[0], configuration: configuration, client: "phone", host: "h")

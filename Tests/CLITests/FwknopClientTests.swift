@@ -60,7 +60,10 @@ import Testing
         let profile = try #require(try ClientProfiles.parse(text, file: "client.toml", directory: "/home/u/.config/pknock", home: "/home/u").first)
         #expect(profile.fwknop == true && profile.spa2 == nil)
         let plan = try Self.plan(["lab"], profile: profile)
-        #expect(plan.fwknop == FwknopPlan(keyFile: "/home/u/.config/pknock/lab.keys", access: [ServicePort(Port(rawValue: 22)!, .tcp)], address: nil, user: "bob", timeout: nil))
+        #expect(
+            plan.fwknop
+                == FwknopPlan(
+                    keyFile: "/home/u/.config/pknock/lab.keys", access: [ServicePort(Port(rawValue: 22)!, .tcp)], address: nil, user: "bob", timeout: nil))
     }
 
     @Test func thePacketOpensForTheServer() throws {

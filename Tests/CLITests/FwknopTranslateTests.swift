@@ -77,7 +77,8 @@ import Testing
     }
 
     @Test func withoutHMACTheClientIsToldToMove() throws {
-        let result = Translation.fwknop(access: "SOURCE ANY\nKEY_BASE64 AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\nOPEN_PORTS tcp/22\n", file: "a", serverConfig: nil)
+        let result = Translation.fwknop(
+            access: "SOURCE ANY\nKEY_BASE64 AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\nOPEN_PORTS tcp/22\n", file: "a", serverConfig: nil)
         #expect(result.toml.contains("knock = [\"62201:udp\"]"))
         #expect(result.warnings.contains { $0.contains("no HMAC key: pknockd refuses fwknop packets without HMAC") })
         // Loading it says the same: the configuration is refused until there is an HMAC key.

@@ -7,6 +7,7 @@ import Testing
 
 /// `pknock knock --spa2`: keys from `pknock keygen` make packets that decode with `SPAv2.decode`
 /// and verify with the server's key; usage errors exit 64, unusable key files exit 1.
+///
 /// Sending is covered by the namespace scenarios in Scripts/e2e/50-spa2.sh.
 @Suite struct SPAv2ClientTests {
     /// A temporary directory with keys made by `pknock keygen`.

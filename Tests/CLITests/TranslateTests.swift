@@ -100,7 +100,8 @@ import Testing
     }
 
     @Test func otherCommandsBecomeHooks() throws {
-        let text = "[web]\nsequence = 1000,2000\nstart_command = /usr/bin/systemctl start nginx\ncmd_timeout = 300\nstop_command = /usr/bin/systemctl stop nginx\n"
+        let text =
+            "[web]\nsequence = 1000,2000\nstart_command = /usr/bin/systemctl start nginx\ncmd_timeout = 300\nstop_command = /usr/bin/systemctl stop nginx\n"
         let configuration = try load(Translation.knockd(text, file: "k").toml)
         let name = try #require(RuleName(rawValue: "web"))
         #expect(configuration.hooks[name] == RuleHooks(onOpen: "/usr/bin/systemctl start nginx", onClose: "/usr/bin/systemctl stop nginx"))

@@ -10,25 +10,26 @@ import Testing
     static let rule = "[[rule]]\nname = \"R\"\n"
 
     /// TOML text, the 1-based line and the field the refusal must name.
-    @Test(arguments: [
-        (rule + "knock = [0]\nprotect = [22]\n", 3, "knock"),
-        (rule + "knock = [65536]\nprotect = [22]\n", 3, "knock"),
-        (rule + "knock = [-1]\nprotect = [22]\n", 3, "knock"),
-        (rule + "knock = [99999999999999999999999]\nprotect = [22]\n", 3, nil),
-        (rule + "knock = [\"22:sctp\"]\nprotect = [22]\n", 3, "knock"),
-        (rule + "knock = [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]\nprotect = [22]\n", 3, "knock"),
-        (rule + "knock = [7000]\ntime = -5\nprotect = [22]\n", 4, "time"),
-        (rule + "knock = [7000]\nautoclose = \"1000000000000d\"\nprotect = [22]\n", 4, "autoclose"),
-        (rule + "knock = [7000]\nprotect = [22]\nmax_tracked_peers = 0\n", 5, "max_tracked_peers"),
-        (rule + "knock = [7000]\nprotect = [22]\nmax_tracked_peers = 9223372036854775807\n", 5, "max_tracked_peers"),
-        ("[[rule]]\nname = \"\(String(repeating: "A", count: 40))\"\nknock = [7000]\nprotect = [22]\n", 2, "name"),
-        ("[[rule]]\nname = \"bad name;drop\"\nknock = [7000]\nprotect = [22]\n", 2, "name"),
-        ("[[rule]]\nname = \"R\\u0000\"\nknock = [7000]\nprotect = [22]\n", 2, "name"),
-        (rule + "knock = [\"4000:udp\"]\nopen_secret_file = \"../../../../etc/shadow\"\nprotect = [22]\n", 4, "open_secret_file"),
-        ("[daemon]\nnflog_group = 70000\n", 2, "daemon.nflog_group"),
-        ("[daemon]\nstate_directory = \"relative/dir\"\n", 2, "daemon.state_directory"),
-        ("[daemon]\ntable = \"x; flush ruleset\"\n", 2, "daemon.table"),
-    ] as [(String, Int, String?)])
+    @Test(
+        arguments: [
+            (rule + "knock = [0]\nprotect = [22]\n", 3, "knock"),
+            (rule + "knock = [65536]\nprotect = [22]\n", 3, "knock"),
+            (rule + "knock = [-1]\nprotect = [22]\n", 3, "knock"),
+            (rule + "knock = [99999999999999999999999]\nprotect = [22]\n", 3, nil),
+            (rule + "knock = [\"22:sctp\"]\nprotect = [22]\n", 3, "knock"),
+            (rule + "knock = [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]\nprotect = [22]\n", 3, "knock"),
+            (rule + "knock = [7000]\ntime = -5\nprotect = [22]\n", 4, "time"),
+            (rule + "knock = [7000]\nautoclose = \"1000000000000d\"\nprotect = [22]\n", 4, "autoclose"),
+            (rule + "knock = [7000]\nprotect = [22]\nmax_tracked_peers = 0\n", 5, "max_tracked_peers"),
+            (rule + "knock = [7000]\nprotect = [22]\nmax_tracked_peers = 9223372036854775807\n", 5, "max_tracked_peers"),
+            ("[[rule]]\nname = \"\(String(repeating: "A", count: 40))\"\nknock = [7000]\nprotect = [22]\n", 2, "name"),
+            ("[[rule]]\nname = \"bad name;drop\"\nknock = [7000]\nprotect = [22]\n", 2, "name"),
+            ("[[rule]]\nname = \"R\\u0000\"\nknock = [7000]\nprotect = [22]\n", 2, "name"),
+            (rule + "knock = [\"4000:udp\"]\nopen_secret_file = \"../../../../etc/shadow\"\nprotect = [22]\n", 4, "open_secret_file"),
+            ("[daemon]\nnflog_group = 70000\n", 2, "daemon.nflog_group"),
+            ("[daemon]\nstate_directory = \"relative/dir\"\n", 2, "daemon.state_directory"),
+            ("[daemon]\ntable = \"x; flush ruleset\"\n", 2, "daemon.table"),
+        ] as [(String, Int, String?)])
     func tomlRefusalNamesFileLineAndField(text: String, line: Int, field: String?) {
         let errors = Fixture.errors(text)
         #expect(!errors.isEmpty)
@@ -58,14 +59,15 @@ import Testing
     }
 
     /// Rules-file text, the line and the option the refusal must name.
-    @Test(arguments: [
-        ("iptables -A INPUT -p tcp -m pknock --knockports 0 --name A -j ACCEPT\n", 1, "--knockports"),
-        ("iptables -A INPUT -p tcp -m pknock --knockports 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16 --name A -j ACCEPT\n", 1, "--knockports"),
-        ("# comment\niptables -A INPUT -p tcp -m pknock --knockports 7000 --name 'a b' -j ACCEPT\n", 2, "--name"),
-        ("\n\niptables -A INPUT -p udp -m pknock --knockports 4000 --name S --opensecret X -j DROP\n", 3, "--opensecret"),
-        ("iptables -A INPUT -p tcp -m pknock --knockports 7000 --name A --time -5 -j ACCEPT\n", 1, "--time"),
-        ("iptables -A INPUT -p tcp -m pknock --checkip --name A --time 5 --dport 22 -j ACCEPT\n", 1, "--time"),
-    ] as [(String, Int, String)])
+    @Test(
+        arguments: [
+            ("iptables -A INPUT -p tcp -m pknock --knockports 0 --name A -j ACCEPT\n", 1, "--knockports"),
+            ("iptables -A INPUT -p tcp -m pknock --knockports 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16 --name A -j ACCEPT\n", 1, "--knockports"),
+            ("# comment\niptables -A INPUT -p tcp -m pknock --knockports 7000 --name 'a b' -j ACCEPT\n", 2, "--name"),
+            ("\n\niptables -A INPUT -p udp -m pknock --knockports 4000 --name S --opensecret X -j DROP\n", 3, "--opensecret"),
+            ("iptables -A INPUT -p tcp -m pknock --knockports 7000 --name A --time -5 -j ACCEPT\n", 1, "--time"),
+            ("iptables -A INPUT -p tcp -m pknock --checkip --name A --time 5 --dport 22 -j ACCEPT\n", 1, "--time"),
+        ] as [(String, Int, String)])
     func rulesFileRefusalNamesFileLineAndOption(text: String, line: Int, option: String) {
         do {
             _ = try ConfigLoader.parseRulesFile(text, file: "/etc/pknock/x.rules")

@@ -36,10 +36,14 @@ import Testing
     }
 
     @Test(arguments: [
-        ("KEY_BASE64: AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n",
-         "/etc/pknock/pknock.toml:13: fwknop_key_file: client laptop: keys/laptop.fwknop: HMAC_KEY_BASE64 is missing: fwknop packets without an HMAC are refused; make keys with fwknop --key-gen and send with --use-hmac"),
-        ("KEY: secret\n",
-         "/etc/pknock/pknock.toml:13: fwknop_key_file: client laptop: keys/laptop.fwknop: KEY (a passphrase) is not supported; use KEY_BASE64 from fwknop --key-gen"),
+        (
+            "KEY_BASE64: AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n",
+            "/etc/pknock/pknock.toml:13: fwknop_key_file: client laptop: keys/laptop.fwknop: HMAC_KEY_BASE64 is missing: fwknop packets without an HMAC are refused; make keys with fwknop --key-gen and send with --use-hmac"
+        ),
+        (
+            "KEY: secret\n",
+            "/etc/pknock/pknock.toml:13: fwknop_key_file: client laptop: keys/laptop.fwknop: KEY (a passphrase) is not supported; use KEY_BASE64 from fwknop --key-gen"
+        ),
     ])
     func keyFileRefusals(contents: String, expected: String) {
         let errors = Fixture.errors(Self.text, secrets: InMemorySecretSource([Self.keyFile: Array(contents.utf8)])).map(\.description)
@@ -47,14 +51,22 @@ import Testing
     }
 
     @Test(arguments: [
-        ("[[rule]]\nname = \"F\"\nspa = \"fwknop\"\nopen_secret = \"x\"\nprotect = [22]\n",
-         "/etc/pknock/pknock.toml:4: rule F: open_secret: fwknop rules take their keys from [[client]] entries (fwknop_key_file), not open_secret"),
-        ("[[rule]]\nname = \"F\"\nspa = \"fwknop\"\nknock = [62201]\nprotect = [22]\n",
-         "/etc/pknock/pknock.toml:4: rule F: knock: an fwknop rule needs exactly one UDP knock port (fwknop's default is 62201)"),
-        ("[[rule]]\nname = \"A\"\nknock = [1]\nrequire_source_address = true\nprotect = [22]\n",
-         "/etc/pknock/pknock.toml:4: rule A: require_source_address: applies only to fwknop rules (spa = \"fwknop\")"),
-        ("[[rule]]\nname = \"V2\"\nknock = [\"4500:udp\"]\nspa = \"v2\"\nprotect = [22]\n[[client]]\nid = \"c\"\nrules = [\"V2\"]\nfwknop_key_file = \"k\"\n",
-         "/etc/pknock/pknock.toml:8: rules: client c: V2 is not an fwknop rule (spa = \"fwknop\")"),
+        (
+            "[[rule]]\nname = \"F\"\nspa = \"fwknop\"\nopen_secret = \"x\"\nprotect = [22]\n",
+            "/etc/pknock/pknock.toml:4: rule F: open_secret: fwknop rules take their keys from [[client]] entries (fwknop_key_file), not open_secret"
+        ),
+        (
+            "[[rule]]\nname = \"F\"\nspa = \"fwknop\"\nknock = [62201]\nprotect = [22]\n",
+            "/etc/pknock/pknock.toml:4: rule F: knock: an fwknop rule needs exactly one UDP knock port (fwknop's default is 62201)"
+        ),
+        (
+            "[[rule]]\nname = \"A\"\nknock = [1]\nrequire_source_address = true\nprotect = [22]\n",
+            "/etc/pknock/pknock.toml:4: rule A: require_source_address: applies only to fwknop rules (spa = \"fwknop\")"
+        ),
+        (
+            "[[rule]]\nname = \"V2\"\nknock = [\"4500:udp\"]\nspa = \"v2\"\nprotect = [22]\n[[client]]\nid = \"c\"\nrules = [\"V2\"]\nfwknop_key_file = \"k\"\n",
+            "/etc/pknock/pknock.toml:8: rules: client c: V2 is not an fwknop rule (spa = \"fwknop\")"
+        ),
         ("[daemon]\nfwknop_clock_window = 2\n", "/etc/pknock/pknock.toml:2: daemon.fwknop_clock_window: must be 5 seconds to 1 hour"),
     ])
     func refusals(text: String, expected: String) {

@@ -91,8 +91,10 @@ import Testing
     }
 
     @Test func secureIsMD5WithOnlyAnOpenSecret() throws {
-        let rules = try load("-p udp -m pknock --knockports 3000 --name OLD --secure 'an old secret' -j DROP\n"
-            + "-p tcp -m pknock --chkip --name OLD --dport 2222 -j ACCEPT").rules
+        let rules = try load(
+            "-p udp -m pknock --knockports 3000 --name OLD --secure 'an old secret' -j DROP\n"
+                + "-p tcp -m pknock --chkip --name OLD --dport 2222 -j ACCEPT"
+        ).rules
         #expect(
             rules == [
                 Rule(
@@ -230,7 +232,10 @@ import Testing
         ("-p tcp -m pknock --knockports 1 --name", "1: --name needs a value"),
         ("-p tcp -m pknock --knockports 1 --name --strict", "1: --name needs a value"),
         ("-p tcp -m pknock --knockports 1 --name 'A", "1: unterminated ' quote"),
-        ("-p tcp -m pknock --knockports 1 --name bad.name --dport 22", "1: rule bad.name: --name: rule name \"bad.name\" may only contain letters, digits, '_' and '-'"),
+        (
+            "-p tcp -m pknock --knockports 1 --name bad.name --dport 22",
+            "1: rule bad.name: --name: rule name \"bad.name\" may only contain letters, digits, '_' and '-'"
+        ),
     ])
     func refusals(text: String, expected: String) {
         #expect(errors(text) == ["/etc/pknock/xt.rules:\(expected)"])

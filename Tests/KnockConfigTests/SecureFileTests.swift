@@ -3,7 +3,7 @@ import KnockConfig
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Issue 11 item 10: secret and key files are read like ssh's StrictModes reads its files, in
@@ -44,7 +44,10 @@ import Glibc
         let directory = try TemporaryDirectory()
         defer { directory.cleanUp() }
         let path = try directory.write("open.secret", "x", mode: mode)
-        #expect(refusal(path) == "\(path) has mode 0\(String(mode, radix: 8)), readable or writable by group or others; run chmod 600 on it (like ssh refuses a private key with open permissions)")
+        #expect(
+            refusal(path)
+                == "\(path) has mode 0\(String(mode, radix: 8)), readable or writable by group or others; run chmod 600 on it (like ssh refuses a private key with open permissions)"
+        )
     }
 
     @Test func aPublicKeyMayBeReadableButNotWritableByOthers() throws {
@@ -184,7 +187,9 @@ import Glibc
             Issue.record("key files in a world-writable directory were accepted")
         } catch {
             let text = error.description
-            #expect(text.contains("\(config):9: ed25519_public_key_file: client laptop: \(directory.path)/keys/laptop.pub is in \(directory.path)/keys, which has mode 0777"))
+            #expect(
+                text.contains(
+                    "\(config):9: ed25519_public_key_file: client laptop: \(directory.path)/keys/laptop.pub is in \(directory.path)/keys, which has mode 0777"))
             #expect(text.contains("\(config):13: hmac_key_file: client phone: \(directory.path)/keys/phone.key is in \(directory.path)/keys"))
         }
     }

@@ -103,7 +103,33 @@ enum Fixture {
         #expect(configuration.daemon == DaemonSettings())
         #expect(configuration.daemon.table == "pknock")
         #expect(configuration.daemon.nflogGroup == 7)
-        #expect(configuration.rules == [Rule(name: Fixture.name("A"), knockSequence: [Fixture.port(1000)], protectedPorts: [Fixture.port(22)])])
+        #expect(
+            configuration.rules == [
+                Rule(
+                    name: Fixture.name("A"), knockSequence: [Fixture.port(1000)], protectedPorts: [Fixture.port(22)],
+                    maxWrongKnocks: Rule.defaultMaxWrongKnocks)
+            ])
+        #expect(configuration.daemon.firstKnockCapacity == FirstKnockTable.defaultCapacity)
+    }
+
+    @Test(arguments: [("max_wrong_knocks = 0", 0), ("max_wrong_knocks = 3", 3), ("max_wrong_knocks = 255", 255), ("", 8)])
+    func wrongKnockBudget(line: String, expected: Int) throws {
+        let configuration = try Fixture.load("[[rule]]\nname = \"A\"\nknock = [1000, 999]\nprotect = [22]\n\(line)\n")
+        #expect(configuration.rules.first?.maxWrongKnocks == expected)
+    }
+
+    @Test(arguments: [
+        ("max_wrong_knocks = 256", "/etc/pknock/pknock.toml:5: rule A: max_wrong_knocks: must be 0 (no limit) to 255, found 256"),
+        ("max_wrong_knocks = -1", "/etc/pknock/pknock.toml:5: rule A: max_wrong_knocks: must be 0 (no limit) to 255, found -1"),
+    ])
+    func badWrongKnockBudget(line: String, message: String) {
+        let errors = Fixture.errors("[[rule]]\nname = \"A\"\nknock = [1000, 999]\nprotect = [22]\n\(line)\n")
+        #expect(errors.map(\.description) == [message])
+    }
+
+    @Test func firstKnockCapacity() throws {
+        let configuration = try Fixture.load("[daemon]\nfirst_knock_capacity = 65536\n[[rule]]\nname = \"A\"\nknock = [1000]\nprotect = [22]\n")
+        #expect(configuration.daemon.firstKnockCapacity == 65536)
     }
 
     @Test func daemonMaxTrackedPeersIsTheRulesDefault() throws {
@@ -257,6 +283,7 @@ enum Fixture {
         ("state_directory = \"var/lib\"", "daemon.state_directory: must be an absolute path, found \"var/lib\""),
         ("control_socket = \"x.sock\"", "daemon.control_socket: must be an absolute path, found \"x.sock\""),
         ("max_tracked_peers = 0", "daemon.max_tracked_peers: must be 1 to 2147483647, found 0"),
+        ("first_knock_capacity = 1000", "daemon.first_knock_capacity: must be 1024 to 4294967296, found 1000"),
     ])
     func badDaemonSettings(line: String, message: String) {
         let errors = Fixture.errors("[daemon]\n\(line)\n[[rule]]\nname = \"A\"\nknock = [1]\nprotect = [22]\n")
@@ -374,7 +401,10 @@ enum Fixture {
         ("open_secret_file = \"ftp.open\"", "5: rule FTP: open_secret_file: open_secret and close_secret go together"),
         ("close_secret_file = \"ftp.close\"", "5: rule FTP: close_secret_file: needs open_secret_file as well"),
         ("spa = \"sha256\"", "5: rule FTP: spa: an SPA rule needs open_secret_file"),
-        ("spa = \"sha1\"\nopen_secret_file = \"ftp.open\"\nclose_secret_file = \"ftp.close\"", "5: rule FTP: spa: expected \"sha256\" or \"md5\", found \"sha1\""),
+        (
+            "spa = \"sha1\"\nopen_secret_file = \"ftp.open\"\nclose_secret_file = \"ftp.close\"",
+            "5: rule FTP: spa: expected \"sha256\" or \"md5\", found \"sha1\""
+        ),
         ("clock_skew = 2", "5: rule FTP: clock_skew: applies only to SPA rules (with open_secret_file)"),
         ("open_secret_file = \"ftp.open\"\nclose_secret_file = \"ftp.close\"\nclock_skew = 61", "7: rule FTP: clock_skew: clock_skew must be 0 to 60 minutes"),
         ("open_secret_file = \"ftp.open\"\nclose_secret_file = \"ftp.open\"", "6: rule FTP: close_secret_file: the open and close secrets must differ"),
@@ -462,15 +492,23 @@ enum Fixture {
     }
 
     @Test(arguments: [
-        ("[[rule]]\nname = \"V2\"\nknock = [\"4500:udp\"]\nspa = \"v2\"\nopen_secret = \"x\"\nprotect = [22]\n",
-         "/etc/pknock/pknock.toml:5: rule V2: open_secret: SPA v2 rules take their keys from [[client]] entries, not open_secret"),
-        ("[[rule]]\nname = \"A\"\nknock = [1]\nallow_named_address = true\nprotect = [22]\n",
-         "/etc/pknock/pknock.toml:4: rule A: allow_named_address: applies only to SPA v2 and fwknop rules (spa = \"v2\" or \"fwknop\")"),
-        ("[[rule]]\nname = \"A\"\nknock = [1]\nprotect = [22]\n[[client]]\nid = \"c\"\nrules = [\"A\"]\ned25519_public_key = \"\(publicKey)\"\n",
-         "/etc/pknock/pknock.toml:7: rules: client c: A is not an SPA v2 rule (spa = \"v2\")"),
+        (
+            "[[rule]]\nname = \"V2\"\nknock = [\"4500:udp\"]\nspa = \"v2\"\nopen_secret = \"x\"\nprotect = [22]\n",
+            "/etc/pknock/pknock.toml:5: rule V2: open_secret: SPA v2 rules take their keys from [[client]] entries, not open_secret"
+        ),
+        (
+            "[[rule]]\nname = \"A\"\nknock = [1]\nallow_named_address = true\nprotect = [22]\n",
+            "/etc/pknock/pknock.toml:4: rule A: allow_named_address: applies only to SPA v2 and fwknop rules (spa = \"v2\" or \"fwknop\")"
+        ),
+        (
+            "[[rule]]\nname = \"A\"\nknock = [1]\nprotect = [22]\n[[client]]\nid = \"c\"\nrules = [\"A\"]\ned25519_public_key = \"\(publicKey)\"\n",
+            "/etc/pknock/pknock.toml:7: rules: client c: A is not an SPA v2 rule (spa = \"v2\")"
+        ),
         ("[[client]]\nid = \"c d\"\n", "/etc/pknock/pknock.toml:2: id: a client id is 1 to 32 letters, digits, '.', '_' or '-'"),
-        ("[[rule]]\nname = \"V2\"\nknock = [\"4500:udp\"]\nspa = \"v2\"\nprotect = [22]\n[[client]]\nid = \"c\"\nrules = [\"V2\"]\ned25519_public_key = \"AAAA\"\n",
-         "/etc/pknock/pknock.toml:9: ed25519_public_key: client c: expected 32 bytes in base64 (as pknock keygen writes)"),
+        (
+            "[[rule]]\nname = \"V2\"\nknock = [\"4500:udp\"]\nspa = \"v2\"\nprotect = [22]\n[[client]]\nid = \"c\"\nrules = [\"V2\"]\ned25519_public_key = \"AAAA\"\n",
+            "/etc/pknock/pknock.toml:9: ed25519_public_key: client c: expected 32 bytes in base64 (as pknock keygen writes)"
+        ),
     ])
     func refusals(text: String, expected: String) {
         let errors = Fixture.errors(text).map(\.description)

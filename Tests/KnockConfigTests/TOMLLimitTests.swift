@@ -19,11 +19,6 @@ import Testing
     private static func dottedKey(_ parts: Int) -> String { Array(repeating: "a", count: parts).joined(separator: ".") + " = 1" }
     private static func header(_ parts: Int) -> String { "[" + Array(repeating: "a", count: parts).joined(separator: ".") + "]" }
 
-    @Test func theLimitIs64() {
-        #expect(TOMLParser.maximumDepth == 64)
-        #expect(TOMLParser.maximumSize == 1 << 20)
-    }
-
     /// Pairs of documents: one at the limit, one just past it.
     @Test(arguments: [
         (arrays(depth), arrays(depth + 1)),

@@ -21,13 +21,31 @@ enum Fixture {
         Knock(source: address(source), transport: transport, port: port(number, transport).port, payload: payload[...])
     }
 
+    /// A TCP SYN from `sourcePort` with sequence number `sequence`: the same values again are a
+    /// retransmission, other values a new connection.
+    static func syn(_ source: String, _ number: UInt16, sourcePort: UInt16, sequence: UInt32) -> Knock {
+        Knock(
+            source: address(source), transport: .tcp, port: port(number).port, sourcePort: Port(rawValue: sourcePort),
+            tcpSequenceNumber: sequence)
+    }
+
+    /// A UDP datagram from `sourcePort` carrying `payload`.
+    static func datagram(_ source: String, _ number: UInt16, sourcePort: UInt16, payload: [UInt8]) -> Knock {
+        Knock(source: address(source), transport: .udp, port: port(number, .udp).port, payload: payload[...], sourcePort: Port(rawValue: sourcePort))
+    }
+
+    /// The fixed first-knock fingerprint key of the tests.
+    static let fingerprintKey = SipHashKey(k0: 0x0706_0504_0302_0100, k1: 0x0f0e_0d0c_0b0a_0908)
+
     static func sequenceRule(
         _ ruleName: String, _ ports: [UInt16], transport: TransportProtocol = .tcp, time: Duration? = .seconds(10),
-        strict: Bool = false, autoclose: Duration? = nil, protect: [UInt16] = [22], maxTracked: Int = Rule.defaultMaxTrackedPeers
+        strict: Bool = false, autoclose: Duration? = nil, protect: [UInt16] = [22], maxTracked: Int = Rule.defaultMaxTrackedPeers,
+        maxWrongKnocks: Int = 0
     ) -> Rule {
         Rule(
             name: name(ruleName), knockSequence: ports.map { port($0, transport) }, maxKnockGap: time, strict: strict,
-            autoclose: autoclose, protectedPorts: protect.map { port($0) }, maxTrackedPeers: maxTracked)
+            autoclose: autoclose, protectedPorts: protect.map { port($0) }, maxTrackedPeers: maxTracked,
+            maxWrongKnocks: maxWrongKnocks)
     }
 
     static func spaRule(

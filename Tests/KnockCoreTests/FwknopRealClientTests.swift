@@ -47,8 +47,10 @@ struct FwknopRealClientTests {
         let cases: [([String], PeerAddress, [ServicePort], Duration?)] = [
             (["-A", "tcp/22", "-a", "192.0.2.2"], source, [ServicePort(Port(rawValue: 22)!, .tcp)], nil),
             (["-A", "udp/53", "-s"], source, [ServicePort(Port(rawValue: 53)!, .udp)], nil),
-            (["-A", "tcp/22,udp/53", "-a", "192.0.2.2", "-f", "10"], source,
-             [ServicePort(Port(rawValue: 22)!, .tcp), ServicePort(Port(rawValue: 53)!, .udp)], .seconds(10)),
+            (
+                ["-A", "tcp/22,udp/53", "-a", "192.0.2.2", "-f", "10"], source,
+                [ServicePort(Port(rawValue: 22)!, .tcp), ServicePort(Port(rawValue: 53)!, .udp)], .seconds(10)
+            ),
         ]
         for (arguments, address, access, timeout) in cases {
             let (packet, made) = try packet(arguments)

@@ -3,8 +3,9 @@ import Foundation
 import KnockCore
 import Testing
 
-/// fwknop packets: our encoder and decoder against each other, the key derivation against
-/// OpenSSL, and every refusal of the verifier. The real client's packets are checked at test time
+/// fwknop packets: our encoder and decoder, the key derivation, every refusal.
+///
+/// The encoder and decoder are checked against each other, the key derivation against OpenSSL. The real client's packets are checked at test time
 /// by ``FwknopRealClientTests`` (when Debian's fwknop-client is installed) and in Scripts/e2e/90-fwknop.sh.
 @Suite struct FwknopTests {
     static let keys = Fwknop.Keys(encryptionKey: Secret(bytes: Array(0..<32)), hmacKey: Secret(bytes: Array(100..<164)))
@@ -107,20 +108,34 @@ import Testing
             ("HMAC spare bits", spareBits, settings, [Self.client()], .badHMAC),
             ("client not on this rule", try Self.packet(), settings, [Self.client(rules: [])], .badHMAC),
             ("wrong encryption key", rightHMACWrongKey, settings, [Self.client()], .undecodable(client: "laptop", .decryptionFailed)),
-            ("expired", try Self.packet(Self.message(timestamp: Self.timestamp - 200)), settings, [Self.client()],
-             .outsideClockWindow(client: "laptop", skew: -203)),
-            ("future", try Self.packet(Self.message(timestamp: Self.timestamp + 130)), settings, [Self.client()],
-             .outsideClockWindow(client: "laptop", skew: 127)),
-            ("port not protected", try Self.packet(Self.message(ports: [ServicePort(Port(rawValue: 23)!, .tcp)])), settings, [Self.client()],
-             .portNotProtected(client: "laptop", port: ServicePort(Port(rawValue: 23)!, .tcp))),
-            ("protected port, other protocol", try Self.packet(Self.message(ports: [ServicePort(Port(rawValue: 22)!, .udp)])), settings,
-             [Self.client()], .portNotProtected(client: "laptop", port: ServicePort(Port(rawValue: 22)!, .udp))),
-            ("0.0.0.0 where the address is required", try Self.packet(Self.message(address: nil)), required, [Self.client()],
-             .sourceAddressRequired(client: "laptop")),
-            ("another address", try Self.packet(Self.message(address: "203.0.113.9")), settings, [Self.client()],
-             .addressNotAllowed(client: "laptop", address: PeerAddress("203.0.113.9")!)),
-            ("a command", try Self.packet(Self.message(type: .command)), settings, [Self.client()],
-             .unsupportedMessage(client: "laptop", type: 0)),
+            (
+                "expired", try Self.packet(Self.message(timestamp: Self.timestamp - 200)), settings, [Self.client()],
+                .outsideClockWindow(client: "laptop", skew: -203)
+            ),
+            (
+                "future", try Self.packet(Self.message(timestamp: Self.timestamp + 130)), settings, [Self.client()],
+                .outsideClockWindow(client: "laptop", skew: 127)
+            ),
+            (
+                "port not protected", try Self.packet(Self.message(ports: [ServicePort(Port(rawValue: 23)!, .tcp)])), settings, [Self.client()],
+                .portNotProtected(client: "laptop", port: ServicePort(Port(rawValue: 23)!, .tcp))
+            ),
+            (
+                "protected port, other protocol", try Self.packet(Self.message(ports: [ServicePort(Port(rawValue: 22)!, .udp)])), settings,
+                [Self.client()], .portNotProtected(client: "laptop", port: ServicePort(Port(rawValue: 22)!, .udp))
+            ),
+            (
+                "0.0.0.0 where the address is required", try Self.packet(Self.message(address: nil)), required, [Self.client()],
+                .sourceAddressRequired(client: "laptop")
+            ),
+            (
+                "another address", try Self.packet(Self.message(address: "203.0.113.9")), settings, [Self.client()],
+                .addressNotAllowed(client: "laptop", address: PeerAddress("203.0.113.9")!)
+            ),
+            (
+                "a command", try Self.packet(Self.message(type: .command)), settings, [Self.client()],
+                .unsupportedMessage(client: "laptop", type: 0)
+            ),
         ]
         for (what, packet, settings, clients, expected) in cases {
             var verifier = FwknopVerifier(clients: clients)
@@ -148,8 +163,11 @@ import Testing
             verifier.verify(packet, source: Self.source, rule: Self.rule, settings: FwknopRuleSettings(), now: Self.now)
                 == .failure(.replayed(client: "laptop")))
         // The same message under another salt is another packet: fwknop's replay check is per packet.
-        #expect((try? verifier.verify(try Self.packet(salt: [9, 9, 9, 9, 9, 9, 9, 9]), source: Self.source, rule: Self.rule,
-            settings: FwknopRuleSettings(), now: Self.now).get()) != nil)
+        #expect(
+            (try? verifier.verify(
+                try Self.packet(salt: [9, 9, 9, 9, 9, 9, 9, 9]), source: Self.source, rule: Self.rule,
+                settings: FwknopRuleSettings(), now: Self.now
+            ).get()) != nil)
         #expect(verifier.seenDigests.count == 2)
         verifier.prune(now: WallTime(secondsSinceEpoch: Self.timestamp + 121))
         #expect(verifier.seenDigests.isEmpty)
@@ -184,7 +202,8 @@ import Testing
     }
 
     @Test func keyFilesAsFwknopKeyGenPrintsThem() throws {
-        let text = "KEY_BASE64: AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\nHMAC_KEY_BASE64: ZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXp7fH1+f4CBgoOEhYaHiImKi4yNjo+QkZKTlJWWl5iZmpucnZ6foKGiow==\n"
+        let text =
+            "KEY_BASE64: AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\nHMAC_KEY_BASE64: ZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXp7fH1+f4CBgoOEhYaHiImKi4yNjo+QkZKTlJWWl5iZmpucnZ6foKGiow==\n"
         let keys = try Fwknop.Keys(parsing: text)
         #expect(keys == Self.keys)
         #expect(keys.keyFileText == text)
@@ -201,7 +220,9 @@ import Testing
     @Test func parserRefusesBrokenPlaintext() {
         let good = Fwknop.plaintext(Self.message())
         let body = good[..<good.lastIndex(of: ":")!]
-        func sealed(_ text: Substring) -> [UInt8] { Array((String(text) + ":" + Fwknop.unpaddedBase64(Array(SHA256.hash(data: Array(String(text).utf8))))).utf8) }
+        func sealed(_ text: Substring) -> [UInt8] {
+            Array((String(text) + ":" + Fwknop.unpaddedBase64(Array(SHA256.hash(data: Array(String(text).utf8))))).utf8)
+        }
         let cases: [(String, [UInt8], Fwknop.DecodingError)] = [
             ("digest mismatch", Array((body + ":" + String(repeating: "A", count: 43)).utf8), .digestMismatch),
             ("short random", sealed("123:" + body.drop(while: { $0 != ":" }).dropFirst()), .fields("random value is not 16 digits")),

@@ -30,10 +30,11 @@ import Testing
         for (second, port) in [3001, 3005, 3002, 3004, 3003].enumerated() {
             kinds += engine.handle(Fixture.knock("192.0.2.7", UInt16(port)), at: .seconds(Int64(second)), wallTime: wall).kinds
         }
-        #expect(kinds == [
-            .matching(step: 1, of: 5), .matching(step: 2, of: 5), .matching(step: 3, of: 5), .matching(step: 4, of: 5),
-            .allowed(until: nil),
-        ])
+        #expect(
+            kinds == [
+                .matching(step: 1, of: 5), .matching(step: 2, of: 5), .matching(step: 3, of: 5), .matching(step: 4, of: 5),
+                .allowed(until: nil),
+            ])
     }
 
     @Test func aKnockOffTheFirstPortCreatesNoPeer() {
@@ -83,12 +84,15 @@ import Testing
         #expect(engine.peers(of: Fixture.name("SSH")) == [])
     }
 
-    @Test func strictWrongKnockOnTheFirstPortStartsANewAttempt() {
+    @Test func strictWrongKnockOnTheFirstPortIsConsumed() {
+        // As in the original: the wrong packet resets the attempt and starts nothing itself.
         var engine = KnockEngine(rules: [Fixture.sequenceRule("SSH", [2002, 2001, 2004], strict: true)])
         _ = engine.handle(Fixture.knock("192.0.2.7", 2002), at: .seconds(0), wallTime: wall)
         _ = engine.handle(Fixture.knock("192.0.2.7", 2001), at: .seconds(1), wallTime: wall)
         let restart = engine.handle(Fixture.knock("192.0.2.7", 2002), at: .seconds(2), wallTime: wall)
-        #expect(restart.kinds == [.didNotMatch(expected: Fixture.port(2004), reset: true), .matching(step: 1, of: 3)])
+        #expect(restart.kinds == [.didNotMatch(expected: Fixture.port(2004), reset: true)])
+        #expect(engine.handle(Fixture.knock("192.0.2.7", 2001), at: .seconds(3), wallTime: wall).isEmpty)
+        #expect(engine.handle(Fixture.knock("192.0.2.7", 2002), at: .seconds(4), wallTime: wall).kinds == [.matching(step: 1, of: 3)])
     }
 
     @Test func strictCountsAnyOtherPacketOfAPeerMidSequence() {
@@ -109,13 +113,60 @@ import Testing
         #expect(engine.handle(Fixture.knock("192.0.2.7", 2001), at: .seconds(2), wallTime: wall).kinds == [.allowed(until: nil)])
     }
 
-    @Test func aRetransmittedKnockIsNotAWrongKnock() {
+    @Test func aRetransmittedSYNIsNotAKnock() {
         var engine = KnockEngine(rules: [Fixture.sequenceRule("SSH", [2002, 2001, 2004], strict: true)])
-        _ = engine.handle(Fixture.knock("192.0.2.7", 2002), at: .seconds(0), wallTime: wall)
-        #expect(engine.handle(Fixture.knock("192.0.2.7", 2002), at: .seconds(1), wallTime: wall).isEmpty)
-        _ = engine.handle(Fixture.knock("192.0.2.7", 2001), at: .seconds(2), wallTime: wall)
-        #expect(engine.handle(Fixture.knock("192.0.2.7", 2001), at: .seconds(2), wallTime: wall).isEmpty)
-        #expect(engine.handle(Fixture.knock("192.0.2.7", 2004), at: .seconds(3), wallTime: wall).kinds == [.allowed(until: nil)])
+        _ = engine.handle(Fixture.syn("192.0.2.7", 2002, sourcePort: 40001, sequence: 0x1111_0000), at: .seconds(0), wallTime: wall)
+        // The kernel retransmits an unanswered SYN after 1 s, then 3 s: the same source port and sequence.
+        #expect(engine.handle(Fixture.syn("192.0.2.7", 2002, sourcePort: 40001, sequence: 0x1111_0000), at: .seconds(1), wallTime: wall).isEmpty)
+        _ = engine.handle(Fixture.syn("192.0.2.7", 2001, sourcePort: 40002, sequence: 0x2222_0000), at: .seconds(2), wallTime: wall)
+        #expect(engine.handle(Fixture.syn("192.0.2.7", 2001, sourcePort: 40002, sequence: 0x2222_0000), at: .seconds(3), wallTime: wall).isEmpty)
+        #expect(engine.handle(Fixture.syn("192.0.2.7", 2004, sourcePort: 40003, sequence: 1), at: .seconds(4), wallTime: wall).kinds == [.allowed(until: nil)])
+    }
+
+    @Test func strictRepeatedFirstPortStaysClosed() {
+        // issue 12: 9980, 9980, 9981 (two connections to the first port, then the second) stays closed,
+        // as in the original's test 03; 9980, 9981 then opens.
+        var engine = KnockEngine(rules: [Fixture.sequenceRule("T", [9980, 9981], strict: true)])
+        var kinds: [KnockEvent.Kind] = []
+        for (second, (port, sourcePort)) in [(9980, 50000), (9980, 50001), (9981, 50002)].enumerated() as EnumeratedSequence<[(UInt16, UInt16)]> {
+            kinds +=
+                engine.handle(
+                    Fixture.syn("192.0.2.7", port, sourcePort: sourcePort, sequence: UInt32(sourcePort) * 7), at: .seconds(Int64(second)), wallTime: wall
+                ).kinds
+        }
+        #expect(kinds == [.matching(step: 1, of: 2), .didNotMatch(expected: Fixture.port(9981), reset: true)])
+        #expect(engine.peers(of: Fixture.name("T")) == [])
+        kinds = []
+        for (second, (port, sourcePort)) in [(9980, 50003), (9981, 50004)].enumerated() as EnumeratedSequence<[(UInt16, UInt16)]> {
+            kinds += engine.handle(Fixture.syn("192.0.2.7", port, sourcePort: sourcePort, sequence: 99), at: .seconds(Int64(10 + second)), wallTime: wall).kinds
+        }
+        #expect(kinds == [.matching(step: 1, of: 2), .allowed(until: nil)])
+    }
+
+    @Test(arguments: [
+        // (source port, sequence number, seconds after the knock, reset?)
+        (UInt16(40001), UInt32(77), Int64(2), false),  // the same SYN: a retransmission
+        (UInt16(40002), UInt32(77), Int64(1), true),  // the same port from a new source port: a new connection
+        (UInt16(40001), UInt32(78), Int64(1), true),  // a new sequence number: a new connection
+        (UInt16(40001), UInt32(77), Int64(4), true),  // the same SYN after the 3 s window: taken as a new knock
+    ])
+    func strictTellsARetransmissionFromANewConnection(sourcePort: UInt16, sequence: UInt32, after: Int64, reset: Bool) {
+        var engine = KnockEngine(rules: [Fixture.sequenceRule("SSH", [2002, 2001, 2004], strict: true)])
+        _ = engine.handle(Fixture.syn("192.0.2.7", 2002, sourcePort: 40001, sequence: 77), at: .seconds(10), wallTime: wall)
+        _ = engine.handle(Fixture.syn("192.0.2.7", 2001, sourcePort: 40001, sequence: 77), at: .seconds(11), wallTime: wall)
+        let again = engine.handle(Fixture.syn("192.0.2.7", 2001, sourcePort: sourcePort, sequence: sequence), at: .seconds(11 + after), wallTime: wall)
+        #expect(again.kinds == (reset ? [.didNotMatch(expected: Fixture.port(2004), reset: true)] : []))
+        let last = engine.handle(Fixture.syn("192.0.2.7", 2004, sourcePort: 40009, sequence: 1), at: .seconds(11 + after), wallTime: wall)
+        #expect(last.kinds == (reset ? [] : [.allowed(until: nil)]))
+    }
+
+    @Test func aRepeatedDatagramIsARetransmissionOnlyWithTheSamePayload() {
+        var engine = KnockEngine(rules: [Fixture.sequenceRule("U", [7000, 7001], transport: .udp, strict: true)])
+        _ = engine.handle(Fixture.datagram("192.0.2.7", 7000, sourcePort: 5000, payload: [1, 2, 3]), at: .seconds(0), wallTime: wall)
+        #expect(engine.handle(Fixture.datagram("192.0.2.7", 7000, sourcePort: 5000, payload: [1, 2, 3]), at: .seconds(1), wallTime: wall).isEmpty)
+        let other = engine.handle(Fixture.datagram("192.0.2.7", 7000, sourcePort: 5000, payload: [1, 2, 4]), at: .seconds(1), wallTime: wall)
+        #expect(other.kinds == [.didNotMatch(expected: Fixture.port(7001, .udp), reset: true)])
+        #expect(engine.handle(Fixture.datagram("192.0.2.7", 7001, sourcePort: 5000, payload: []), at: .seconds(2), wallTime: wall).isEmpty)
     }
 
     @Test func protocolIsPartOfTheKnock() {
@@ -171,16 +222,33 @@ import Testing
         #expect(again.kinds == [.timeExceeded, .matching(step: 1, of: 2)])
     }
 
-    @Test func garbageCollectionForgetsStaleAttemptsAndReportsTheDeadline() {
+    @Test func firstKnocksLapseInPlace() {
+        // A first knock needs no timer: once past the rule's time its slot is free, and a late second
+        // knock finds it lapsed.
         var engine = KnockEngine(rules: [Fixture.sequenceRule("SSH", [2002, 2001], time: .seconds(10))])
-        #expect(engine.nextDeadline() == nil)
         _ = engine.handle(Fixture.knock("192.0.2.7", 2002), at: .seconds(0), wallTime: wall)
+        #expect(engine.nextDeadline() == nil)
+        #expect(engine.remembersFirstKnock(rule: Fixture.name("SSH"), peer: Fixture.address("192.0.2.7"), at: .seconds(10)))
+        #expect(engine.liveFirstKnocks(at: .seconds(10)) == 1)
+        #expect(!engine.remembersFirstKnock(rule: Fixture.name("SSH"), peer: Fixture.address("192.0.2.7"), at: .seconds(11)))
+        #expect(engine.liveFirstKnocks(at: .seconds(11)) == 0)
+        #expect(engine.handle(Fixture.knock("192.0.2.7", 2001), at: .seconds(12), wallTime: wall).kinds == [.timeExceeded])
+        #expect(engine.handle(Fixture.knock("192.0.2.7", 2001), at: .seconds(13), wallTime: wall).isEmpty)
+    }
+
+    @Test func garbageCollectionForgetsStaleAttemptsAndReportsTheDeadline() {
+        var engine = KnockEngine(rules: [Fixture.sequenceRule("SSH", [2003, 2002, 2001], time: .seconds(10))])
+        #expect(engine.nextDeadline() == nil)
+        _ = engine.handle(Fixture.knock("192.0.2.7", 2003), at: .seconds(0), wallTime: wall)
+        _ = engine.handle(Fixture.knock("192.0.2.7", 2002), at: .seconds(0), wallTime: wall)
+        _ = engine.handle(Fixture.knock("198.51.100.9", 2003), at: .seconds(5), wallTime: wall)
         _ = engine.handle(Fixture.knock("198.51.100.9", 2002), at: .seconds(5), wallTime: wall)
         let deadline = engine.nextDeadline()
         #expect(deadline.map { $0 > .seconds(10) && $0 <= .seconds(11) } == true)
         #expect(engine.expire(at: .seconds(10), wallTime: wall).isEmpty)
         let expired = engine.expire(at: .seconds(12), wallTime: wall)
-        #expect(expired == [.event(KnockEvent(rule: Fixture.name("SSH"), peer: Fixture.address("192.0.2.7"), kind: .timeExceeded, knock: nil, time: .seconds(12)))])
+        #expect(
+            expired == [.event(KnockEvent(rule: Fixture.name("SSH"), peer: Fixture.address("192.0.2.7"), kind: .timeExceeded, knock: nil, time: .seconds(12)))])
         #expect(engine.peerCounts(of: Fixture.name("SSH"))?.matching == 1)
         #expect(engine.expire(at: .seconds(16), wallTime: wall).kinds == [.timeExceeded])
         #expect(engine.nextDeadline() == nil)
@@ -211,8 +279,10 @@ import Testing
     let minute: Int64 = 29_300_000
     let alice = Fixture.address("192.0.2.7")
 
-    func spaKnock(_ secret: String, for source: PeerAddress, minute: Int64, from sender: String = "192.0.2.7", port: UInt16 = 4000,
-                  format: SPAFormat = .sha256) -> Knock {
+    func spaKnock(
+        _ secret: String, for source: PeerAddress, minute: Int64, from sender: String = "192.0.2.7", port: UInt16 = 4000,
+        format: SPAFormat = .sha256
+    ) -> Knock {
         let payload = SPAKey(format: format, secret: Secret(secret)).payload(source: source, epochMinute: minute)
         return Fixture.knock(sender, port, .udp, payload: payload)
     }
@@ -305,60 +375,65 @@ import Testing
 @Suite struct KnockEngineFloodTests {
     let wall = Fixture.wall(minute: 29_300_000)
 
-    @Test func aMillionSpoofedFirstKnocksStayWithinTheCap() {
-        let cap = 4096
-        var engine = KnockEngine(rules: [Fixture.sequenceRule("SSH", [2002, 2001, 2004], time: .seconds(10), strict: true, maxTracked: cap)])
+    @Test(arguments: [Int64(1), Int64(5)])
+    func aClientKnockingAtHumanSpeedGetsInDuringAMaxRateFlood(gapSeconds: Int64) {
+        // issue 12: 250,000 spoofed first knocks a second from distinct sources (1.75M or 3.75M),
+        // while a client knocks 2002, 2001, 2004 with `gapSeconds` between knocks. Default table.
+        var engine = KnockEngine(
+            rules: [Fixture.sequenceRule("SSH", [2002, 2001, 2004], time: .seconds(10), strict: true)],
+            fingerprintKey: Fixture.fingerprintKey)
         // A peer allowed before the flood keeps its access.
-        _ = engine.handle(Fixture.knock("192.0.2.1", 2002), at: .zero, wallTime: wall)
-        _ = engine.handle(Fixture.knock("192.0.2.1", 2001), at: .zero, wallTime: wall)
-        _ = engine.handle(Fixture.knock("192.0.2.1", 2004), at: .zero, wallTime: wall)
-        var evictions = 0
+        for port: UInt16 in [2002, 2001, 2004] { _ = engine.handle(Fixture.knock("192.0.2.1", port), at: .zero, wallTime: wall) }
         var legitimate: [KnockEvent.Kind] = []
         let legit = Fixture.address("198.51.100.77")
-        for index in 0..<1_000_000 {
-            let now = Instant(nanoseconds: Int64(index) * 1_000)  // 1M packets/s
-            let spoofed = Knock(source: PeerAddress(high: 0x2001_0db8_0000_0000, low: UInt64(index)), transport: .tcp, port: Fixture.port(2002).port)
-            engine.handle(spoofed, at: now, wallTime: wall) { effect in
-                if case .event(let event) = effect, event.kind == .evicted { evictions += 1 }
-            }
-            // The legitimate client knocks during the flood: its first two knocks 1 ms apart (1,000 spoofed
-            // knocks between them, fewer than the cap), its last one a quarter-second (250,000 spoofed
-            // first knocks) later: once past the first knock, an attempt cannot be evicted by first knocks.
-            let step = [250_000: 2002, 251_000: 2001, 500_000: 2004][index]
-            if let step {
-                let effects = engine.handle(Knock(source: legit, transport: .tcp, port: Fixture.port(UInt16(step)).port), at: now, wallTime: wall)
-                legitimate += effects.kinds.filter { $0 != .evicted }
-                evictions += effects.kinds.count { $0 == .evicted }
+        let knocks = [0: 2002, 1: 2001, 2: 2004].map { (key: 1_000_000 + $0.key * Int(gapSeconds) * 250_000, port: UInt16($0.value)) }
+        for index in 0..<(knocks.map(\.key).max() ?? 0) + 250_000 {
+            let now = Instant(nanoseconds: Int64(index) * 4_000)
+            let spoofed = Knock(source: PeerAddress(high: 0x2001_0db8_ff00_0000, low: UInt64(index)), transport: .tcp, port: Fixture.port(2002).port)
+            engine.handle(spoofed, at: now, wallTime: wall) { _ in }
+            if let knock = knocks.first(where: { $0.key == index }) {
+                legitimate += engine.handle(Knock(source: legit, transport: .tcp, port: Fixture.port(knock.port).port), at: now, wallTime: wall).kinds
             }
         }
-        #expect(engine.peerCounts(of: Fixture.name("SSH"))?.matching ?? .max <= cap)
+        #expect(legitimate == [.matching(step: 1, of: 3), .matching(step: 2, of: 3), .allowed(until: nil)])
         #expect(engine.peerCounts(of: Fixture.name("SSH"))?.allowed == 2)
-        // Every first knock beyond the cap evicted exactly one stalest first-knock attempt.
-        #expect(evictions == 1_000_000 - cap)
-        #expect(engine.peers(of: Fixture.name("SSH"))?.contains { $0.peer == Fixture.address("192.0.2.1") && $0.state == .allowed(until: nil) } == true)
-        #expect(legitimate.last == .allowed(until: nil), "a legitimate sequence completes during the flood: \(legitimate)")
+        let memory = engine.firstKnockMemory
+        #expect(memory.capacity == FirstKnockTable.defaultCapacity)
+        #expect(memory.occupied <= memory.capacity)
+        #expect(memory.residentBytes <= memory.capacity * 16)
+        #expect(memory.evictions == 0, "2.5M live first knocks fit a 4M table without evicting")
     }
 
-    @Test func evictionTakesTheStalestAttempt() {
-        var engine = KnockEngine(rules: [Fixture.sequenceRule("SSH", [2002, 2001], maxTracked: 2)])
-        _ = engine.handle(Fixture.knock("192.0.2.1", 2002), at: .seconds(0), wallTime: wall)
-        _ = engine.handle(Fixture.knock("192.0.2.2", 2002), at: .seconds(1), wallTime: wall)
-        let third = engine.handle(Fixture.knock("192.0.2.3", 2002), at: .seconds(2), wallTime: wall)
-        #expect(third == [
-            .event(KnockEvent(rule: Fixture.name("SSH"), peer: Fixture.address("192.0.2.1"), kind: .evicted, knock: nil, time: .seconds(2))),
-            .event(KnockEvent(rule: Fixture.name("SSH"), peer: Fixture.address("192.0.2.3"), kind: .matching(step: 1, of: 2), knock: Fixture.port(2002), time: .seconds(2))),
-        ])
-        #expect(engine.handle(Fixture.knock("192.0.2.2", 2001), at: .seconds(3), wallTime: wall).kinds == [.allowed(until: nil)])
+    @Test func evictionTakesTheStalestAdvancedAttempt() {
+        var engine = KnockEngine(rules: [Fixture.sequenceRule("SSH", [2003, 2002, 2001], maxTracked: 2)])
+        for (second, peer) in ["192.0.2.1", "192.0.2.2", "192.0.2.3"].enumerated() {
+            _ = engine.handle(Fixture.knock(peer, 2003), at: .seconds(Int64(second)), wallTime: wall)
+        }
+        _ = engine.handle(Fixture.knock("192.0.2.1", 2002), at: .seconds(3), wallTime: wall)
+        _ = engine.handle(Fixture.knock("192.0.2.2", 2002), at: .seconds(4), wallTime: wall)
+        let third = engine.handle(Fixture.knock("192.0.2.3", 2002), at: .seconds(5), wallTime: wall)
+        #expect(
+            third == [
+                .event(KnockEvent(rule: Fixture.name("SSH"), peer: Fixture.address("192.0.2.1"), kind: .evicted, knock: nil, time: .seconds(5))),
+                .event(
+                    KnockEvent(
+                        rule: Fixture.name("SSH"), peer: Fixture.address("192.0.2.3"), kind: .matching(step: 2, of: 3), knock: Fixture.port(2002),
+                        time: .seconds(5))),
+            ])
+        #expect(engine.handle(Fixture.knock("192.0.2.2", 2001), at: .seconds(6), wallTime: wall).kinds == [.allowed(until: nil)])
     }
 
     @Test func firstKnocksCannotEvictAnAdvancedAttempt() {
-        var engine = KnockEngine(rules: [Fixture.sequenceRule("SSH", [2002, 2001, 2004], maxTracked: 2)])
+        var engine = KnockEngine(rules: [Fixture.sequenceRule("SSH", [2002, 2001, 2004], maxTracked: 2)], firstKnockCapacity: 1024)
         _ = engine.handle(Fixture.knock("192.0.2.1", 2002), at: .seconds(0), wallTime: wall)
         _ = engine.handle(Fixture.knock("192.0.2.1", 2001), at: .seconds(1), wallTime: wall)
-        for last in 10...20 as ClosedRange<UInt8> {
-            _ = engine.handle(Knock(source: PeerAddress(ipv4: 0xCB00_7100 | UInt32(last)), transport: .tcp, port: Fixture.port(2002).port), at: .seconds(2), wallTime: wall)
+        for index in 0..<100_000 as Range<UInt64> {
+            _ = engine.handle(
+                Knock(source: PeerAddress(high: 0x2001_0db8_0000_0000, low: index), transport: .tcp, port: Fixture.port(2002).port), at: .seconds(2),
+                wallTime: wall)
         }
-        #expect(engine.peerCounts(of: Fixture.name("SSH"))?.matching == 3)
+        #expect(engine.peerCounts(of: Fixture.name("SSH"))?.matching == 1)
+        #expect(engine.firstKnockMemory.occupied == 1024)
         #expect(engine.handle(Fixture.knock("192.0.2.1", 2004), at: .seconds(3), wallTime: wall).kinds == [.allowed(until: nil)])
     }
 

@@ -19,7 +19,7 @@ private func udpHeader(source: Int, destination: Int, payloadCount: Int, lengthO
 
 private func tcpHeader(source: Int, destination: Int, flags: UInt8, options: [UInt8] = [], dataOffset: Int? = nil) -> [UInt8] {
     let words = dataOffset ?? (20 + options.count) / 4
-    return be16(source) + be16(destination) + [0, 0, 0, 1] + [0, 0, 0, 0]
+    return be16(source) + be16(destination) + [0xDE, 0xAD, 0xBE, 0xEF] + [0, 0, 0, 0]
         + [UInt8(words << 4), flags] + be16(64240) + [0, 0] + [0, 0] + options
 }
 
@@ -84,6 +84,28 @@ private func rejection(_ bytes: [UInt8], family: IPFamily? = nil) -> PacketRejec
     #expect(packet.tcpFlags?.isConnectionRequest == true)
     #expect(packet.payload == 40..<40)
     #expect(!packet.payloadTruncated)
+    // What tells a retransmitted SYN from a new connection: source port and sequence number.
+    #expect(packet.tcpSequenceNumber == 0xDEAD_BEEF)
+    let knock = packet.knock(payloadFrom: bytes[...])
+    #expect(knock.sourcePort?.rawValue == 40000 && knock.tcpSequenceNumber == 0xDEAD_BEEF)
+    let again = try parsed(bytes, family: .ipv4).knock(payloadFrom: bytes[...])
+    #expect(again.retransmissionFingerprint == knock.retransmissionFingerprint && knock.retransmissionFingerprint != 0)
+    let otherPort = try parsed(ipv4(protocolNumber: 6, tcpHeader(source: 40001, destination: 2002, flags: 0x02)), family: .ipv4)
+    #expect(otherPort.knock(payloadFrom: []).retransmissionFingerprint != knock.retransmissionFingerprint)
+}
+
+@Test func udpPayloadFingerprint() {
+    // FNV-1a 32: the empty string and "a" (published values).
+    #expect(PacketParser.payloadFingerprint([UInt8]()) == 0x811c_9dc5)
+    #expect(PacketParser.payloadFingerprint(Array("a".utf8)) == 0xe40c_292c)
+    let one = Knock(source: PeerAddress(ipv4: 1), transport: .udp, port: Port(rawValue: 9)!, payload: [1, 2], sourcePort: Port(rawValue: 5))
+    var same = one
+    same.payload = [1, 2][...]
+    var other = one
+    other.payload = [1, 3][...]
+    #expect(one.retransmissionFingerprint == same.retransmissionFingerprint)
+    #expect(one.retransmissionFingerprint != other.retransmissionFingerprint)
+    #expect(Knock(source: PeerAddress(ipv4: 1), transport: .udp, port: Port(rawValue: 9)!).retransmissionFingerprint == 0, "unknown source port")
 }
 
 @Test func tcpSynAckIsNotAConnectionRequest() throws {
@@ -273,7 +295,11 @@ func truncationAtEveryLength(_ index: Int) throws {
     let parsed = try PacketParser.parse(slice).get()
     #expect(parsed.payload == 38..<(38 + 65))
     let knock = parsed.knock(payloadFrom: slice)
-    #expect(knock == Knock(source: PeerAddress(ipv4: 0xC000_020A), transport: .udp, port: Port(rawValue: 2000) ?? parsed.destinationPort, payload: slice[38..<103]))
+    #expect(
+        knock
+            == Knock(
+                source: PeerAddress(ipv4: 0xC000_020A), transport: .udp, port: Port(rawValue: 2000) ?? parsed.destinationPort,
+                payload: slice[38..<103], sourcePort: Port(rawValue: 1)))
     #expect(Array(knock.payload) == spaPayload)
     #expect(knock.servicePort.description == "2000:udp")
 }
@@ -294,8 +320,14 @@ private struct SeededGenerator: RandomNumberGenerator {
 
 @Test func randomAndBitFlippedPacketsNeverCrash() {
     var random = SeededGenerator(state: 0x504B_4E4F_434B)
-    let seeds = wellFormed.map(\.bytes)
-        + [ipv6(nextHeader: 44, fragmentHeader(next: 51, offset: 0, more: true) + [17, 1, 0, 0] + Array(repeating: 0, count: 8) + udpHeader(source: 1, destination: 2, payloadCount: 0))]
+    let seeds =
+        wellFormed.map(\.bytes)
+        + [
+            ipv6(
+                nextHeader: 44,
+                fragmentHeader(next: 51, offset: 0, more: true) + [17, 1, 0, 0] + Array(repeating: 0, count: 8)
+                    + udpHeader(source: 1, destination: 2, payloadCount: 0))
+        ]
     var parsedCount = 0
     for round in 0..<100_000 {
         var bytes: [UInt8]

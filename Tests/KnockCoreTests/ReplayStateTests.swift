@@ -104,8 +104,9 @@ import Testing
         let now = Fixture.wall(minute: minute, second: 5)
         #expect(engine.handle(spaKnock(alice, minute: minute), at: .seconds(0), wallTime: now).commands.count == 1)
         let capturedClose = spaKnock(alice, minute: minute, secret: "closesecret")
-        #expect(engine.handle(capturedClose, at: .seconds(10), wallTime: Fixture.wall(minute: minute, second: 15)).commands
-            == [.revoke(rule: ftp, peer: alice)])
+        #expect(
+            engine.handle(capturedClose, at: .seconds(10), wallTime: Fixture.wall(minute: minute, second: 15)).commands
+                == [.revoke(rule: ftp, peer: alice)])
         // The client reopens in the next minute; the close captured a minute ago still verifies
         // (clock_skew = 1) but is refused as a replay: access stays.
         let reopen = Fixture.wall(minute: minute + 1, second: 5)
@@ -115,8 +116,9 @@ import Testing
         #expect(replay.commands.isEmpty)
         #expect(engine.peerCounts(of: ftp)?.allowed == 1)
         // A fresh close of the new minute still works.
-        #expect(engine.handle(spaKnock(alice, minute: minute + 1, secret: "closesecret"), at: .seconds(75), wallTime: reopen).commands
-            == [.revoke(rule: ftp, peer: alice)])
+        #expect(
+            engine.handle(spaKnock(alice, minute: minute + 1, secret: "closesecret"), at: .seconds(75), wallTime: reopen).commands
+                == [.revoke(rule: ftp, peer: alice)])
     }
 
     @Test func aCloseReplayedInTheSameMinuteClosesOnce() {
@@ -137,10 +139,11 @@ import Testing
         _ = engine.handle(spaKnock(alice, minute: minute), at: .seconds(0), wallTime: now)
         _ = engine.handle(spaKnock(alice, minute: minute, secret: "closesecret"), at: .seconds(1), wallTime: now)
         let saved = engine.spaReplayState(at: now)
-        #expect(saved == [
-            SPAReplayEntry(rule: ftp, peer: alice, epochMinute: minute),
-            SPAReplayEntry(rule: ftp, peer: alice, epochMinute: minute, kind: .close),
-        ])
+        #expect(
+            saved == [
+                SPAReplayEntry(rule: ftp, peer: alice, epochMinute: minute),
+                SPAReplayEntry(rule: ftp, peer: alice, epochMinute: minute, kind: .close),
+            ])
         let later = Fixture.wall(minute: minute + 1, second: 5)
         let close = spaKnock(alice, minute: minute, secret: "closesecret")
         // Restored after a restart, and carried over by a reload: either way the close is remembered.

@@ -79,8 +79,9 @@ import Testing
         #expect(errors([Fixture.sequenceRule("SSH", [2002, 22])]) == ["protect: port 22:tcp is both a knock port and a protected port"])
         // Another protocol is another port.
         #expect(errors([Fixture.sequenceRule("SSH", [2002, 22], transport: .udp)]).isEmpty)
-        #expect(errors([Fixture.sequenceRule("SSH", [2002]), Fixture.sequenceRule("WEB", [22], protect: [443])])
-            == ["protect: port 22:tcp is a knock port of rule WEB"])
+        #expect(
+            errors([Fixture.sequenceRule("SSH", [2002]), Fixture.sequenceRule("WEB", [22], protect: [443])])
+                == ["protect: port 22:tcp is a knock port of rule WEB"])
     }
 
     @Test func duplicateNames() {
@@ -106,12 +107,24 @@ import Testing
         _ = engine.handle(Fixture.knock("192.0.2.1", 2002), at: .seconds(0), wallTime: wall)
         _ = engine.handle(Fixture.knock("192.0.2.2", 2002), at: .seconds(1), wallTime: wall)
         _ = engine.handle(Fixture.knock("192.0.2.2", 2001), at: .seconds(2), wallTime: wall)
+        // 192.0.2.1 made only the first knock: it is a fingerprint in the first-knock table, not listed.
         let peers = engine.peers(of: Fixture.name("SSH")) ?? []
-        #expect(peers.map(\.peer) == [Fixture.address("192.0.2.1"), Fixture.address("192.0.2.2")])
-        #expect(peers.map(\.state) == [
-            .matching(knocksDone: 1, next: Fixture.port(2001), expires: .seconds(10)),
-            .matching(knocksDone: 2, next: Fixture.port(2004), expires: .seconds(12)),
-        ])
+        #expect(peers.map(\.peer) == [Fixture.address("192.0.2.2")])
+        #expect(peers.map(\.state) == [.matching(knocksDone: 2, next: Fixture.port(2004), expires: .seconds(12))])
+        #expect(engine.remembersFirstKnock(rule: Fixture.name("SSH"), peer: Fixture.address("192.0.2.1"), at: .seconds(2)))
         #expect(engine.peers(of: Fixture.name("NOPE")) == nil)
+    }
+}
+
+@Suite struct SweepOrderWarningTests {
+    func warnings(_ ports: [UInt16]) -> [String] {
+        Fixture.sequenceRule("S", ports).problems().filter { $0.severity == .warning }.map(\.message)
+    }
+
+    @Test func ascendingAndDescendingSequencesAreWarnedAbout() {
+        #expect(warnings([3001, 3002, 3004]).contains { $0.contains("ascending order") })
+        #expect(warnings([3004, 3002, 3001]).contains { $0.contains("descending order") })
+        #expect(warnings([3002, 3001, 3004]).isEmpty)
+        #expect(warnings([3002]).isEmpty, "one port has no order")
     }
 }

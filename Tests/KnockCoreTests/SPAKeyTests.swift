@@ -1,8 +1,10 @@
 import KnockCore
 import Testing
 
-/// SPA vectors. The expected MACs were computed outside this code base with Python's standard
-/// library, e.g. for the first row:
+/// SPA vectors.
+///
+/// The expected MACs were computed outside this code base with Python's standard
+/// library; the first row with:
 ///
 ///     python3 -c 'import hmac,hashlib,struct,ipaddress; print(hmac.new(b"foo",
 ///       ipaddress.ip_address("10.0.0.1").packed + struct.pack("<I", 29000000), hashlib.sha256).hexdigest())'
@@ -20,20 +22,27 @@ import Testing
     }
 
     static let vectors: [Vector] = [
-        Vector(format: .sha256, secret: "foo", source: "10.0.0.1", minute: 29_000_000,
-               mac: "78109b6b9ef70f24ef830c115c9df962cfc0a400f18de6248014320f47f637c2"),
-        Vector(format: .sha256, secret: "whatasecret", source: "11.10.0.1", minute: 29_123_456,
-               mac: "69a8ed7f7b6b446346159e9d25a8684067b58f80bbb1f83d02e080836fd1b70a"),
-        Vector(format: .sha256, secret: "opensecret", source: "192.0.2.7", minute: 29_300_000,
-               mac: "faa77a7db21557500977ebfea220fa594a351fd18282648e8e4f22ebafd9c1a2"),
-        Vector(format: .sha256, secret: "closesecret", source: "192.0.2.7", minute: 29_300_000,
-               mac: "d214a25eba3daa1feefa67189e212edb48f5ab7233f314039d046f596eb023bb"),
-        Vector(format: .sha256, secret: "opensecret", source: "2001:db8::7", minute: 29_300_000,
-               mac: "eceb7b4834b0347605b3d27a3a476b93dc032ec5e4c490dd723e9a99bcace0c2"),
-        Vector(format: .md5, secret: "qweasdzxc", source: "192.0.2.7", minute: 29_300_000,
-               mac: "1844687d19a6983b888eec88fe37e29e"),
-        Vector(format: .md5, secret: "qweasdzxc", source: "2001:db8::7", minute: 29_300_000,
-               mac: "8f2ebc1bcf0b126034a2595ccb04db88"),
+        Vector(
+            format: .sha256, secret: "foo", source: "10.0.0.1", minute: 29_000_000,
+            mac: "78109b6b9ef70f24ef830c115c9df962cfc0a400f18de6248014320f47f637c2"),
+        Vector(
+            format: .sha256, secret: "whatasecret", source: "11.10.0.1", minute: 29_123_456,
+            mac: "69a8ed7f7b6b446346159e9d25a8684067b58f80bbb1f83d02e080836fd1b70a"),
+        Vector(
+            format: .sha256, secret: "opensecret", source: "192.0.2.7", minute: 29_300_000,
+            mac: "faa77a7db21557500977ebfea220fa594a351fd18282648e8e4f22ebafd9c1a2"),
+        Vector(
+            format: .sha256, secret: "closesecret", source: "192.0.2.7", minute: 29_300_000,
+            mac: "d214a25eba3daa1feefa67189e212edb48f5ab7233f314039d046f596eb023bb"),
+        Vector(
+            format: .sha256, secret: "opensecret", source: "2001:db8::7", minute: 29_300_000,
+            mac: "eceb7b4834b0347605b3d27a3a476b93dc032ec5e4c490dd723e9a99bcace0c2"),
+        Vector(
+            format: .md5, secret: "qweasdzxc", source: "192.0.2.7", minute: 29_300_000,
+            mac: "1844687d19a6983b888eec88fe37e29e"),
+        Vector(
+            format: .md5, secret: "qweasdzxc", source: "2001:db8::7", minute: 29_300_000,
+            mac: "8f2ebc1bcf0b126034a2595ccb04db88"),
     ]
 
     @Test(arguments: vectors)
@@ -53,8 +62,9 @@ import Testing
         let mac = Array(vector.mac.utf8)
         #expect(!key.verify(mac, source: source, epochMinute: vector.minute + 1), "other minute")
         #expect(!key.verify(mac, source: Fixture.address("198.51.100.1"), epochMinute: vector.minute), "other source")
-        #expect(!SPAKey(format: vector.format, secret: Secret(vector.secret + "x")).verify(
-            mac, source: source, epochMinute: vector.minute), "other secret")
+        #expect(
+            !SPAKey(format: vector.format, secret: Secret(vector.secret + "x")).verify(
+                mac, source: source, epochMinute: vector.minute), "other secret")
         #expect(!key.verify(Array(vector.mac.uppercased().utf8), source: source, epochMinute: vector.minute), "uppercase hex")
         #expect(!key.verify(mac.dropLast(), source: source, epochMinute: vector.minute), "short")
         #expect(!key.verify(mac + [10, 10], source: source, epochMinute: vector.minute), "two extra bytes")

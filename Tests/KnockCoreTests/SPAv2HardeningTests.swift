@@ -28,8 +28,9 @@ import Testing
     func extremeTimestampsWithValidAuthenticatorsAreRefused(client: String, timestamp: Int64) throws {
         var verifier = SPAv2Verifier(clients: Self.clients())
         let bytes = try Self.packet(client, timestamp: timestamp)
-        guard case .failure(.outsideClockWindow(client, let skew)) = verifier.verify(
-            bytes, source: source, rule: Self.ssh, ruleAllowsAddress: false, now: now)
+        guard
+            case .failure(.outsideClockWindow(client, let skew)) = verifier.verify(
+                bytes, source: source, rule: Self.ssh, ruleAllowsAddress: false, now: now)
         else {
             Issue.record("timestamp \(timestamp) was not refused as outside the window")
             return
@@ -65,17 +66,20 @@ import Testing
         // A forged packet (signature of other bytes) is refused for its timestamp or rule, which need no key.
         var stale = try Self.packet("laptop", timestamp: now.secondsSinceEpoch - 3600)
         stale[stale.count - 1] ^= 1
-        #expect(verifier.verify(stale, source: source, rule: Self.ssh, ruleAllowsAddress: false, now: now)
-            == .failure(.outsideClockWindow(client: "laptop", skew: -3600)))
+        #expect(
+            verifier.verify(stale, source: source, rule: Self.ssh, ruleAllowsAddress: false, now: now)
+                == .failure(.outsideClockWindow(client: "laptop", skew: -3600)))
         var otherRule = try Self.packet("laptop", timestamp: now.secondsSinceEpoch, rule: SPAv2Tests.ftp)
         otherRule[otherRule.count - 1] ^= 1
-        #expect(verifier.verify(otherRule, source: source, rule: Self.ssh, ruleAllowsAddress: false, now: now)
-            == .failure(.ruleNotAllowed(client: "laptop", rule: SPAv2Tests.ftp)))
+        #expect(
+            verifier.verify(otherRule, source: source, rule: Self.ssh, ruleAllowsAddress: false, now: now)
+                == .failure(.ruleNotAllowed(client: "laptop", rule: SPAv2Tests.ftp)))
         // Everything else right: only then is the signature checked.
         var forged = try Self.packet("laptop", timestamp: now.secondsSinceEpoch)
         forged[forged.count - 1] ^= 1
-        #expect(verifier.verify(forged, source: source, rule: Self.ssh, ruleAllowsAddress: false, now: now)
-            == .failure(.badAuthenticator(client: "laptop")))
+        #expect(
+            verifier.verify(forged, source: source, rule: Self.ssh, ruleAllowsAddress: false, now: now)
+                == .failure(.badAuthenticator(client: "laptop")))
     }
 
     @Test func forgedPacketsChangeNoState() throws {
@@ -84,13 +88,16 @@ import Testing
         for nonce in UInt8(1)...5 {
             var forged = try Self.packet("phone", timestamp: now.secondsSinceEpoch, nonce: nonce)
             forged[forged.count - 1] ^= 1
-            #expect(verifier.verify(forged, source: source, rule: Self.ssh, ruleAllowsAddress: false, now: now)
-                == .failure(.badAuthenticator(client: "phone")))
+            #expect(
+                verifier.verify(forged, source: source, rule: Self.ssh, ruleAllowsAddress: false, now: now)
+                    == .failure(.badAuthenticator(client: "phone")))
         }
         #expect(verifier.seenNonces.isEmpty)
         for nonce in UInt8(1)...2 {
-            #expect(verifier.verify(try Self.packet("phone", timestamp: now.secondsSinceEpoch, nonce: nonce), source: source,
-                rule: Self.ssh, ruleAllowsAddress: false, now: now) == .success(.init(clientID: "phone", rule: Self.ssh, address: source)))
+            #expect(
+                verifier.verify(
+                    try Self.packet("phone", timestamp: now.secondsSinceEpoch, nonce: nonce), source: source,
+                    rule: Self.ssh, ruleAllowsAddress: false, now: now) == .success(.init(clientID: "phone", rule: Self.ssh, address: source)))
         }
         #expect(verifier.seenNonces.count == 2)
     }

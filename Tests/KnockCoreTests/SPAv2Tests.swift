@@ -3,7 +3,9 @@ import Foundation
 import KnockCore
 import Testing
 
-/// SPA v2 vectors. The packets were made outside this code base with Python's `cryptography`
+/// SPA v2 vectors.
+///
+/// The packets were made outside this code base with Python's `cryptography`
 /// (Ed25519, deterministic per RFC 8032) and `hmac` modules; the script is in Docs/spa-v2.md.
 @Suite struct SPAv2Tests {
     static func hex(_ text: String) -> [UInt8] {
@@ -20,12 +22,15 @@ import Testing
     static let seed = hex("0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20")
     static let publicKey = hex("79b5562e8fe654f94078b112e8a98ba7901f853ae695bed7e0e3910bad049664")
     static let ed25519Packet = hex(
-        "504b4f0202066c6170746f700000000069259a40000102030405060708090a0b0c0d0e0f035353480068c44b125bc1dda9ad6df00d54365d30f4588ed5251e73d3c9e2a9fd0ca182c05b40089b84aefc6fd337e1554c04f094fd3035aef5700b038419f05907db540d")
+        "504b4f0202066c6170746f700000000069259a40000102030405060708090a0b0c0d0e0f035353480068c44b125bc1dda9ad6df00d54365d30f4588ed5251e73d3c9e2a9fd0ca182c05b40089b84aefc6fd337e1554c04f094fd3035aef5700b038419f05907db540d"
+    )
     static let hmacKey = hex("202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f")
     static let hmacPacket4 = hex(
-        "504b4f02010570686f6e650000000069259a40f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff0346545004cb0071056ecae02c2c8ad99dc4e1144a3b0d2733a537f9cae5bac9a0649f4abaf5c7be82")
+        "504b4f02010570686f6e650000000069259a40f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff0346545004cb0071056ecae02c2c8ad99dc4e1144a3b0d2733a537f9cae5bac9a0649f4abaf5c7be82"
+    )
     static let hmacPacket6 = hex(
-        "504b4f02010570686f6e650000000069259a40f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff034654501020010db80000000000000000000000054e9ecc14d8f27b1cefc3807df6ae9324a3485da0ef5d7e65df2dadc50ec0d5b6")
+        "504b4f02010570686f6e650000000069259a40f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff034654501020010db80000000000000000000000054e9ecc14d8f27b1cefc3807df6ae9324a3485da0ef5d7e65df2dadc50ec0d5b6"
+    )
     static let timestamp: Int64 = 1_764_072_000
     static let ssh = RuleName(rawValue: "SSH")!
     static let ftp = RuleName(rawValue: "FTP")!
@@ -61,24 +66,29 @@ import Testing
 
     @Test func opensWithEachAuthenticator() throws {
         var verifier = SPAv2Verifier(clients: [try Self.laptop(), Self.phone()])
-        #expect(verifier.verify(Self.ed25519Packet, source: source, rule: Self.ssh, ruleAllowsAddress: false, now: now)
-            == .success(.init(clientID: "laptop", rule: Self.ssh, address: source)))
-        #expect(verifier.verify(Self.hmacPacket4, source: source, rule: Self.ftp, ruleAllowsAddress: true, now: now)
-            == .success(.init(clientID: "phone", rule: Self.ftp, address: PeerAddress("203.0.113.5")!)))
+        #expect(
+            verifier.verify(Self.ed25519Packet, source: source, rule: Self.ssh, ruleAllowsAddress: false, now: now)
+                == .success(.init(clientID: "laptop", rule: Self.ssh, address: source)))
+        #expect(
+            verifier.verify(Self.hmacPacket4, source: source, rule: Self.ftp, ruleAllowsAddress: true, now: now)
+                == .success(.init(clientID: "phone", rule: Self.ftp, address: PeerAddress("203.0.113.5")!)))
     }
 
     @Test func aReplayNeverOpensTwice() throws {
         var verifier = SPAv2Verifier(clients: [try Self.laptop()])
         _ = verifier.verify(Self.ed25519Packet, source: source, rule: Self.ssh, ruleAllowsAddress: false, now: now)
-        #expect(verifier.verify(Self.ed25519Packet, source: source, rule: Self.ssh, ruleAllowsAddress: false, now: now)
-            == .failure(.replayed(client: "laptop")))
+        #expect(
+            verifier.verify(Self.ed25519Packet, source: source, rule: Self.ssh, ruleAllowsAddress: false, now: now)
+                == .failure(.replayed(client: "laptop")))
         // Later in the window: still a replay. After the window: too old anyway.
         let later = WallTime(secondsSinceEpoch: Self.timestamp + 59)
-        #expect(verifier.verify(Self.ed25519Packet, source: source, rule: Self.ssh, ruleAllowsAddress: false, now: later)
-            == .failure(.replayed(client: "laptop")))
+        #expect(
+            verifier.verify(Self.ed25519Packet, source: source, rule: Self.ssh, ruleAllowsAddress: false, now: later)
+                == .failure(.replayed(client: "laptop")))
         let tooLate = WallTime(secondsSinceEpoch: Self.timestamp + 61)
-        #expect(verifier.verify(Self.ed25519Packet, source: source, rule: Self.ssh, ruleAllowsAddress: false, now: tooLate)
-            == .failure(.outsideClockWindow(client: "laptop", skew: -61)))
+        #expect(
+            verifier.verify(Self.ed25519Packet, source: source, rule: Self.ssh, ruleAllowsAddress: false, now: tooLate)
+                == .failure(.outsideClockWindow(client: "laptop", skew: -61)))
     }
 
     @Test func aReplayAfterARestartIsStillCaught() throws {
@@ -87,30 +97,35 @@ import Testing
         let saved = try JSONEncoder().encode(first.seenNonces)
         var restarted = SPAv2Verifier(clients: [try Self.laptop()])
         restarted.restore(try JSONDecoder().decode([SPAv2Verifier.SeenNonce].self, from: saved), now: now)
-        #expect(restarted.verify(Self.ed25519Packet, source: source, rule: Self.ssh, ruleAllowsAddress: false, now: now)
-            == .failure(.replayed(client: "laptop")))
+        #expect(
+            restarted.verify(Self.ed25519Packet, source: source, rule: Self.ssh, ruleAllowsAddress: false, now: now)
+                == .failure(.replayed(client: "laptop")))
     }
 
     @Test(arguments: [Int64(-61), Int64(61), Int64(-3600)])
     func expiredAndFutureTimestampsAreRefused(offset: Int64) throws {
         var verifier = SPAv2Verifier(clients: [try Self.laptop()])
         let when = WallTime(secondsSinceEpoch: Self.timestamp - offset)
-        #expect(verifier.verify(Self.ed25519Packet, source: source, rule: Self.ssh, ruleAllowsAddress: false, now: when)
-            == .failure(.outsideClockWindow(client: "laptop", skew: offset)))
+        #expect(
+            verifier.verify(Self.ed25519Packet, source: source, rule: Self.ssh, ruleAllowsAddress: false, now: when)
+                == .failure(.outsideClockWindow(client: "laptop", skew: offset)))
     }
 
     @Test func wrongKeyUnknownAndRevokedClients() throws {
         let otherKey = Curve25519.Signing.PrivateKey().publicKey
         var verifier = SPAv2Verifier(clients: [SPAv2Client(id: "laptop", key: .ed25519(otherKey), rules: [Self.ssh])])
-        #expect(verifier.verify(Self.ed25519Packet, source: source, rule: Self.ssh, ruleAllowsAddress: false, now: now)
-            == .failure(.badAuthenticator(client: "laptop")))
+        #expect(
+            verifier.verify(Self.ed25519Packet, source: source, rule: Self.ssh, ruleAllowsAddress: false, now: now)
+                == .failure(.badAuthenticator(client: "laptop")))
         verifier.replaceClients([Self.phone()])
-        #expect(verifier.verify(Self.ed25519Packet, source: source, rule: Self.ssh, ruleAllowsAddress: false, now: now)
-            == .failure(.unknownClient("laptop")))
+        #expect(
+            verifier.verify(Self.ed25519Packet, source: source, rule: Self.ssh, ruleAllowsAddress: false, now: now)
+                == .failure(.unknownClient("laptop")))
         // An HMAC client's key cannot verify a packet declaring Ed25519, and vice versa.
         var confused = SPAv2Verifier(clients: [SPAv2Client(id: "laptop", key: .hmac(SymmetricKey(data: Self.hmacKey)), rules: [Self.ssh])])
-        #expect(confused.verify(Self.ed25519Packet, source: source, rule: Self.ssh, ruleAllowsAddress: false, now: now)
-            == .failure(.badAuthenticator(client: "laptop")))
+        #expect(
+            confused.verify(Self.ed25519Packet, source: source, rule: Self.ssh, ruleAllowsAddress: false, now: now)
+                == .failure(.badAuthenticator(client: "laptop")))
     }
 
     @Test func tamperingAnyByteFails() throws {
@@ -126,24 +141,29 @@ import Testing
 
     @Test func natAddressOnlyWhenClientAndRuleAllowIt() throws {
         var strictClient = SPAv2Verifier(clients: [Self.phone(mayNameAddress: false)])
-        #expect(strictClient.verify(Self.hmacPacket4, source: source, rule: Self.ftp, ruleAllowsAddress: true, now: now)
-            == .failure(.addressNotAllowed(client: "phone")))
+        #expect(
+            strictClient.verify(Self.hmacPacket4, source: source, rule: Self.ftp, ruleAllowsAddress: true, now: now)
+                == .failure(.addressNotAllowed(client: "phone")))
         var strictRule = SPAv2Verifier(clients: [Self.phone()])
-        #expect(strictRule.verify(Self.hmacPacket4, source: source, rule: Self.ftp, ruleAllowsAddress: false, now: now)
-            == .failure(.addressNotAllowed(client: "phone")))
+        #expect(
+            strictRule.verify(Self.hmacPacket4, source: source, rule: Self.ftp, ruleAllowsAddress: false, now: now)
+                == .failure(.addressNotAllowed(client: "phone")))
         // Naming the very address the packet came from needs no permission.
         var same = SPAv2Verifier(clients: [Self.phone(mayNameAddress: false)])
-        #expect(same.verify(Self.hmacPacket4, source: PeerAddress("203.0.113.5")!, rule: Self.ftp, ruleAllowsAddress: false, now: now)
-            == .success(.init(clientID: "phone", rule: Self.ftp, address: PeerAddress("203.0.113.5")!)))
+        #expect(
+            same.verify(Self.hmacPacket4, source: PeerAddress("203.0.113.5")!, rule: Self.ftp, ruleAllowsAddress: false, now: now)
+                == .success(.init(clientID: "phone", rule: Self.ftp, address: PeerAddress("203.0.113.5")!)))
     }
 
     @Test func ipv6AddressAndRuleChecks() throws {
         var verifier = SPAv2Verifier(clients: [Self.phone()])
-        #expect(verifier.verify(Self.hmacPacket6, source: PeerAddress("2001:db8::9")!, rule: Self.ftp, ruleAllowsAddress: true, now: now)
-            == .success(.init(clientID: "phone", rule: Self.ftp, address: PeerAddress("2001:db8::5")!)))
+        #expect(
+            verifier.verify(Self.hmacPacket6, source: PeerAddress("2001:db8::9")!, rule: Self.ftp, ruleAllowsAddress: true, now: now)
+                == .success(.init(clientID: "phone", rule: Self.ftp, address: PeerAddress("2001:db8::5")!)))
         var wrongRule = SPAv2Verifier(clients: [Self.phone()])
-        #expect(wrongRule.verify(Self.hmacPacket6, source: source, rule: Self.ssh, ruleAllowsAddress: true, now: now)
-            == .failure(.ruleNotAllowed(client: "phone", rule: Self.ftp)))
+        #expect(
+            wrongRule.verify(Self.hmacPacket6, source: source, rule: Self.ssh, ruleAllowsAddress: true, now: now)
+                == .failure(.ruleNotAllowed(client: "phone", rule: Self.ftp)))
     }
 
     @Test func rateLimitPerClient() throws {
@@ -160,7 +180,9 @@ import Testing
 
     @Test func malformedPacketsAreRefusedWithoutCrashing() {
         var verifier = SPAv2Verifier(clients: [Self.phone()])
-        let cases: [[UInt8]] = [[], Array("78109b6b9ef70f24".utf8), SPAv2.magic, SPAv2.magic + [9], Self.hmacPacket4.dropLast(1).map { $0 }, Self.hmacPacket4 + [0]]
+        let cases: [[UInt8]] = [
+            [], Array("78109b6b9ef70f24".utf8), SPAv2.magic, SPAv2.magic + [9], Self.hmacPacket4.dropLast(1).map { $0 }, Self.hmacPacket4 + [0],
+        ]
         for bytes in cases {
             if case .success = verifier.verify(bytes, source: source, rule: Self.ftp, ruleAllowsAddress: true, now: now) {
                 Issue.record("\(bytes.count) bytes verified")

@@ -88,6 +88,9 @@ import Testing
         let service = try makeService([rule("SSH", [2002, 2001, 2004]), rule("WEB", [3000], gap: nil, autoclose: nil)])
         let other = PeerAddress(ipv4: 0xC633_6407)  // 198.51.100.7
         service.handle(packet: syn(2002), etherType: 0x0800, now: .seconds(1), wallTime: wall)
+        service.handle(packet: syn(2001), etherType: 0x0800, now: .seconds(2), wallTime: wall)
+        // A peer with only a first knock is a fingerprint, not an address: it is not listed.
+        service.handle(packet: syn(2002, from: PeerAddress(ipv4: 0xCB00_7109)), etherType: 0x0800, now: .seconds(2), wallTime: wall)
         service.handle(packet: syn(2002, from: other), etherType: 0x0800, now: .seconds(2), wallTime: wall)
         service.handle(packet: syn(2001, from: other), etherType: 0x0800, now: .seconds(3), wallTime: wall)
         service.handle(packet: syn(2004, from: other), etherType: 0x0800, now: .seconds(4), wallTime: wall)
@@ -100,14 +103,14 @@ import Testing
         #expect(
             rules[0].peers == [
                 PeerStatusReport(
-                    peer: "192.0.2.2", transport: "tcp", status: "matching", knocks: 1, nextPort: "2001:tcp", nextPortIndex: 1,
-                    expiresIn: 6),
+                    peer: "192.0.2.2", transport: "tcp", status: "matching", knocks: 2, nextPort: "2004:tcp", nextPortIndex: 2,
+                    expiresIn: 7),
                 PeerStatusReport(peer: "198.51.100.7", transport: "tcp", status: "allowed", knocks: 3, autocloseIn: 59),
             ])
         #expect(
             RuleStatusReport.text(rules) == """
                 rule SSH (2 peers)
-                src=192.0.2.2 proto=TCP status=MATCHING accepted_knock_count=1 expir_time=6 next_port_id=1 next_port=2001:tcp
+                src=192.0.2.2 proto=TCP status=MATCHING accepted_knock_count=2 expir_time=7 next_port_id=2 next_port=2004:tcp
                 src=198.51.100.7 proto=TCP status=ALLOWED accepted_knock_count=3 autoclose_time=59
                 rule WEB (1 peer)
                 src=192.0.2.2 proto=TCP status=ALLOWED accepted_knock_count=1
@@ -115,11 +118,11 @@ import Testing
                 """)
         #expect(
             reply.line.contains(
-                #"{"knocks":1,"next_port":"2001:tcp","next_port_index":1,"expires_in":6,"peer":"192.0.2.2","protocol":"tcp","status":"matching"}"#
+                #"{"knocks":2,"next_port":"2004:tcp","next_port_index":2,"expires_in":7,"peer":"192.0.2.2","protocol":"tcp","status":"matching"}"#
             ) == false, "keys are sorted")
         #expect(
             reply.line.contains(
-                #"{"expires_in":6,"knocks":1,"next_port":"2001:tcp","next_port_index":1,"peer":"192.0.2.2","protocol":"tcp","status":"matching"}"#
+                #"{"expires_in":7,"knocks":2,"next_port":"2004:tcp","next_port_index":2,"peer":"192.0.2.2","protocol":"tcp","status":"matching"}"#
             ))
         #expect(try ControlReply(parsing: Array(reply.line.utf8)) == reply)
     }
@@ -243,8 +246,9 @@ import Testing
         let harness = try Harness(service: try makeService([rule("SSH", [2002])]), logger: quiet)
         defer { harness.close() }
         let socketMode = try FileManager.default.attributesOfItem(atPath: harness.path)[.posixPermissions] as? Int
-        let directoryMode = try FileManager.default.attributesOfItem(atPath: (harness.path as NSString).deletingLastPathComponent)[
-            .posixPermissions] as? Int
+        let directoryMode =
+            try FileManager.default.attributesOfItem(atPath: (harness.path as NSString).deletingLastPathComponent)[
+                .posixPermissions] as? Int
         #expect(socketMode == 0o600)
         #expect(directoryMode == 0o700)
     }

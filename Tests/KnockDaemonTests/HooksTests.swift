@@ -72,7 +72,10 @@ import Testing
     }
 
     @Test func theCommandSeesItsEnvironment() throws {
-        let job = try #require(HookJob.job(for: event(.allowed(until: nil)), hooks: RuleHooks(onOpen: #"echo "$PKNOCK_RULE $PKNOCK_PEER $PKNOCK_PROTO $PKNOCK_PORT $PKNOCK_EVENT %IP%""#), rule: nil))
+        let job = try #require(
+            HookJob.job(
+                for: event(.allowed(until: nil)), hooks: RuleHooks(onOpen: #"echo "$PKNOCK_RULE $PKNOCK_PEER $PKNOCK_PROTO $PKNOCK_PORT $PKNOCK_EVENT %IP%""#),
+                rule: nil))
         let result = HookRunner.run(job, timeout: .seconds(10))
         #expect(result.outcome == .succeeded)
         #expect(result.output == "SSH 2001:db8::7 udp 4000 allowed 2001:db8::7\n")

@@ -46,12 +46,13 @@ import Testing
         try service.start(now: .zero)
         service.handle(packet: syn(2002), etherType: 0x0800, now: .seconds(1), wallTime: wall)
         service.handle(packet: syn(2001), etherType: 0x0800, now: .seconds(2), wallTime: wall)
-        #expect(executor.changes.last == """
-            add element inet pk_test SSH_allowed4 { 192.0.2.2 }
-            delete element inet pk_test SSH_allowed4 { 192.0.2.2 }
-            add element inet pk_test SSH_allowed4 { 192.0.2.2 timeout 60s }
+        #expect(
+            executor.changes.last == """
+                add element inet pk_test SSH_allowed4 { 192.0.2.2 }
+                delete element inet pk_test SSH_allowed4 { 192.0.2.2 }
+                add element inet pk_test SSH_allowed4 { 192.0.2.2 timeout 60s }
 
-            """)
+                """)
         #expect(service.counters.allowed == 1 && service.counters.matching == 1 && service.counters.packets == 2)
     }
 
@@ -70,9 +71,11 @@ import Testing
 
     @Test func startAdoptsPeersAlreadyInTheKernelSets() throws {
         let executor = RecordingNFTExecutor()
-        executor.replies["list sets"] = .success(#"{"nftables": [{"set": {"family": "inet", "name": "SSH_allowed4", "table": "pk_test", "type": "ipv4_addr", "flags": ["timeout"]}}]}"#)
+        executor.replies["list sets"] = .success(
+            #"{"nftables": [{"set": {"family": "inet", "name": "SSH_allowed4", "table": "pk_test", "type": "ipv4_addr", "flags": ["timeout"]}}]}"#)
         executor.replies["list set inet pk_test SSH_allowed4"] = .success(
-            #"{"nftables": [{"set": {"family": "inet", "name": "SSH_allowed4", "table": "pk_test", "type": "ipv4_addr", "flags": ["timeout"], "elem": [{"elem": {"val": "198.51.100.7", "timeout": 60, "expires": 42}}]}}]}"#)
+            #"{"nftables": [{"set": {"family": "inet", "name": "SSH_allowed4", "table": "pk_test", "type": "ipv4_addr", "flags": ["timeout"], "elem": [{"elem": {"val": "198.51.100.7", "timeout": 60, "expires": 42}}]}}]}"#
+        )
         let service = makeService([rule("SSH", [2002])], executor: executor)
         try service.start(now: .seconds(100))
         #expect(service.knockEngine.peers(of: RuleName(rawValue: "SSH")!)?.map(\.state) == [.allowed(until: .seconds(142))])
@@ -122,7 +125,8 @@ import Testing
             return loaded
         }
         // The Ed25519 vector of Docs/spa-v2.md: client laptop, rule SSH, timestamp 1764072000.
-        let hex = "504b4f0202066c6170746f700000000069259a40000102030405060708090a0b0c0d0e0f035353480068c44b125bc1dda9ad6df00d54365d30f4588ed5251e73d3c9e2a9fd0ca182c05b40089b84aefc6fd337e1554c04f094fd3035aef5700b038419f05907db540d"
+        let hex =
+            "504b4f0202066c6170746f700000000069259a40000102030405060708090a0b0c0d0e0f035353480068c44b125bc1dda9ad6df00d54365d30f4588ed5251e73d3c9e2a9fd0ca182c05b40089b84aefc6fd337e1554c04f094fd3035aef5700b038419f05907db540d"
         var packet: [UInt8] = []
         var index = hex.startIndex
         while index < hex.endIndex {
@@ -189,7 +193,8 @@ import Testing
         let service = makeService([rule("SSH", [2002], autoclose: nil)], executor: executor)
         try service.start(now: .zero)
         let source = PeerAddress("2001:db8::7")!
-        service.handle(packet: PacketBuilder.tcpSYN(from: source, to: PeerAddress("2001:db8::1")!, port: 2002), etherType: 0x86DD, now: .seconds(1), wallTime: wall)
+        service.handle(
+            packet: PacketBuilder.tcpSYN(from: source, to: PeerAddress("2001:db8::1")!, port: 2002), etherType: 0x86DD, now: .seconds(1), wallTime: wall)
         #expect(executor.changes.last?.hasSuffix("add element inet pk_test SSH_allowed6 { 2001:db8::7 }\n") == true)
     }
 

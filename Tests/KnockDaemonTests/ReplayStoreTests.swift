@@ -197,8 +197,9 @@ final class ReplayStoreLogHandler: LogHandler, Sendable {
         let later = WallTime(secondsSinceEpoch: wall.secondsSinceEpoch + 60)
         let (logger, _) = recordingLogger()
         #expect(after.restoreSPAReplayState(store.load(logger: logger), at: later) == 2)
-        #expect(after.handle(knock("opensecret", minute: later.epochMinute), at: .seconds(60), wallTime: later)
-            .contains(.firewall(.allow(rule: ftp, peer: alice, ttl: nil))))
+        #expect(
+            after.handle(knock("opensecret", minute: later.epochMinute), at: .seconds(60), wallTime: later)
+                .contains(.firewall(.allow(rule: ftp, peer: alice, ttl: nil))))
         let replay = after.handle(close, at: .seconds(61), wallTime: later)
         #expect(replay.allSatisfy { if case .firewall = $0 { false } else { true } })
         #expect(after.peerCounts(of: ftp)?.allowed == 1)

@@ -4,7 +4,9 @@ import Netfilter
 import Testing
 
 /// Table ownership (`owner` + `persist`) and nf_tables notifications on the real kernel, inside
-/// the private netns of Scripts/test-system.sh. Other processes are real `nft` runs.
+/// the private netns of Scripts/test-system.sh.
+///
+/// Other processes are real `nft` runs.
 @Suite(.serialized, .enabled(if: SystemTestGate.isOpen, SystemTestGate.skipReason))
 final class TableOwnershipSystemTests {
     static let name = "pknock_owned_test"
@@ -91,14 +93,18 @@ final class TableOwnershipSystemTests {
     @Test func preparedElementBatchesGrantRenewAndRevokeInAnOwnedTable() throws {
         let context = try NFTContext()
         try context.claimTable(Self.name, flags: [.owner, .persist])
-        _ = try context.run(NFTScript("add set inet \(Self.name) a4 { type ipv4_addr; flags timeout; }\nadd set inet \(Self.name) a6 { type ipv6_addr; flags timeout; }"))
+        _ = try context.run(
+            NFTScript("add set inet \(Self.name) a4 { type ipv4_addr; flags timeout; }\nadd set inet \(Self.name) a6 { type ipv6_addr; flags timeout; }"))
         let v4: [UInt8] = [192, 0, 2, 7]
         let v6: [UInt8] = [0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 11) + [9]
         func grant(_ set: String, _ key: [UInt8], seconds: UInt64) throws {
             try context.apply(
                 .init(
                     table: Self.name,
-                    changes: [.init(.add, set: set, key: key), .init(.delete, set: set, key: key), .init(.add, set: set, key: key, timeoutMilliseconds: seconds * 1000)],
+                    changes: [
+                        .init(.add, set: set, key: key), .init(.delete, set: set, key: key),
+                        .init(.add, set: set, key: key, timeoutMilliseconds: seconds * 1000),
+                    ],
                     script: "grant"))
         }
         try grant("a4", v4, seconds: 90)

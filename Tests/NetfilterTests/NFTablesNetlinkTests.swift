@@ -15,7 +15,8 @@ import Testing
     static let newGeneration = bytes("2c0000000f0a000001000000337b00000000000208000100000000020800020000007b33080003006e667400")
     // Captured: `nft add element inet pknock allowed4 { 192.0.2.7 timeout 60s }`, port ID 0x7b71.
     static let addElement = bytes(
-        "5c0000000c0a000400000000717b0000010000040b000100706b6e6f636b00000d000200616c6c6f77656434000000002c000300280001000c00010008000100c00002070c000400000000000000ea600c000500000000000000ea60")
+        "5c0000000c0a000400000000717b0000010000040b000100706b6e6f636b00000d000200616c6c6f77656434000000002c000300280001000c00010008000100c00002070c000400000000000000ea600c000500000000000000ea60"
+    )
     // Captured: `nft add table inet other`, port ID 0x7b76.
     static let addOtherTable = bytes(
         "3c000000000a000001000000767b0000010000050a0001006f7468657200000008000300000000000c00040000000000000000020800020000000000")
@@ -67,6 +68,14 @@ import Testing
         answer[0] = 8  // a length shorter than a header
         #expect(NFTablesNetlink.acknowledgement(in: answer, sequence: 8) == nil)
         #expect(NFTablesNetlink.changes(in: Self.addElement.prefix(30), table: "pknock", ignoringPortID: nil) == .init())
+    }
+
+    /// Found by FuzzNetlink: a last message whose length is not a multiple of 4 trapped.
+    @Test func aLastMessageWithAnOddLengthDoesNotTrap() {
+        var bytes = Self.addTable
+        bytes[0] = 0x39  // 57 bytes of a 60-byte datagram: the padding would reach past the end
+        #expect(NFTablesNetlink.changes(in: bytes.prefix(58), table: "pknock", ignoringPortID: nil) == .init(touched: true))
+        #expect(NFTablesNetlink.acknowledgement(in: bytes.prefix(58), sequence: 1) == nil)
     }
 
     @Test func changesToTheTableBySomeoneElseAreSeen() {

@@ -17,6 +17,10 @@ public func fuzzPacketParser(_ data: UnsafePointer<UInt8>?, _ count: Int) -> CIn
         let knock = parsed.knock(payloadFrom: packet[...])
         precondition(knock.payload.count == parsed.payload.count, "knock payload differs from the parsed range")
         precondition(parsed.transport == .udp || parsed.tcpFlags != nil, "TCP without flags")
+        precondition((parsed.transport == .tcp) == (parsed.tcpSequenceNumber != nil), "a sequence number for TCP only")
+        let fingerprint = knock.retransmissionFingerprint
+        precondition(fingerprint != 0 && fingerprint <= 0x00FF_FFFF, "a parsed knock has a 24-bit retransmission fingerprint")
+        precondition(parsed.knock(payloadFrom: packet[...]).retransmissionFingerprint == fingerprint, "fingerprint not stable")
     }
     // The same bytes at an offset (an ArraySlice with a non-zero start index) parse the same way.
     let shifted = ([0xEE] + packet).dropFirst()
@@ -24,6 +28,13 @@ public func fuzzPacketParser(_ data: UnsafePointer<UInt8>?, _ count: Int) -> CIn
     case (.success(let a), .success(let b)): precondition(a == b, "parse depends on the buffer")
     case (.failure(let a), .failure(let b)): precondition(a == b, "parse depends on the buffer")
     default: preconditionFailure("parse depends on the buffer")
+    }
+    // The array overload and the generic one (given a slice) are the same function.
+    switch (PacketParser.parse(packet, family: family), PacketParser.parse(shifted, family: family)) {
+    case (.success(let a), .success(let b)):
+        precondition(a.payload.count == b.payload.count && a.source == b.source && a.tcpSequenceNumber == b.tcpSequenceNumber, "overloads differ")
+    case (.failure(let a), .failure(let b)): precondition(a == b, "overloads differ")
+    default: preconditionFailure("overloads differ")
     }
     return 0
 }

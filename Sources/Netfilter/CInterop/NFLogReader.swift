@@ -8,8 +8,9 @@ import Glibc
 /// waits with `poll()` so a caller can stop its loop between calls. Not thread-safe: one reader
 /// belongs to one task or thread. Binding needs CAP_NET_ADMIN in the network namespace.
 ///
-/// Allocation: the receive buffer and the list of pending packets are reused between calls;
-/// each packet's payload is still copied into its own `[UInt8]` (one allocation per packet).
+/// Packets are parsed in place from one reused receive buffer (``NFLogMessages``, pure Swift):
+/// ``receiveQueued(_:)`` allocates nothing per packet; ``receive(timeoutMilliseconds:_:)`` copies
+/// each into an ``NFLogPacket`` for callers that keep them.
 @safe
 public final class NFLogReader: PacketSource {
     /// The NFLOG group this reader is bound to.
@@ -25,7 +26,6 @@ public final class NFLogReader: PacketSource {
     private var handle: OpaquePointer?
     private var groupHandle: OpaquePointer?
     private let descriptor: Int32
-    private let sink = PacketSink()
     private var buffer: [UInt8]
 
     /// The most datagrams one ``receive(timeoutMilliseconds:_:)`` reads before returning, so a
@@ -48,8 +48,7 @@ public final class NFLogReader: PacketSource {
     ///
     /// The corresponding C functions are `nflog_open`, `nflog_unbind_pf`/`nflog_bind_pf` (for
     /// AF_INET and AF_INET6; no-ops on kernels since 3.17 but needed on older ones),
-    /// `nflog_bind_group`, `nflog_set_mode`, `nflog_set_qthresh`, `nflog_set_timeout` and
-    /// `nflog_callback_register`. When another socket holds the group, throws an error for
+    /// `nflog_bind_group`, `nflog_set_mode`, `nflog_set_qthresh` and `nflog_set_timeout`. When another socket holds the group, throws an error for
     /// `nflog_bind_group` with the kernel's errno (EPERM) and a message saying the group is taken.
     public init(
         group: UInt16,
@@ -104,11 +103,6 @@ public final class NFLogReader: PacketSource {
             try Self.check("nflog_set_mode", unsafe nflog_set_mode(groupHandle, CNFLog_copyPacket, snaplen))
             try Self.check("nflog_set_qthresh", unsafe nflog_set_qthresh(groupHandle, queueThreshold))
             try Self.check("nflog_set_timeout", unsafe nflog_set_timeout(groupHandle, flushTimeoutCentiseconds))
-            let context = unsafe Unmanaged.passUnretained(sink).toOpaque()
-            try Self.check(
-                "nflog_callback_register",
-                unsafe nflog_callback_register(groupHandle, nflogCopyPacket, context)
-            )
             try setReceiveBuffer(bytes: receiveBufferBytes)
         } catch {
             close()
@@ -156,12 +150,21 @@ public final class NFLogReader: PacketSource {
     ) throws(NetfilterError) -> Int {
         try requireOpen("NFLogReader.receive")
         guard try waitUntilReadable(timeoutMilliseconds: timeoutMilliseconds) else { return 0 }
-        return try receiveQueued(handler)
+        return try receiveQueued { view in
+            let prefix = view.prefix.map { String(decoding: $0, as: UTF8.self) }
+            handler(NFLogPacket(payload: Array(view.payload), hardwareProtocol: view.hardwareProtocol, prefix: prefix))
+        }
     }
 
     /// Delivers the packets already queued, without waiting (for a caller that polled
-    /// ``fileDescriptor`` itself); returns how many. Otherwise as ``receive(timeoutMilliseconds:_:)``.
-    public func receiveQueued(_ handler: (borrowing NFLogPacket) -> Void) throws(NetfilterError) -> Int {
+    /// ``fileDescriptor`` itself); returns how many.
+    ///
+    /// Each packet is a view into the receive buffer,
+    /// parsed in place by ``NFLogMessages`` (no copy, no allocation), valid during the call.
+    ///
+    /// Datagrams already queued are read too, up to 64 per call. `ENOBUFS` is counted in
+    /// ``enobufsCount``, not thrown. The corresponding C function is `recv`.
+    public func receiveQueued(_ handler: (NFLogPacketView) -> Void) throws(NetfilterError) -> Int {
         try requireOpen("NFLogReader.receiveQueued")
         var delivered = 0
         datagrams: for _ in 0..<Self.maxDatagramsPerReceive {
@@ -183,23 +186,13 @@ public final class NFLogReader: PacketSource {
                 }
             }
             if count == 0 { break }
-            sink.packets.removeAll(keepingCapacity: true)
-            guard let handle = unsafe handle else { break }
-            // A negative result means a message that is not a packet (e.g. an error ack); the
-            // packets parsed before it were still delivered to the callback.
-            _ = unsafe buffer.withUnsafeMutableBytes { bytes in
-                unsafe nflog_handle_packet(
-                    handle,
-                    bytes.baseAddress?.assumingMemoryBound(to: CChar.self),
-                    Int32(count)
-                )
-            }
-            for packet in sink.packets {
-                handler(packet)
-                delivered += 1
+            delivered += NFLogMessages.forEachPacket(in: buffer, count: count) { packet in
+                handler(
+                    NFLogPacketView(
+                        payload: buffer[packet.payload], hardwareProtocol: packet.etherType,
+                        prefix: packet.prefix.map { buffer[$0] }))
             }
         }
-        sink.packets.removeAll(keepingCapacity: true)
         return delivered
     }
 
@@ -276,43 +269,4 @@ public final class NFLogReader: PacketSource {
         let code = currentErrno
         return code == 0 ? EIO : code
     }
-}
-
-/// Where the C callback puts the packets of one datagram; reused between datagrams.
-private final class PacketSink {
-    var packets: [NFLogPacket] = []
-}
-
-/// The `nflog_callback`: copies one logged packet into the ``PacketSink`` passed as context.
-///
-/// The payload is copied into an ``NFLogPacket`` before returning, as the netlink buffer is
-/// reused. Never logs: nothing of the caller's context is visible here.
-private func nflogCopyPacket(
-    _ groupHandle: OpaquePointer?,
-    _ message: UnsafeMutablePointer<nfgenmsg>?,
-    _ data: OpaquePointer?,
-    _ context: UnsafeMutableRawPointer?
-) -> Int32 {
-    guard let data = unsafe data, let context = unsafe context else { return 0 }
-    let sink = unsafe Unmanaged<PacketSink>.fromOpaque(context).takeUnretainedValue()
-
-    var start: UnsafeMutablePointer<CChar>? = nil
-    let length = unsafe nflog_get_payload(data, &start)
-    var payload: [UInt8] = []
-    if length > 0, let start = unsafe start {
-        payload = unsafe [UInt8](UnsafeRawBufferPointer(start: start, count: Int(length)))
-    }
-
-    var hardwareProtocol: UInt16 = 0
-    if let header = unsafe nflog_get_msg_packet_hdr(data) {
-        hardwareProtocol = unsafe UInt16(bigEndian: header.pointee.hw_protocol)
-    }
-
-    var prefix: String? = nil
-    if let text = unsafe nflog_get_prefix(data) {
-        prefix = unsafe String(cString: text)
-    }
-
-    sink.packets.append(NFLogPacket(payload: payload, hardwareProtocol: hardwareProtocol, prefix: prefix))
-    return 0
 }

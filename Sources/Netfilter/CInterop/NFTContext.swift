@@ -48,7 +48,9 @@ public final class NFTContext: NFTExecutor {
     private let socketDescriptor: Int32?
 
     /// The netlink port ID of this context's socket (bound at creation): nf_tables notifications
-    /// caused by this context's changes carry it. Nil when the socket was not found.
+    /// caused by this context's changes carry it.
+    ///
+    /// Nil when the socket was not found.
     public let portID: UInt32?
 
     /// Makes a context with buffered output and errors.

@@ -7,7 +7,9 @@ import Synchronization
 let netfilterSocketCreation = Mutex<Void>(())
 
 /// The netlink socket calls nf_tables ownership and monitoring need: find a socket's port ID,
-/// send one buffer, receive with a bounded wait. `NETLINK_NETFILTER` sockets only.
+/// send one buffer, receive with a bounded wait.
+///
+/// `NETLINK_NETFILTER` sockets only.
 enum NetlinkSocket {
     /// `NETLINK_NETFILTER`, the netlink protocol of nfnetlink (nf_tables, NFLOG).
     static let netfilterProtocol: Int32 = 12
@@ -49,7 +51,9 @@ enum NetlinkSocket {
     }
 
     /// Binds an unbound netlink socket to a port ID the kernel picks, and returns it; a socket that
-    /// is bound already keeps its port ID. libnftables leaves its socket unbound until its first
+    /// is bound already keeps its port ID.
+    ///
+    /// libnftables leaves its socket unbound until its first
     /// send; binding early names the port our changes will carry.
     ///
     /// The corresponding C function is `bind` with `nl_pid` 0.
@@ -70,7 +74,9 @@ enum NetlinkSocket {
     /// The corresponding C functions are `socket`, `bind` and `setsockopt(NETLINK_ADD_MEMBERSHIP)`.
     static func openSubscribed(group: UInt32, receiveBufferBytes: Int) throws(NetfilterError) -> Int32 {
         let descriptor = try valueOrErrno("socket(AF_NETLINK)") {
-            netfilterSocketCreation.withLock { _ in socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), netfilterProtocol) }
+            netfilterSocketCreation.withLock { _ in
+                socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), netfilterProtocol)
+            }
         }
         var address = sockaddr_nl()
         address.nl_family = sa_family_t(AF_NETLINK)
