@@ -37,21 +37,26 @@ let package = Package(
         .systemLibrary(name: "CNFLog", providers: [.apt(["libnetfilter-log-dev"])]),
         // Debian's libqrencode, for `pknock client-config --qr` (fwknop's phone apps read keys from a QR code).
         .systemLibrary(name: "CQREncode", pkgConfig: "libqrencode", providers: [.apt(["libqrencode-dev"])]),
-        // The only target that talks to the kernel: libnftables, NFLOG. No knock concepts.
+        // The only target that talks to netfilter: libnftables, NFLOG, the table-ownership netlink
+        // socket and monitor. No knock concepts; the client does not link it.
         .target(
             name: "Netfilter",
             dependencies: ["CNFTables", "CNFLog"],
             swiftSettings: [.strictMemorySafety()]
         ),
-        // Plain POSIX I/O shared by both binaries: secret files, child processes, sockets, terminals.
-        // No netfilter, nothing Linux-only outside `#if canImport(Glibc)`.
+        // Plain POSIX I/O shared by both binaries: secret files, child processes, the knock client's
+        // sockets, line sockets (control and metrics), terminal prompts, key files. All its unsafe code
+        // is marked (strict memory safety); nothing Linux-only outside `#if canImport(Glibc)`.
         .target(name: "KnockPOSIX", dependencies: ["CKnockPOSIX"], swiftSettings: [.strictMemorySafety()]),
+        // The control socket's protocol: Codable requests, replies and events, JSON-lines framing, and
+        // the client `pknock status|events|open|close` uses. The daemon's server speaks the same types.
+        .target(name: "KnockControl", dependencies: ["KnockCore", "KnockPOSIX"]),
         // The glibc call Swift's Glibc module hides behind _GNU_SOURCE (closefrom for posix_spawn).
         .target(name: "CKnockPOSIX"),
         .target(
             name: "KnockDaemon",
             dependencies: [
-                "KnockCore", "KnockConfig", "Netfilter", "KnockPOSIX",
+                "KnockCore", "KnockConfig", "KnockControl", "Netfilter", "KnockPOSIX",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -65,10 +70,11 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The client: nothing that links libnftables or libnetfilter_log (CLITests checks with ldd).
         .executableTarget(
             name: "pknock",
             dependencies: [
-                "KnockCore", "KnockConfig", "KnockDaemon", "Netfilter", "CQREncode",
+                "KnockCore", "KnockConfig", "KnockControl", "KnockPOSIX", "CQREncode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
@@ -76,12 +82,13 @@ let package = Package(
         .target(name: "KnockTestSupport", dependencies: ["KnockCore", "Netfilter", "KnockPOSIX"]),
         .testTarget(name: "KnockCoreTests", dependencies: ["KnockCore"]),
         .testTarget(name: "KnockConfigTests", dependencies: ["KnockConfig", "KnockCore"]),
+        .testTarget(name: "KnockControlTests", dependencies: ["KnockControl", "KnockCore"]),
         .testTarget(name: "NetfilterTests", dependencies: ["Netfilter", "KnockTestSupport"]),
         .testTarget(name: "NetfilterSystemTests", dependencies: ["Netfilter", "KnockDaemon", "KnockTestSupport"]),
         .testTarget(
             name: "KnockDaemonTests",
             dependencies: [
-                "KnockDaemon", "KnockTestSupport", "KnockPOSIX", .product(name: "InMemoryLogging", package: "swift-log"),
+                "KnockDaemon", "KnockControl", "KnockTestSupport", "KnockPOSIX", .product(name: "InMemoryLogging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],
@@ -89,7 +96,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CLITests",
-            dependencies: ["pknock", "pknockd", "KnockConfig", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["pknock", "pknockd", "KnockConfig", "KnockControl", .product(name: "Crypto", package: "swift-crypto")]
         ),
     ]
 )

@@ -12,8 +12,6 @@ public struct DaemonSettings: Equatable, Sendable {
     public static let defaultControlSocket = "/run/pknock/control.sock"
     /// The default `hook_timeout`.
     public static let defaultHookTimeout: Duration = .seconds(10)
-    /// The most characters a table name may have.
-    public static let maximumTableNameLength = 32
 
     /// The nftables table (family `inet`) the daemon owns.
     public var table: String
@@ -54,18 +52,6 @@ public struct DaemonSettings: Equatable, Sendable {
         self.stateDirectory = stateDirectory
         self.controlSocket = controlSocket
         self.maxTrackedPeers = maxTrackedPeers
-    }
-
-    /// Why `name` is not a valid table name (letters, digits, `_`; at most 32), or nil when it is.
-    public static func tableNameProblem(_ name: String) -> String? {
-        if name.isEmpty { return "the table name is empty" }
-        if name.utf8.count > maximumTableNameLength {
-            return "the table name is longer than \(maximumTableNameLength) characters"
-        }
-        let allowed = name.unicodeScalars.allSatisfy {
-            ($0 >= "a" && $0 <= "z") || ($0 >= "A" && $0 <= "Z") || ($0 >= "0" && $0 <= "9") || $0 == "_"
-        }
-        return allowed ? nil : "the table name may only contain letters, digits and '_'"
     }
 }
 

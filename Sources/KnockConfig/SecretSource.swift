@@ -87,15 +87,3 @@ public struct InMemorySecretSource: SecretSource, Sendable {
         return bytes
     }
 }
-
-extension Secret {
-    /// The secret in a secret file's `contents`: all of it, less one trailing `\n` or `\r\n`.
-    init(fileContents contents: [UInt8]) {
-        var bytes = contents[...]
-        if bytes.last == UInt8(ascii: "\n") {
-            bytes = bytes.dropLast()
-            if bytes.last == UInt8(ascii: "\r") { bytes = bytes.dropLast() }
-        }
-        self.init(bytes: Array(bytes))
-    }
-}

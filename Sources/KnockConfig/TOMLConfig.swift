@@ -102,7 +102,7 @@ struct TOMLConfigReader<Secrets: SecretSource> {
             switch entry.key {
             case "table":
                 guard let name = string(entry, field: field) else { continue }
-                if let problem = DaemonSettings.tableNameProblem(name) {
+                if let problem = Syntax.tableNameProblem(name) {
                     error(entry.line, field: field, problem)
                 } else {
                     daemon.table = name
@@ -407,7 +407,7 @@ struct TOMLConfigReader<Secrets: SecretSource> {
                 return nil
             }
         }
-        let trimmed = encoded.trimmingCharacters(in: .whitespacesAndNewlines)
+        let trimmed = String(Syntax.keyText(fileContents: Array(encoded.utf8)))
         guard let raw = Data(base64Encoded: trimmed), raw.count == 32 else {
             error(keyEntry.line, field: keyEntry.key, "client \(id): expected 32 bytes in base64 (as pknock keygen writes)")
             return nil

@@ -1,6 +1,8 @@
 import KnockCore
 
-/// The small value syntaxes both config formats share: ports and durations.
+/// The small value syntaxes both config formats share: ports and durations, from TOML values or text.
+///
+/// Text goes through the one parser per syntax in KnockCore (``Syntax``), which the client uses too.
 ///
 /// Each parser returns the value or a message for an administrator (without file or line: the
 /// caller knows those).
@@ -23,31 +25,19 @@ public enum ValueSyntax {
 
     /// A port number from decimal text: 1 through 65535.
     static func port(_ text: Substring) -> Result<Port, Message> {
-        if let port = Port(text) { return .success(port) }
-        if !text.isEmpty, text.allSatisfy({ $0.isASCII && $0.isNumber }) {
-            return .failure(Message("port \(text) is out of range (1 to 65535)"))
-        }
-        return .failure(Message("\"\(text)\" is not a port number (1 to 65535)"))
+        Syntax.port(text).mapError { Message($0.message) }
     }
 
     /// `2002`, `2002:tcp` or `2002:udp`; a bare number takes `defaultProtocol`.
     static func servicePort(_ text: String, defaultProtocol: TransportProtocol) -> Result<ServicePort, Message> {
-        let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
-        var transport = defaultProtocol
-        if parts.count == 2 {
-            guard let named = TransportProtocol(name: parts[1]) else {
-                return .failure(Message("unknown protocol \"\(parts[1])\" in \"\(text)\" (tcp or udp)"))
-            }
-            transport = named
-        }
-        return port(parts[0]).map { ServicePort($0, transport) }
+        Syntax.knockPort(text).map { ServicePort($0.port, $0.transport ?? defaultProtocol) }.mapError { Message($0.message) }
     }
 
     /// A duration from a bare integer in `unit`, or text `10s`, `2m`, `1h`, `1d`.
     static func duration(_ value: TOMLValue.Kind, bareUnit unit: BareUnit) -> Result<Duration, Message> {
         switch value {
         case .integer(let count):
-            return scaled(count, by: unit.seconds, text: String(count))
+            return Syntax.duration(count: count, unitSeconds: unit.seconds, written: String(count)).mapError { Message($0.message) }
         case .string(let text):
             return duration(text)
         default:
@@ -55,33 +45,10 @@ public enum ValueSyntax {
         }
     }
 
-    /// A duration from text: a non-negative whole number followed by `s`, `m`, `h` or `d`.
+    /// A duration from text: a non-negative whole number followed by `s`, `m`, `h` or `d` (a TOML
+    /// string holds no bare number: that would be an integer).
     static func duration(_ text: String) -> Result<Duration, Message> {
-        let bad = Message("invalid duration \"\(text)\": use a whole number with s, m, h or d, such as \"90s\" or \"2h\"")
-        guard let unit = text.last, text.count >= 2 else { return .failure(bad) }
-        let number = text.dropLast()
-        guard number.allSatisfy({ $0.isASCII && $0.isNumber }), let count = Int64(number) else { return .failure(bad) }
-        let seconds: Int64
-        switch unit {
-        case "s": seconds = 1
-        case "m": seconds = 60
-        case "h": seconds = 3600
-        case "d": seconds = 86400
-        default: return .failure(bad)
-        }
-        return scaled(count, by: seconds, text: text)
-    }
-
-    /// Durations are capped at ten years: anything longer is a typo, and it keeps nanoseconds in range.
-    static let maximumDurationSeconds: Int64 = 10 * 366 * 86400
-
-    private static func scaled(_ count: Int64, by unit: Int64, text: String) -> Result<Duration, Message> {
-        guard count >= 0 else { return .failure(Message("the duration \(text) is negative")) }
-        let (seconds, overflow) = count.multipliedReportingOverflow(by: unit)
-        guard !overflow, seconds <= maximumDurationSeconds else {
-            return .failure(Message("the duration \(text) is longer than ten years"))
-        }
-        return .success(.seconds(seconds))
+        Syntax.duration(text).mapError { Message($0.message) }
     }
 
     /// A message for an administrator; an `Error` only so it can travel in a `Result`.

@@ -1,4 +1,5 @@
 import Foundation
+import KnockControl
 import KnockCore
 import KnockPOSIX
 import Logging
@@ -84,7 +85,7 @@ public final class ControlServer: Sendable {
     private let stopped = Atomic<Bool>(false)
 
     /// Listens on `path` (see ``ListeningSocket/unix(path:backlog:)`` for permissions) and starts accepting.
-    public init(path: String, mailbox: ControlMailbox, events: EventHub, logger: Logger) throws(ControlSocketError) {
+    public init(path: String, mailbox: ControlMailbox, events: EventHub, logger: Logger) throws(SystemCallError) {
         self.listener = try ListeningSocket.unix(path: path)
         self.mailbox = mailbox
         self.events = events
@@ -138,15 +139,14 @@ public final class ControlServer: Sendable {
         // A client that sends nothing for a minute is gone; a write blocked for 5 s is a stuck reader.
         connection.setTimeouts(read: .seconds(60), write: .seconds(5))
         while !stopped.load(ordering: .acquiring) {
-            switch connection.readLine(limit: controlMaximumLineLength) {
+            switch connection.readLine(limit: ControlFraming.maximumRequestLength) {
             case .endOfStream, .failed:
                 return
             case .tooLong:
-                connection.writeLine(ControlReply.failure("request line too long (limit \(controlMaximumLineLength) bytes)").line)
+                connection.writeLine(ControlReply.failure("request line too long (limit \(ControlFraming.maximumRequestLength) bytes)").line)
                 return
-            case .line(var bytes):
-                if bytes.last == UInt8(ascii: "\r") { bytes.removeLast() }
-                if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
+            case .line(let bytes):
+                if ControlFraming.isBlank(bytes) { continue }
                 let request: ControlRequest
                 do {
                     request = try ControlRequest(parsing: bytes)
@@ -167,7 +167,7 @@ public final class ControlServer: Sendable {
     private func follow(_ connection: LineSocket) {
         let subscription = events.subscribe()
         defer { subscription.cancel() }
-        guard connection.writeLine(ControlReply(ok: true, following: true).line) else { return }
+        guard connection.writeLine(ControlReply.following.line) else { return }
         logger.debug("event reader connected", metadata: ["control.readers": "\(events.count)"])
         while !stopped.load(ordering: .acquiring) {
             guard let (lines, dropped) = subscription.next(timeout: .seconds(1)) else { return }
@@ -181,14 +181,5 @@ public final class ControlServer: Sendable {
             }
             guard connection.write(Array(batch.utf8)) else { return }
         }
-    }
-}
-
-extension LineSocket {
-    /// Whether the other end has closed (a zero-length peek), without blocking.
-    var peerHasHungUp: Bool {
-        var byte: UInt8 = 0
-        let count = recv(descriptor, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
-        return count == 0 || (count < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
     }
 }

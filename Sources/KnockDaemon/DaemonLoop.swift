@@ -68,6 +68,8 @@ public final class DaemonLoop: @unchecked Sendable {
     private var lastMetricsUpdate: Instant?
     /// The daemon's share of each grant: NFLOG message read → the kernel acknowledged the batch.
     public private(set) var grantLatency = LatencyHistogram()
+    /// When the datagram being handled was read; nil outside packet handling (control requests).
+    private var datagramReadAt: Instant?
     /// nf_tables notifications about the table, where the table is watched rather than owned.
     public var tableMonitor: NFTablesMonitor?
     /// How often a watched table is checked even without notifications.
@@ -106,6 +108,10 @@ public final class DaemonLoop: @unchecked Sendable {
         makeMonitor: () throws(NetfilterError) -> NFTablesMonitor? = { nil }
     ) throws(NetfilterError) {
         try service.start(now: now(), wallTime: Self.wallTime(), protection: protection)
+        // Set once: a closure made per wake would allocate on the knock path.
+        service.onFirewallApplied = { [unowned self] in
+            if let datagramReadAt { grantLatency.record(now() - datagramReadAt) }
+        }
         if service.tableProtection == .watched {
             do {
                 tableMonitor = try makeMonitor()
@@ -130,12 +136,13 @@ public final class DaemonLoop: @unchecked Sendable {
                 service.repairTable(after: try tableMonitor.drain(), now: now())
             }
             if ready.first {
-                let received = now()
+                // A grant's clock starts when its datagram is read, and stops at the kernel's
+                // acknowledgement (onFirewallApplied), before logging and events.
+                datagramReadAt = now()
                 _ = try reader.receiveQueued { packet in
-                    let batches = service.counters.firewallBatches
                     service.handle(packet: Array(packet.payload), etherType: packet.hardwareProtocol, now: now(), wallTime: Self.wallTime())
-                    if service.counters.firewallBatches != batches { grantLatency.record(now() - received) }
                 }
+                datagramReadAt = nil
             }
             service.tick(now: now(), wallTime: Self.wallTime())
             if service.tableProtection == .watched {

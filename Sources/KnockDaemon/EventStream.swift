@@ -1,4 +1,5 @@
 import Foundation
+import KnockControl
 import KnockCore
 import Synchronization
 

@@ -97,23 +97,6 @@ public struct FirewallLayout: Equatable, Sendable {
         return (startsWithLetter ? "" : "_") + name + "_" + kind.rawValue + (family == .ipv4 ? "4" : "6")
     }
 
-    /// Why `name` cannot be the table's name, or nil when it can.
-    ///
-    /// nft takes a table name unquoted, so it must be an nft identifier: a letter or `_`, then letters,
-    /// digits, `_` or `-`, and not one of nft's keywords (such as `ip`, `tcp`, `log`: nft then reports a
-    /// syntax error, which this check cannot rule out for every keyword).
-    public static func tableNameProblem(_ name: String) -> String? {
-        guard let first = name.unicodeScalars.first else { return "the table name is empty" }
-        func isLetter(_ c: Unicode.Scalar) -> Bool { (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") }
-        guard isLetter(first) || first == "_",
-            name.unicodeScalars.allSatisfy({ isLetter($0) || ($0 >= "0" && $0 <= "9") || $0 == "_" || $0 == "-" })
-        else {
-            return "table name \"\(name)\" must start with a letter or '_' and contain only letters, digits, '_' and '-'"
-        }
-        guard name.utf8.count <= 255 else { return "table name \"\(name)\" is longer than 255 characters" }
-        return nil
-    }
-
     // MARK: Scripts
 
     /// One nft script that installs or replaces the table's chain and sets atomically, keeping the

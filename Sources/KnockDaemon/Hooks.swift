@@ -1,5 +1,6 @@
 import Foundation
 import KnockConfig
+import KnockControl
 import KnockCore
 import KnockPOSIX
 import Logging
@@ -53,7 +54,7 @@ public struct HookJob: Equatable, Sendable {
             "PKNOCK_PEER": peer,
             "PKNOCK_PROTO": "\(transport)",
             "PKNOCK_PORT": event.knock.map { "\($0.port)" } ?? "",
-            "PKNOCK_EVENT": EventReport.name(of: event.kind),
+            "PKNOCK_EVENT": EventKind(event.kind).rawValue,
         ]
         return HookJob(
             command: command.replacingOccurrences(of: "%IP%", with: peer), environment: environment, rule: event.rule.rawValue,

@@ -1,5 +1,6 @@
 import Foundation
 import KnockConfig
+import KnockControl
 import KnockCore
 import Logging
 import Netfilter
@@ -74,6 +75,9 @@ public final class KnockService {
     public static let repairWarningInterval: Duration = .seconds(60)
     /// What the service saw and did.
     public private(set) var counters = Counters()
+    /// Called as soon as the kernel has acknowledged a grant or revoke batch (before the event is
+    /// logged): where the intake loop measures its own share of knock → open.
+    public var onFirewallApplied: (() -> Void)?
     /// Called with every event, after it is logged (the event stream hangs here).
     public var onEvent: ((KnockEvent) -> Void)?
 
@@ -363,7 +367,7 @@ public final class KnockService {
         case .status(let name):
             let rules = configuration.rules.filter { name == nil || $0.name == name }
             if let name, rules.isEmpty { return .failure("no rule named \(name)") }
-            return ControlReply(ok: true, rules: rules.compactMap { RuleStatusReport($0, engine: engine, now: now) })
+            return .status(rules.compactMap { RuleStatusReport($0, engine: engine, now: now) })
         case .open(let name, let peer, let duration):
             var refused = false
             let known = engine.allow(rule: name, peer: peer, for: duration, at: now) { effect in
@@ -375,13 +379,13 @@ public final class KnockService {
             logger.notice(
                 "administrator opened access",
                 metadata: ["knock.rule": "\(name)", "knock.source": "\(peer)", "grant.ttl": "\(duration.map { "\($0.wholeSeconds)s" } ?? "rule default")"])
-            return ControlReply(ok: true, result: "allowed \(peer) under \(name)")
+            return .done("allowed \(peer) under \(name)")
         case .close(let name, let peer):
             guard engine.revoke(rule: name, peer: peer, at: now, emit: { self.apply($0) }) else {
                 return .failure("no rule named \(name)")
             }
             logger.notice("administrator closed access", metadata: ["knock.rule": "\(name)", "knock.source": "\(peer)"])
-            return ControlReply(ok: true, result: "revoked \(peer) under \(name)")
+            return .done("revoked \(peer) under \(name)")
         case .events:
             return .failure("events are served by the control server")
         }
@@ -435,6 +439,7 @@ public final class KnockService {
             do {
                 try executor.apply(layout.commandBatch(command))
                 counters.firewallBatches += 1
+                onFirewallApplied?()
             } catch {
                 counters.firewallErrors += 1
                 logger.error("firewall change failed", metadata: ["nft.table": "\(configuration.daemon.table)", "error": "\(error)"])

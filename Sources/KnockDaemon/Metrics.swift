@@ -1,5 +1,6 @@
 import Foundation
 import KnockCore
+import KnockPOSIX
 import Logging
 import Synchronization
 
@@ -132,7 +133,7 @@ public final class MetricsServer: Sendable {
     public init(
         host: String, port: UInt16, logger: Logger, requestDeadline: Duration = MetricsServer.defaultRequestDeadline,
         maxConnections: Int = MetricsServer.defaultMaxConnections
-    ) throws(ControlSocketError) {
+    ) throws(SystemCallError) {
         if !Self.isLoopback(host) {
             logger.warning(
                 "metrics_listen is not a loopback address: anyone who reaches it sees the rules and their activity",

@@ -9,17 +9,9 @@ struct KnockPortSpec: Equatable {
     /// The protocol given with it, or nil for the default (`--udp` / `udp = true`, else TCP).
     var transport: TransportProtocol?
 
-    /// Parses `PORT`, `PORT:tcp` or `PORT:udp`; nil with a message otherwise.
+    /// Parses `PORT`, `PORT:tcp` or `PORT:udp` (the knock-port syntax of pknock.toml); a message otherwise.
     static func parse(_ text: String) -> Result<KnockPortSpec, ClientUsageError> {
-        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
-        guard (1...2).contains(parts.count), let port = Port(parts[0]) else {
-            return .failure(ClientUsageError("'\(text)' is not a port (1-65535, optionally :tcp or :udp)"))
-        }
-        guard parts.count == 2 else { return .success(KnockPortSpec(port: port, transport: nil)) }
-        guard let transport = TransportProtocol(name: parts[1]) else {
-            return .failure(ClientUsageError("'\(text)': the protocol must be tcp or udp"))
-        }
-        return .success(KnockPortSpec(port: port, transport: transport))
+        Syntax.knockPort(text).map { KnockPortSpec(port: $0.port, transport: $0.transport) }.mapError { ClientUsageError($0.message) }
     }
 
     /// The port with `defaultTransport` where none was written.
@@ -43,8 +35,13 @@ struct WaitSpec: Equatable {
     /// Parses `PORT` or `PORT:SECONDS` (1 to 3600 seconds).
     static func parse(_ text: String) -> Result<WaitSpec, ClientUsageError> {
         let parts = text.split(separator: ":", omittingEmptySubsequences: false)
-        guard (1...2).contains(parts.count), let port = Port(parts[0]) else {
+        guard (1...2).contains(parts.count) else {
             return .failure(ClientUsageError("wait: '\(text)' is not PORT or PORT:SECONDS"))
+        }
+        let port: KnockCore.Port
+        switch Syntax.port(parts[0]) {
+        case .success(let parsed): port = parsed
+        case .failure(let problem): return .failure(ClientUsageError("wait: \(problem.message)"))
         }
         guard parts.count == 2 else { return .success(WaitSpec(port: port, seconds: defaultSeconds)) }
         guard let seconds = Int(parts[1]), (1...maximumSeconds).contains(seconds) else {

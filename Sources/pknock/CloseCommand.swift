@@ -1,6 +1,6 @@
 import ArgumentParser
+import KnockControl
 import KnockCore
-import KnockDaemon
 
 /// `pknock close`: take an address's access under a rule away now.
 struct Close: ParsableCommand {
@@ -32,7 +32,7 @@ struct Close: ParsableCommand {
     }
 
     func run() throws {
-        let reply = try socket.send(try parsedRequest())
-        print(reply.result ?? "ok")
+        guard case .close(let name, let peer) = try parsedRequest() else { return }
+        print(try socket.call { path throws(ControlClient.Failure) in try ControlClient.close(rule: name, peer: peer, socketPath: path) })
     }
 }

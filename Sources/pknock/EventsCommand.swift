@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import KnockDaemon
+import KnockControl
 
 /// `pknock events`: follow pknockd's event stream (the original's netlink notifications).
 struct Events: ParsableCommand {
@@ -33,7 +33,7 @@ struct Events: ParsableCommand {
             try ControlClient.follow(socketPath: socket.path) { event in
                 // One write per line so a pipe (e.g. into grep) sees each event at once.
                 FileHandle.standardOutput.write(Data(((json ? event.line : event.text) + "\n").utf8))
-                if event.event != "dropped" { seen += 1 }
+                if event.event != .dropped { seen += 1 }
                 return count.map { seen < $0 } ?? true
             }
         } catch {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Crypto
 import Foundation
 import KnockConfig
+import KnockPOSIX
 
 /// `pknock keygen`: makes a key for SPA v2, written with safe permissions.
 struct KeygenCommand: ParsableCommand {
@@ -66,18 +67,11 @@ struct KeygenCommand: ParsableCommand {
     }
 
     private func write(_ text: String, to path: String, mode: mode_t) throws {
-        // Create with the final mode from the start, so the key is never readable by others.
-        let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)
-        guard descriptor >= 0 else {
-            FileHandle.standardError.write(Data("pknock: cannot write \(path): \(String(cString: strerror(errno)))\n".utf8))
-            throw ExitCode(1)
-        }
-        defer { close(descriptor) }
-        fchmod(descriptor, mode)
-        let bytes = Array((text + "\n").utf8)
-        let written = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
-        guard written == bytes.count else {
-            FileHandle.standardError.write(Data("pknock: short write to \(path)\n".utf8))
+        do {
+            // Created with the final mode from the start, so the key is never readable by others.
+            try KeyFile.write(Array((text + "\n").utf8), to: path, mode: mode)
+        } catch {
+            FileHandle.standardError.write(Data("pknock: cannot write \(path): \(error.reason)\n".utf8))
             throw ExitCode(1)
         }
     }

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import KnockConfig
 import KnockCore
-import Netfilter
+import KnockPOSIX
 
 /// `pknock knock`: sends a knock sequence or one SPA packet, optionally from a profile, and can
 /// wait for the protected port to open.
@@ -235,7 +235,7 @@ struct KnockCommand: ParsableCommand {
         do {
             addresses = try KnockSockets.resolve(plan.host, family: family)
         } catch {
-            throw failure(error.message ?? "cannot resolve \(plan.host)")
+            throw failure(error.description)
         }
         guard let server = addresses.first, let serverAddress = PeerAddress(bytes: server) else {
             let family = plan.family == .ipv4 ? "IPv4 " : plan.family == .ipv6 ? "IPv6 " : ""
@@ -280,7 +280,7 @@ struct KnockCommand: ParsableCommand {
                 let local = try KnockSockets.localAddress(toward: server, port: port.port.rawValue)
                 guard let address = PeerAddress(bytes: local) else { throw failure("no local address toward \(serverAddress)") }
                 source = address
-            } catch let error as NetfilterError {
+            } catch let error as SystemCallError {
                 throw failure(describe(error))
             }
         }
@@ -385,13 +385,9 @@ struct KnockCommand: ParsableCommand {
             return secret
         case .file(let path):
             do {
-                bytes = try FileSecretSource().contents(ofSecretFile: path)
+                bytes = Syntax.secret(fileContents: try FileSecretSource().contents(ofSecretFile: path))
             } catch {
                 throw failure("secret file: \(error.message)")
-            }
-            if bytes.last == UInt8(ascii: "\n") {
-                bytes.removeLast()
-                if bytes.last == UInt8(ascii: "\r") { bytes.removeLast() }
             }
             guard !bytes.isEmpty else { throw failure("secret file: \(path) is empty") }
         case .prompt:
@@ -438,10 +434,8 @@ struct KnockCommand: ParsableCommand {
 
     // MARK: Errors
 
-    private func describe(_ error: NetfilterError) -> String {
-        var text = error.message ?? error.operation
-        if let code = error.errno { text += ": " + String(cString: strerror(code)) }
-        return text
+    private func describe(_ error: SystemCallError) -> String {
+        (error.subject ?? error.operation) + ": " + error.reason
     }
 
     private func warn(_ message: String) {

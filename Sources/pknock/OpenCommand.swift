@@ -1,6 +1,6 @@
 import ArgumentParser
+import KnockControl
 import KnockCore
-import KnockDaemon
 
 /// `pknock open`: let an address through a rule's ports now, as if it had knocked.
 struct Open: ParsableCommand {
@@ -34,29 +34,31 @@ struct Open: ParsableCommand {
         guard let peer = PeerAddress(address) else { throw ValidationError("\"\(address)\" is not an IPv4 or IPv6 address") }
         var length: Duration?
         if let duration {
-            guard let parsed = Self.parseDuration(duration) else {
-                throw ValidationError("--for: expected a duration like 90s, 10m, 2h or 1d, found \"\(duration)\"")
+            switch Self.parseDuration(duration) {
+            case .success(let parsed): length = parsed
+            case .failure(let problem): throw ValidationError("--for: \(problem.message)")
             }
-            length = parsed
         }
         return .open(rule: name, peer: peer, duration: length)
     }
 
     func run() throws {
-        let reply = try socket.send(try parsedRequest())
-        print(reply.result ?? "ok")
+        guard case .open(let name, let peer, let duration) = try parsedRequest() else { return }
+        print(
+            try socket.call { path throws(ControlClient.Failure) in
+                try ControlClient.open(rule: name, peer: peer, duration: duration, socketPath: path)
+            })
     }
 
-    /// "90", "90s", "10m", "2h", "1d" → a duration of 1 s to 366 days; nil otherwise.
-    static func parseDuration(_ text: String) -> Duration? {
-        let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
-        var digits = Substring(text)
-        var multiplier: Int64 = 1
-        if let last = text.last, let unit = units[last] {
-            digits = digits.dropLast()
-            multiplier = unit
+    /// "90", "90s", "10m", "2h", "1d" (the one duration syntax, a bare number in seconds), limited
+    /// to what the control protocol takes: 1 second to 366 days.
+    static func parseDuration(_ text: String) -> Result<Duration, Syntax.Problem> {
+        Syntax.duration(text, bareUnitSeconds: 1).flatMap { duration in
+            let maximum = ControlRequest.maximumOpenSeconds
+            guard duration >= .seconds(1), duration <= .seconds(maximum) else {
+                return .failure(Syntax.Problem("the duration \(text) is not between 1 second and 366 days"))
+            }
+            return .success(duration)
         }
-        guard let value = Int64(digits), value > 0, value <= 366 * 86_400 / multiplier else { return nil }
-        return .seconds(value * multiplier)
     }
 }

@@ -29,7 +29,7 @@ enum SPAv2Client {
     /// The signing key in a key file written by `pknock keygen`: base64 of 32 bytes, surrounding
     /// white space ignored.
     static func signingKey(fileContents: [UInt8], type: KeygenCommand.KeyType) throws(KeyProblem) -> SPAv2.SigningKey {
-        let text = String(decoding: fileContents, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let text = String(Syntax.keyText(fileContents: fileContents))
         guard !text.isEmpty else { throw KeyProblem(message: "is empty") }
         guard let data = Data(base64Encoded: text) else {
             throw KeyProblem(message: "is not base64 (a key file from `pknock keygen` holds one line of base64)")

@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
 import KnockConfig
+import KnockControl
 import KnockCore
-import KnockDaemon
 
 /// The `--control-socket` option of the commands that talk to pknockd.
 struct ControlSocketOptions: ParsableArguments {
@@ -24,16 +24,14 @@ struct ControlSocketOptions: ParsableArguments {
         return DaemonSettings.defaultControlSocket
     }
 
-    /// Sends `request`, throwing the daemon's error as exit status 1 with a message.
-    func send(_ request: ControlRequest) throws -> ControlReply {
-        let reply: ControlReply
+    /// Runs `body` with the socket path, throwing a client failure (or the daemon's refusal) as
+    /// exit status 1 with its message.
+    func call<T>(_ body: (String) throws(ControlClient.Failure) -> T) throws -> T {
         do {
-            reply = try ControlClient.send(request, socketPath: path)
+            return try body(path)
         } catch {
             throw CLIFailure(error.message)
         }
-        guard reply.ok else { throw CLIFailure(reply.error ?? "pknockd refused the request") }
-        return reply
     }
 }
 
@@ -72,10 +70,10 @@ struct Status: ParsableCommand {
     }
 
     func run() throws {
-        let reply = try socket.send(.status(rule: rule.flatMap(RuleName.init(rawValue:))))
-        let rules = reply.rules ?? []
+        let name = rule.flatMap(RuleName.init(rawValue:))
+        let rules = try socket.call { path throws(ControlClient.Failure) in try ControlClient.status(rule: name, socketPath: path) }
         if json {
-            print(ControlReply(ok: true, rules: rules).line)
+            print(ControlReply.status(rules).line)
         } else {
             print(RuleStatusReport.text(rules), terminator: "")
         }

@@ -88,7 +88,7 @@ struct Pknockd: AsyncParsableCommand {
         if config != nil && rulesFile != nil {
             throw ValidationError("give --config or --rules-file, not both")
         }
-        if let table, let problem = FirewallLayout.tableNameProblem(table) {
+        if let table, let problem = Syntax.tableNameProblem(table) {
             throw ValidationError("--table: \(problem)")
         }
         if let controlSocket, !controlSocket.hasPrefix("/") {

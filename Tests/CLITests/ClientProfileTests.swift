@@ -64,7 +64,7 @@ import Testing
         ("[profile.a]\nhost = \"h\"\nknock = [1]\nhots = 1\n", "client.toml:4: profile a: hots: unknown key (did you mean host?)"),
         ("[profile.a]\nknock = [1]\n", "client.toml:1: profile a: host is missing"),
         ("[profile.a]\nhost = \"h\"\n", "client.toml:1: profile a: knock is missing"),
-        ("[profile.a]\nhost = \"h\"\nknock = [0]\n", "client.toml:3: profile a: knock: '0' is not a port"),
+        ("[profile.a]\nhost = \"h\"\nknock = [0]\n", "client.toml:3: profile a: knock: port 0 is out of range (1 to 65535)"),
         ("[profile.a]\nhost = \"h\"\nknock = [1, 2]\nspa = true\n", "client.toml:1: profile a: SPA sends one packet"),
         ("[profile.a]\nhost = \"h\"\nknock = [\"1:tcp\"]\nspa = \"md5\"\n", "client.toml:1: profile a: SPA knocks are UDP only"),
         ("[profile.a]\nhost = \"h\"\nknock = [1]\ndelay = \"5\"\n", "client.toml:4: profile a: delay: expected milliseconds"),

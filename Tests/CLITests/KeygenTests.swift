@@ -55,6 +55,31 @@ import Testing
         #expect(try base64File(path) != original)
     }
 
+    @Test func forceNeverWritesThroughASymbolicLink() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let victim = directory + "/victim"
+        try Data("keep me\n".utf8).write(to: URL(fileURLWithPath: victim))
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: victim)
+        try FileManager.default.createSymbolicLink(atPath: directory + "/key", withDestinationPath: victim)
+        let run = try CheckCommandTests.run(["keygen", "--type", "hmac", "--out", directory + "/key", "--force"])
+        #expect(run.status == 1)
+        #expect(run.stderr.contains("cannot write \(directory)/key"))
+        #expect(try String(contentsOfFile: victim, encoding: .utf8) == "keep me\n")
+        #expect(try mode(victim) == 0o644)
+    }
+
+    @Test func forceMakesAnExistingOpenFileOwnerOnly() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/key"
+        try Data("old\n".utf8).write(to: URL(fileURLWithPath: path))
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: path)
+        #expect(try CheckCommandTests.run(["keygen", "--type", "hmac", "--out", path, "--force"]).status == 0)
+        #expect(try mode(path) == 0o600)
+        #expect(try base64File(path).count == 32)
+    }
+
     @Test func warnsWhenTheKeyLandsWhereItWillBeRefused() throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }

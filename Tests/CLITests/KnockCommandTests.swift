@@ -61,9 +61,10 @@ import Testing
     // MARK: Usage errors (exit 64)
 
     @Test(arguments: [
-        (["knock", "192.0.2.1", "0"], "'0' is not a port"),
-        (["knock", "192.0.2.1", "70000"], "'70000' is not a port"),
-        (["knock", "192.0.2.1", "22:sctp"], "the protocol must be tcp or udp"),
+        (["knock", "192.0.2.1", "0"], "port 0 is out of range (1 to 65535)"),
+        (["knock", "192.0.2.1", "70000"], "port 70000 is out of range (1 to 65535)"),
+        (["knock", "192.0.2.1", "ssh"], "\"ssh\" is not a port number (1 to 65535)"),
+        (["knock", "192.0.2.1", "22:sctp"], "unknown protocol \"sctp\" in \"22:sctp\" (tcp or udp)"),
         (["knock", "-4", "-6", "192.0.2.1", "22"], "-4 and -6 exclude each other"),
         (["knock", "--delay=-1", "192.0.2.1", "22"], "--delay must be 0 to 60000"),
         (["knock", "--delay", "60001", "192.0.2.1", "22"], "--delay must be 0 to 60000"),
@@ -73,6 +74,9 @@ import Testing
         (["knock", "--close", "192.0.2.1", "4000"], "--close applies to SPA only"),
         (["knock", "--spa", "--source-ip", "nope", "192.0.2.1", "4000"], "--source-ip: 'nope' is not an IP address"),
         (["knock", "--wait", "22:0", "192.0.2.1", "2002"], "not a number of seconds"),
+        (["knock", "--wait", "ssh", "192.0.2.1", "2002"], "wait: \"ssh\" is not a port number (1 to 65535)"),
+        (["knock", "--wait", "0:5", "192.0.2.1", "2002"], "wait: port 0 is out of range (1 to 65535)"),
+        (["knock", "--wait", "22:5:5", "192.0.2.1", "2002"], "wait: '22:5:5' is not PORT or PORT:SECONDS"),
         (["knock", "--spa", "--secret", "a", "--secret-file", "f", "192.0.2.1", "4000"], "not both"),
     ])
     func usageErrors(arguments: [String], message: String) {
@@ -86,7 +90,7 @@ import Testing
     @Test func usageErrorExitStatusIs64() throws {
         let run = try Self.run(["knock", "192.0.2.1", "2002", "99999"])
         #expect(run.status == 64)
-        #expect(run.stderr.contains("'99999' is not a port"))
+        #expect(run.stderr.contains("port 99999 is out of range (1 to 65535)"))
         #expect(run.stdout.isEmpty)
     }
 

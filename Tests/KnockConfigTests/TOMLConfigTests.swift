@@ -276,6 +276,7 @@ enum Fixture {
 
     @Test(arguments: [
         ("table = \"no-dash\"", "daemon.table: the table name may only contain letters, digits and '_'"),
+        ("table = \"1table\"", "daemon.table: the table name must start with a letter or '_'"),
         ("table = \"\"", "daemon.table: the table name is empty"),
         ("table = \"\(String(repeating: "t", count: 33))\"", "daemon.table: the table name is longer than 32 characters"),
         ("nflog_group = 65536", "daemon.nflog_group: must be 0 to 65535, found 65536"),

@@ -1,7 +1,9 @@
 import Foundation
 import KnockConfig
+import KnockControl
 import KnockCore
 import KnockDaemon
+import KnockPOSIX
 import KnockTestSupport
 import Logging
 import Netfilter
@@ -35,6 +37,12 @@ import Testing
 
     func parse(_ text: String) -> Result<ControlRequest, ControlProtocolError> {
         do { return .success(try ControlRequest(parsing: Array(text.utf8))) } catch { return .failure(error) }
+    }
+
+    /// The rules of a status reply; nil for any other reply.
+    static func rules(_ reply: ControlReply) -> [RuleStatusReport]? {
+        guard case .status(let rules) = reply else { return nil }
+        return rules
     }
 
     // MARK: Protocol
@@ -74,7 +82,7 @@ import Testing
     }
 
     @Test func anOverlongLineIsRefused() {
-        let line = #"{"command":"status","rule":""# + String(repeating: "A", count: controlMaximumLineLength) + #""}"#
+        let line = #"{"command":"status","rule":""# + String(repeating: "A", count: ControlFraming.maximumRequestLength) + #""}"#
         guard case .failure(let error) = parse(line) else {
             Issue.record("accepted")
             return
@@ -97,15 +105,14 @@ import Testing
         service.handle(packet: syn(3000), etherType: 0x0800, now: .seconds(4), wallTime: wall)
 
         let reply = service.control(.status(rule: nil), now: .seconds(5))
-        #expect(reply.ok)
-        let rules = try #require(reply.rules)
+        let rules = try #require(Self.rules(reply))
         #expect(rules.map(\.rule) == ["SSH", "WEB"])
         #expect(
             rules[0].peers == [
                 PeerStatusReport(
-                    peer: "192.0.2.2", transport: "tcp", status: "matching", knocks: 2, nextPort: "2004:tcp", nextPortIndex: 2,
+                    peer: "192.0.2.2", transport: .tcp, status: .matching, knocks: 2, nextPort: "2004:tcp", nextPortIndex: 2,
                     expiresIn: 7),
-                PeerStatusReport(peer: "198.51.100.7", transport: "tcp", status: "allowed", knocks: 3, autocloseIn: 59),
+                PeerStatusReport(peer: "198.51.100.7", transport: .tcp, status: .allowed, knocks: 3, autocloseIn: 59),
             ])
         #expect(
             RuleStatusReport.text(rules) == """
@@ -129,9 +136,9 @@ import Testing
 
     @Test func statusOfOneRuleAndOfAnUnknownRule() throws {
         let service = try makeService([rule("SSH", [2002, 2001]), rule("WEB", [3000])])
-        #expect(service.control(.status(rule: RuleName(rawValue: "WEB")), now: .zero).rules?.map(\.rule) == ["WEB"])
+        #expect(Self.rules(service.control(.status(rule: RuleName(rawValue: "WEB")), now: .zero))?.map(\.rule) == ["WEB"])
         let unknown = service.control(.status(rule: RuleName(rawValue: "NOPE")), now: .zero)
-        #expect(!unknown.ok && unknown.error == "no rule named NOPE")
+        #expect(unknown == .failure("no rule named NOPE"))
     }
 
     // MARK: open / close
@@ -144,29 +151,29 @@ import Testing
         let peer = PeerAddress("2001:db8::7")!
 
         let opened = service.control(.open(rule: RuleName(rawValue: "SSH")!, peer: peer, duration: .seconds(300)), now: .seconds(1))
-        #expect(opened.ok)
+        #expect(opened == .done("allowed 2001:db8::7 under SSH"))
         #expect(executor.changes.last?.contains("add element inet pk_test SSH_allowed6 { 2001:db8::7 timeout 300s }") == true)
         #expect(events.last?.kind == .allowed(until: .seconds(301)))
-        let status = service.control(.status(rule: nil), now: .seconds(1)).rules?.first?.peers
-        #expect(status?.first?.status == "allowed" && status?.first?.autocloseIn == 300)
+        let status = Self.rules(service.control(.status(rule: nil), now: .seconds(1)))?.first?.peers
+        #expect(status?.first?.status == .allowed && status?.first?.autocloseIn == 300)
 
         let closed = service.control(.close(rule: RuleName(rawValue: "SSH")!, peer: peer), now: .seconds(2))
-        #expect(closed.ok)
+        #expect(closed == .done("revoked 2001:db8::7 under SSH"))
         #expect(executor.changes.last?.contains("delete element inet pk_test SSH_allowed6 { 2001:db8::7 }") == true)
         #expect(events.last?.kind == .closed)
-        #expect(service.control(.status(rule: nil), now: .seconds(2)).rules?.first?.peers.isEmpty == true)
+        #expect(Self.rules(service.control(.status(rule: nil), now: .seconds(2)))?.first?.peers.isEmpty == true)
 
         let unknown = service.control(.open(rule: RuleName(rawValue: "NOPE")!, peer: peer, duration: nil), now: .seconds(3))
-        #expect(!unknown.ok && unknown.error == "no rule named NOPE")
+        #expect(unknown == .failure("no rule named NOPE"))
     }
 
     @Test func openIsRefusedWhenTheRuleIsFull() throws {
         var full = rule("SSH", [2002])
         full.maxAllowedPeers = 1
         let service = try makeService([full])
-        #expect(service.control(.open(rule: full.name, peer: client, duration: nil), now: .zero).ok)
+        #expect(service.control(.open(rule: full.name, peer: client, duration: nil), now: .zero) == .done("allowed 192.0.2.2 under SSH"))
         let second = service.control(.open(rule: full.name, peer: server, duration: nil), now: .zero)
-        #expect(!second.ok && second.error?.contains("maximum") == true)
+        #expect(second == .failure("rule SSH already allows its maximum of peers"))
     }
 
     // MARK: Mailbox
@@ -185,17 +192,17 @@ import Testing
         while drained == 0 {
             mailbox.drain { request in
                 drained += 1
-                return ControlReply(ok: true, result: "\(request)")
+                return .done("\(request)")
             }
             usleep(2000)
         }
         #expect(done.wait(timeout: .now() + 5) == .success)
-        #expect(reply.withLock { $0 } == ControlReply(ok: true, result: "status(rule: nil)"))
+        #expect(reply.withLock { $0 } == .done("status(rule: nil)"))
     }
 
     @Test func aMailboxNobodyDrainsTimesOut() {
         let reply = ControlMailbox().submit(.status(rule: nil), timeout: .milliseconds(50))
-        #expect(!reply.ok && reply.error == "pknockd did not answer in time")
+        #expect(reply == .failure("pknockd did not answer in time"))
     }
 
     // MARK: The socket server
@@ -282,12 +289,17 @@ import Testing
         let harness = try Harness(service: try makeService([rule("SSH", [2002])], executor: executor), logger: quiet)
         defer { harness.close() }
         let peer = PeerAddress("192.0.2.77")!
-        let opened = try ControlClient.send(.open(rule: RuleName(rawValue: "SSH")!, peer: peer, duration: .seconds(30)), socketPath: harness.path)
-        #expect(opened.ok && opened.result == "allowed 192.0.2.77 under SSH")
+        let opened = try ControlClient.open(rule: RuleName(rawValue: "SSH")!, peer: peer, duration: .seconds(30), socketPath: harness.path)
+        #expect(opened == "allowed 192.0.2.77 under SSH")
         #expect(executor.changes.last?.contains("192.0.2.77 timeout 30s") == true)
-        let closed = try ControlClient.send(.close(rule: RuleName(rawValue: "SSH")!, peer: peer), socketPath: harness.path)
-        #expect(closed.ok)
-        #expect(throws: ControlClient.Failure.self) { try ControlClient.send(.status(rule: nil), socketPath: harness.path + ".missing") }
+        let closed = try ControlClient.close(rule: RuleName(rawValue: "SSH")!, peer: peer, socketPath: harness.path)
+        #expect(closed == "revoked 192.0.2.77 under SSH")
+        #expect(try ControlClient.status(rule: nil, socketPath: harness.path).map(\.rule) == ["SSH"])
+        // The daemon's refusal reaches the caller as a failure with the daemon's message.
+        #expect(throws: ControlClient.Failure("no rule named NOPE")) {
+            try ControlClient.close(rule: RuleName(rawValue: "NOPE")!, peer: peer, socketPath: harness.path)
+        }
+        #expect(throws: ControlClient.Failure.self) { try ControlClient.status(rule: nil, socketPath: harness.path + ".missing") }
     }
 }
 

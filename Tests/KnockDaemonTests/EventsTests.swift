@@ -1,7 +1,9 @@
 import Foundation
 import KnockConfig
+import KnockControl
 import KnockCore
 import KnockDaemon
+import KnockPOSIX
 import KnockTestSupport
 import Logging
 import Netfilter
@@ -69,7 +71,7 @@ import Testing
         for reader in readers {
             let taken = try #require(reader.next(timeout: .seconds(1)))
             #expect(taken.dropped == 0)
-            #expect(taken.lines.map { try? EventReport(parsing: Array($0.utf8)).event } == ["matching", "allowed"])
+            #expect(taken.lines.map { try? EventReport(parsing: Array($0.utf8)).event } == [.matching, .allowed])
         }
         readers[0].cancel()
         #expect(hub.count == 4)
@@ -131,7 +133,7 @@ import Testing
         _ = service.control(.open(rule: ssh, peer: peer, duration: .seconds(1)), now: .seconds(13))  // allowed
         service.tick(now: .seconds(15), wallTime: wall)  // autoclosed
         let names = try #require(reader.next(timeout: .seconds(1))).lines.compactMap { try? EventReport(parsing: Array($0.utf8)).event }
-        #expect(names == ["matching", "didnt_match", "matching", "time_exceeded", "matching", "allowed", "closed", "allowed", "autoclosed"])
+        #expect(names.map(\.rawValue) == ["matching", "didnt_match", "matching", "time_exceeded", "matching", "allowed", "closed", "allowed", "autoclosed"])
     }
 
     @Test func manyReadersThroughTheSocket() throws {
@@ -151,7 +153,7 @@ import Testing
                 Issue.record("no reply")
                 return
             }
-            #expect(try ControlReply(parsing: bytes) == ControlReply(ok: true, following: true))
+            #expect(try ControlReply(parsing: bytes) == .following)
         }
         let deadline = ContinuousClock.now + .seconds(5)
         while hub.count < 3 && ContinuousClock.now < deadline { usleep(1000) }
@@ -161,7 +163,7 @@ import Testing
                 Issue.record("no event")
                 return
             }
-            #expect(try EventReport(parsing: bytes).event == "allowed")
+            #expect(try EventReport(parsing: bytes).event == .allowed)
             socket.close()
         }
         // Readers that hang up are noticed and removed.

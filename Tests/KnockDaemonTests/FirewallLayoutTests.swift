@@ -283,18 +283,6 @@ func setNamesAreNftIdentifiers(_ rule: String, _ expected: String) {
     #expect(FirewallLayout.allowedSetOwner("_allowed4") == nil)
 }
 
-@Test func tableNames() {
-    #expect(FirewallLayout.tableNameProblem("pknock") == nil)
-    #expect(FirewallLayout.tableNameProblem("my-table_2") == nil)
-    #expect(FirewallLayout.tableNameProblem("_t") == nil)
-    #expect(FirewallLayout.tableNameProblem("") != nil)
-    #expect(FirewallLayout.tableNameProblem("0t") != nil)
-    #expect(FirewallLayout.tableNameProblem("-t") != nil)
-    #expect(FirewallLayout.tableNameProblem("a b") != nil)
-    #expect(FirewallLayout.tableNameProblem("a;flush ruleset") != nil)
-    #expect(FirewallLayout.tableNameProblem(String(repeating: "t", count: 256)) != nil)
-}
-
 // MARK: - Listings
 
 @Test func setNamesFromListing() throws {

@@ -2,6 +2,7 @@ import Foundation
 import InMemoryLogging
 import KnockConfig
 import KnockDaemon
+import KnockPOSIX
 import Logging
 import Synchronization
 import Testing
@@ -156,7 +157,7 @@ import Testing
         server.stop()
         #expect(handler.entries.filter { $0.level == .warning }.isEmpty)
         // Not an address of this host, so the bind fails after the warning: nothing listens anywhere.
-        #expect(throws: ControlSocketError.self) { try MetricsServer(host: "198.51.100.77", port: 9472, logger: logger) }
+        #expect(throws: SystemCallError.self) { try MetricsServer(host: "198.51.100.77", port: 9472, logger: logger) }
         let warnings = handler.entries.filter { $0.level == .warning }
         #expect(warnings.count == 1)
         #expect(warnings.first?.metadata["metrics.listen"] == "198.51.100.77:9472")

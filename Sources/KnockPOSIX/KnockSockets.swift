@@ -1,4 +1,25 @@
-import Glibc
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// A host name that did not resolve.
+public struct ResolutionError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The name asked for.
+    public var host: String
+    /// The resolver's reason (`gai_strerror`).
+    public var reason: String
+
+    /// Makes an error.
+    public init(host: String, reason: String) {
+        self.host = host
+        self.reason = reason
+    }
+
+    /// "cannot resolve HOST: REASON".
+    public var description: String { "cannot resolve \(host): \(reason)" }
+}
 
 /// The socket calls a knock client needs.
 ///
@@ -19,7 +40,7 @@ public enum KnockSockets {
     /// The addresses `host` resolves to (numeric text is taken as is).
     ///
     /// The corresponding C function is `getaddrinfo`.
-    public static func resolve(_ host: String, family: FamilyPreference) throws(NetfilterError) -> [[UInt8]] {
+    public static func resolve(_ host: String, family: FamilyPreference) throws(ResolutionError) -> [[UInt8]] {
         let familyCode: Int32 =
             switch family {
             case .any: AF_UNSPEC
@@ -28,12 +49,12 @@ public enum KnockSockets {
             }
         var hints = unsafe addrinfo()
         unsafe hints.ai_family = familyCode
-        unsafe hints.ai_socktype = Int32(SOCK_DGRAM.rawValue)
+        unsafe hints.ai_socktype = datagramSocketType
         var list: UnsafeMutablePointer<addrinfo>?
         let status = unsafe getaddrinfo(host, nil, &hints, &list)
         guard status == 0 else {
             let text = unsafe String(cString: gai_strerror(status))
-            throw NetfilterError(operation: "getaddrinfo", errno: nil, message: "cannot resolve \(host): \(text)")
+            throw ResolutionError(host: host, reason: text)
         }
         defer { unsafe freeaddrinfo(list) }
         var found: [[UInt8]] = []
@@ -49,42 +70,42 @@ public enum KnockSockets {
 
     /// Sends one TCP SYN to `address`:`port` from a non-blocking `connect` and closes the socket at
     /// once: no handshake, no retransmission, no root.
-    public static func sendSYN(to address: [UInt8], port: UInt16) throws(NetfilterError) {
-        let descriptor = try openSocket(family: address.count == 4 ? AF_INET : AF_INET6, type: SOCK_STREAM)
-        defer { _ = Glibc.close(descriptor) }
+    public static func sendSYN(to address: [UInt8], port: UInt16) throws(SystemCallError) {
+        let descriptor = try openSocket(family: address.count == 4 ? AF_INET : AF_INET6, type: streamSocketType)
+        defer { closeDescriptor(descriptor) }
         let result = unsafe withSocketAddress(address, port) { pointer, length in
             unsafe connect(descriptor, pointer, length)
         }
-        if result == -1 && currentErrno != EINPROGRESS {
-            throw NetfilterError(operation: "connect", errno: currentErrno, message: "TCP knock to port \(port)")
+        if result == -1 && lastErrno() != EINPROGRESS {
+            throw SystemCallError(operation: "connect", subject: "TCP knock to port \(port)", errno: lastErrno())
         }
     }
 
     /// Sends one UDP datagram carrying `payload` to `address`:`port`.
-    public static func sendDatagram(_ payload: [UInt8], to address: [UInt8], port: UInt16) throws(NetfilterError) {
-        let descriptor = try openSocket(family: address.count == 4 ? AF_INET : AF_INET6, type: SOCK_DGRAM)
-        defer { _ = Glibc.close(descriptor) }
+    public static func sendDatagram(_ payload: [UInt8], to address: [UInt8], port: UInt16) throws(SystemCallError) {
+        let descriptor = try openSocket(family: address.count == 4 ? AF_INET : AF_INET6, type: datagramSocketType)
+        defer { closeDescriptor(descriptor) }
         let sent = unsafe payload.withUnsafeBytes { bytes in
             unsafe withSocketAddress(address, port) { pointer, length in
                 unsafe sendto(descriptor, bytes.baseAddress, bytes.count, 0, pointer, length)
             }
         }
         if sent < 0 {
-            throw NetfilterError(operation: "sendto", errno: currentErrno, message: "UDP knock to port \(port)")
+            throw SystemCallError(operation: "sendto", subject: "UDP knock to port \(port)", errno: lastErrno())
         }
     }
 
     /// The local address the kernel would send from toward `address` (no packet is sent).
     ///
     /// The corresponding C functions are `connect` on a UDP socket and `getsockname`.
-    public static func localAddress(toward address: [UInt8], port: UInt16) throws(NetfilterError) -> [UInt8] {
-        let descriptor = try openSocket(family: address.count == 4 ? AF_INET : AF_INET6, type: SOCK_DGRAM)
-        defer { _ = Glibc.close(descriptor) }
+    public static func localAddress(toward address: [UInt8], port: UInt16) throws(SystemCallError) -> [UInt8] {
+        let descriptor = try openSocket(family: address.count == 4 ? AF_INET : AF_INET6, type: datagramSocketType)
+        defer { closeDescriptor(descriptor) }
         let connected = unsafe withSocketAddress(address, port) { pointer, length in
             unsafe connect(descriptor, pointer, length)
         }
         if connected == -1 {
-            throw NetfilterError(operation: "connect", errno: currentErrno, message: "finding the route to the server")
+            throw SystemCallError(operation: "connect", subject: "finding the route to the server", errno: lastErrno())
         }
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
@@ -92,26 +113,26 @@ public enum KnockSockets {
             unsafe pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { unsafe getsockname(descriptor, $0, &length) }
         }
         if named == -1 {
-            throw NetfilterError(operation: "getsockname", errno: currentErrno)
+            throw SystemCallError(operation: "getsockname", errno: lastErrno())
         }
         let address = unsafe withUnsafePointer(to: &storage) { pointer in
             unsafe pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { unsafe bytes(of: $0) }
         }
-        guard let address else { throw NetfilterError(operation: "getsockname", errno: nil, message: "unknown address family") }
+        guard let address else { throw SystemCallError(operation: "getsockname", subject: "unknown address family", errno: EAFNOSUPPORT) }
         return address
     }
 
     /// Whether a TCP connection to `address`:`port` completes within `timeoutMilliseconds`.
     public static func canConnect(to address: [UInt8], port: UInt16, timeoutMilliseconds: Int32) -> Bool {
-        guard let descriptor = try? openSocket(family: address.count == 4 ? AF_INET : AF_INET6, type: SOCK_STREAM) else {
+        guard let descriptor = try? openSocket(family: address.count == 4 ? AF_INET : AF_INET6, type: streamSocketType) else {
             return false
         }
-        defer { _ = Glibc.close(descriptor) }
+        defer { closeDescriptor(descriptor) }
         let result = unsafe withSocketAddress(address, port) { pointer, length in
             unsafe connect(descriptor, pointer, length)
         }
         if result == 0 { return true }
-        guard currentErrno == EINPROGRESS else { return false }
+        guard lastErrno() == EINPROGRESS else { return false }
         var poller = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
         guard unsafe poll(&poller, 1, timeoutMilliseconds) == 1 else { return false }
         var error: Int32 = 0
@@ -120,10 +141,10 @@ public enum KnockSockets {
         return error == 0
     }
 
-    private static func openSocket(family: Int32, type: __socket_type) throws(NetfilterError) -> Int32 {
-        let descriptor = socket(family, Int32(type.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    private static func openSocket(family: Int32, type: Int32) throws(SystemCallError) -> Int32 {
+        let descriptor = KnockPOSIX.openSocket(family: family, type: type, nonBlocking: true)
         if descriptor < 0 {
-            throw NetfilterError(operation: "socket", errno: currentErrno)
+            throw SystemCallError(operation: "socket", errno: lastErrno())
         }
         return descriptor
     }
@@ -173,49 +194,5 @@ public enum KnockSockets {
         default:
             return nil
         }
-    }
-}
-
-/// Asking for a secret on the controlling terminal with echo off, as ssh and gpg do.
-public enum TerminalPrompt {
-    /// Whether standard input is a terminal (the only case in which a client should ask).
-    ///
-    /// The corresponding C function is `isatty`.
-    public static var standardInputIsTerminal: Bool { isatty(STDIN_FILENO) == 1 }
-
-    /// Writes `prompt` to `/dev/tty`, reads one line there with echo off and restores the terminal.
-    ///
-    /// Returns the line without its newline (at most 4096 bytes). The corresponding C functions
-    /// are `tcgetattr` and `tcsetattr`.
-    public static func readHiddenLine(prompt: String) throws(NetfilterError) -> [UInt8] {
-        let descriptor = unsafe open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY)
-        if descriptor < 0 {
-            throw NetfilterError(operation: "open", errno: currentErrno, message: "no terminal to ask for the secret on")
-        }
-        defer { _ = Glibc.close(descriptor) }
-        var saved = termios()
-        if unsafe tcgetattr(descriptor, &saved) != 0 {
-            throw NetfilterError(operation: "tcgetattr", errno: currentErrno, message: "/dev/tty")
-        }
-        var quiet = saved
-        quiet.c_lflag &= ~tcflag_t(ECHO)
-        quiet.c_lflag |= tcflag_t(ECHONL)
-        if unsafe tcsetattr(descriptor, TCSAFLUSH, &quiet) != 0 {
-            throw NetfilterError(operation: "tcsetattr", errno: currentErrno, message: "turning echo off")
-        }
-        defer { _ = unsafe tcsetattr(descriptor, TCSAFLUSH, &saved) }
-        let promptBytes = Array(prompt.utf8)
-        _ = unsafe promptBytes.withUnsafeBytes { unsafe write(descriptor, $0.baseAddress, $0.count) }
-        var line: [UInt8] = []
-        var byte: UInt8 = 0
-        while line.count < 4096 {
-            let count = unsafe read(descriptor, &byte, 1)
-            if count < 0 && currentErrno == EINTR { continue }
-            if count < 0 { throw NetfilterError(operation: "read", errno: currentErrno, message: "/dev/tty") }
-            if count == 0 || byte == UInt8(ascii: "\n") { break }
-            line.append(byte)
-        }
-        if line.last == UInt8(ascii: "\r") { line.removeLast() }
-        return line
     }
 }

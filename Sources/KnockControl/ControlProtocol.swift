@@ -1,11 +1,27 @@
-import Foundation
 import KnockCore
 
-// The control socket's JSON-lines protocol (Docs/control-protocol.md): one JSON object per line in
-// each direction. Everything here is pure: parsing, encoding, and the text renderings `pknock` prints.
+// FoundationEssentials where there is one (JSON coding needs no ICU), else Foundation (Darwin).
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
-/// The longest request line the daemon reads; longer lines get an error reply and the connection closes.
-public let controlMaximumLineLength = 4096
+// The control socket's messages (Docs/control-protocol.md) as Swift types: requests and their
+// command names, typed replies, status reports and events. Everything here is pure: parsing,
+// encoding, and the text renderings `pknock` prints. The framing is ``ControlFraming``.
+
+/// A command name on the wire: the `command` field of a request.
+public enum ControlCommand: String, Codable, CaseIterable, Sendable {
+    /// The tracked peers of one rule or of all.
+    case status
+    /// Follow the event stream.
+    case events
+    /// Allow a peer without knocking.
+    case open
+    /// Revoke a peer's access.
+    case close
+}
 
 /// A request a client sends on the control socket.
 public enum ControlRequest: Equatable, Sendable {
@@ -18,68 +34,82 @@ public enum ControlRequest: Equatable, Sendable {
     /// Revoke `peer`'s access under `rule`.
     case close(rule: RuleName, peer: PeerAddress)
 
+    /// The longest `open` a request may ask for, in seconds (366 days).
+    public static let maximumOpenSeconds: Int64 = 366 * 86_400
+
     private struct Wire: Codable {
+        // A string, not a ControlCommand: an unknown command gets its own error message.
         var command: String
         var rule: String?
         var peer: String?
         var seconds: Int64?
     }
 
+    /// The request's command name.
+    public var command: ControlCommand {
+        switch self {
+        case .status: .status
+        case .events: .events
+        case .open: .open
+        case .close: .close
+        }
+    }
+
     /// Parses one request line (without its newline); the error text is what the reply carries.
     public init(parsing line: some Collection<UInt8>) throws(ControlProtocolError) {
-        guard line.count <= controlMaximumLineLength else { throw ControlProtocolError("request line too long") }
-        let wire: Wire
-        do {
-            wire = try JSONDecoder().decode(Wire.self, from: Data(line))
-        } catch {
+        guard line.count <= ControlFraming.maximumRequestLength else { throw ControlProtocolError("request line too long") }
+        guard let wire = ControlFraming.decode(Wire.self, from: line) else {
             throw ControlProtocolError("not a JSON request object with a \"command\" string")
         }
+        guard let command = ControlCommand(rawValue: wire.command) else {
+            let known = ControlCommand.allCases.map(\.rawValue).joined(separator: ", ")
+            throw ControlProtocolError("unknown command; known: \(known)")
+        }
         func rule() throws(ControlProtocolError) -> RuleName {
-            guard let text = wire.rule else { throw ControlProtocolError("\"\(wire.command)\" needs \"rule\"") }
+            guard let text = wire.rule else { throw ControlProtocolError("\"\(command.rawValue)\" needs \"rule\"") }
             guard let name = RuleName(rawValue: text) else { throw ControlProtocolError("invalid rule name") }
             return name
         }
         func peer() throws(ControlProtocolError) -> PeerAddress {
-            guard let text = wire.peer else { throw ControlProtocolError("\"\(wire.command)\" needs \"peer\"") }
+            guard let text = wire.peer else { throw ControlProtocolError("\"\(command.rawValue)\" needs \"peer\"") }
             guard let address = PeerAddress(text) else { throw ControlProtocolError("invalid peer address") }
             return address
         }
-        switch wire.command {
-        case "status":
+        switch command {
+        case .status:
             self = .status(rule: wire.rule == nil ? nil : try rule())
-        case "events":
+        case .events:
             self = .events
-        case "open":
+        case .open:
             var duration: Duration?
             if let seconds = wire.seconds {
-                guard seconds > 0, seconds <= 366 * 86_400 else {
-                    throw ControlProtocolError("\"seconds\" must be 1 to \(366 * 86_400)")
+                guard seconds > 0, seconds <= Self.maximumOpenSeconds else {
+                    throw ControlProtocolError("\"seconds\" must be 1 to \(Self.maximumOpenSeconds)")
                 }
                 duration = .seconds(seconds)
             }
             self = .open(rule: try rule(), peer: try peer(), duration: duration)
-        case "close":
+        case .close:
             self = .close(rule: try rule(), peer: try peer())
-        default:
-            throw ControlProtocolError("unknown command; known: status, events, open, close")
         }
     }
 
     /// The request as one JSON line, without the newline.
     public var line: String {
+        let name = command.rawValue
         let wire: Wire
         switch self {
-        case .status(let rule): wire = Wire(command: "status", rule: rule?.rawValue)
-        case .events: wire = Wire(command: "events")
+        case .status(let rule): wire = Wire(command: name, rule: rule?.rawValue)
+        case .events: wire = Wire(command: name)
         case .open(let rule, let peer, let duration):
-            wire = Wire(command: "open", rule: rule.rawValue, peer: "\(peer)", seconds: duration?.wholeSeconds)
-        case .close(let rule, let peer): wire = Wire(command: "close", rule: rule.rawValue, peer: "\(peer)")
+            wire = Wire(command: name, rule: rule.rawValue, peer: "\(peer)", seconds: duration?.wholeSeconds)
+        case .close(let rule, let peer): wire = Wire(command: name, rule: rule.rawValue, peer: "\(peer)")
         }
-        return ControlJSON.encode(wire)
+        return ControlFraming.encode(wire)
     }
 }
 
-/// Why a control request was refused; the text goes into the error reply.
+/// Why a control request or reply was refused; the text goes into the error reply.
 public struct ControlProtocolError: Error, Equatable, Sendable, CustomStringConvertible {
     /// What is wrong.
     public var message: String
@@ -89,17 +119,76 @@ public struct ControlProtocolError: Error, Equatable, Sendable, CustomStringConv
     public var description: String { message }
 }
 
+/// A reply on the control socket, one per request.
+///
+/// On the wire: `{"ok":true,"rules":[…]}`, `{"ok":true,"result":"…"}`, `{"following":true,"ok":true}`
+/// or `{"error":"…","ok":false}`.
+public enum ControlReply: Equatable, Sendable {
+    /// `status`: the rules asked about.
+    case status([RuleStatusReport])
+    /// `open`/`close`: what was done, in words.
+    case done(String)
+    /// `events`: events follow on this connection.
+    case following
+    /// The request failed, and why.
+    case failure(String)
+
+    private struct Wire: Codable {
+        var ok: Bool
+        var error: String?
+        var rules: [RuleStatusReport]?
+        var result: String?
+        var following: Bool?
+    }
+
+    /// The reply as one JSON line, without the newline.
+    public var line: String {
+        switch self {
+        case .status(let rules): ControlFraming.encode(Wire(ok: true, rules: rules))
+        case .done(let result): ControlFraming.encode(Wire(ok: true, result: result))
+        case .following: ControlFraming.encode(Wire(ok: true, following: true))
+        case .failure(let message): ControlFraming.encode(Wire(ok: false, error: message))
+        }
+    }
+
+    /// Parses a reply line; fields a newer daemon may add are ignored.
+    public init(parsing line: some Collection<UInt8>) throws(ControlProtocolError) {
+        guard let wire = ControlFraming.decode(Wire.self, from: line) else {
+            throw ControlProtocolError("unreadable reply from pknockd")
+        }
+        if !wire.ok {
+            self = .failure(wire.error ?? "pknockd refused the request")
+        } else if let rules = wire.rules {
+            self = .status(rules)
+        } else if let result = wire.result {
+            self = .done(result)
+        } else if wire.following == true {
+            self = .following
+        } else {
+            throw ControlProtocolError("unreadable reply from pknockd")
+        }
+    }
+}
+
 /// One tracked peer in a status reply.
 public struct PeerStatusReport: Codable, Equatable, Sendable {
+    /// Where a peer stands: `matching` (mid-sequence) or `allowed`.
+    public enum State: String, Codable, Sendable, CaseIterable {
+        /// Mid-sequence.
+        case matching
+        /// Allowed through the rule's ports.
+        case allowed
+    }
+
     /// The peer's address.
     public var peer: String
-    /// "tcp" or "udp": the protocol of its last knock.
-    public var transport: String
-    /// "matching" or "allowed".
-    public var status: String
+    /// The protocol of its last knock.
+    public var transport: TransportProtocol
+    /// Matching or allowed.
+    public var status: State
     /// Correct knocks so far (the sequence's length once allowed).
     public var knocks: Int
-    /// The next knock expected (matching only), for example "2001:tcp".
+    /// The next knock expected (matching only), such as "2001:tcp".
     public var nextPort: String?
     /// The index in the sequence of the next knock expected (matching only).
     public var nextPortIndex: Int?
@@ -114,7 +203,7 @@ public struct PeerStatusReport: Codable, Equatable, Sendable {
 
     /// Makes a report.
     public init(
-        peer: String, transport: String, status: String, knocks: Int, nextPort: String? = nil, nextPortIndex: Int? = nil,
+        peer: String, transport: TransportProtocol, status: State, knocks: Int, nextPort: String? = nil, nextPortIndex: Int? = nil,
         expiresIn: Int64? = nil, autocloseIn: Int64? = nil
     ) {
         self.peer = peer
@@ -136,23 +225,24 @@ public struct PeerStatusReport: Codable, Equatable, Sendable {
         switch status.state {
         case .matching(let done, let next, let expires):
             self.init(
-                peer: "\(status.peer)", transport: "\(status.transport)", status: "matching", knocks: done,
+                peer: "\(status.peer)", transport: status.transport, status: .matching, knocks: done,
                 nextPort: "\(next)", nextPortIndex: done, expiresIn: expires.map(secondsLeft))
         case .allowed(let until):
             self.init(
-                peer: "\(status.peer)", transport: "\(status.transport)", status: "allowed", knocks: sequenceLength,
+                peer: "\(status.peer)", transport: status.transport, status: .allowed, knocks: sequenceLength,
                 autocloseIn: until.map(secondsLeft))
         }
     }
 
-    /// The original's `/proc/net/xt_pknock/NAME` line: `src=… proto=TCP status=MATCHING
-    /// accepted_knock_count=1 expir_time=9 next_port_id=1 next_port=2001:tcp`, or for an allowed peer
-    /// `… status=ALLOWED accepted_knock_count=3 autoclose_time=57`.
+    /// The original's `/proc/net/xt_pknock/NAME` line.
     ///
-    /// Times are seconds left; a field is
+    /// `src=… proto=TCP status=MATCHING
+    /// accepted_knock_count=1 expir_time=9 next_port_id=1 next_port=2001:tcp`, or for an allowed peer
+    /// `… status=ALLOWED accepted_knock_count=3 autoclose_time=57`. Times are seconds left; a field is
     /// left out when the rule has no such limit.
     public var procLine: String {
-        var line = "src=\(peer) proto=\(transport.uppercased()) status=\(status.uppercased()) accepted_knock_count=\(knocks)"
+        var line =
+            "src=\(peer) proto=\(transport.description.uppercased()) status=\(status.rawValue.uppercased()) accepted_knock_count=\(knocks)"
         if let expiresIn { line += " expir_time=\(expiresIn)" }
         if let nextPortIndex { line += " next_port_id=\(nextPortIndex)" }
         if let nextPort { line += " next_port=\(nextPort)" }
@@ -165,7 +255,7 @@ public struct PeerStatusReport: Codable, Equatable, Sendable {
 public struct RuleStatusReport: Codable, Equatable, Sendable {
     /// The rule's name.
     public var rule: String
-    /// Its knock sequence, for example ["2002:tcp", "2001:tcp"].
+    /// Its knock sequence, such as ["2002:tcp", "2001:tcp"].
     public var sequence: [String]
     /// The peers it tracks: attempts then grants, stalest first.
     public var peers: [PeerStatusReport]
@@ -196,62 +286,112 @@ public struct RuleStatusReport: Codable, Equatable, Sendable {
     }
 }
 
-/// A reply on the control socket: `{"ok":true,…}` or `{"ok":false,"error":"…"}`.
-public struct ControlReply: Codable, Equatable, Sendable {
-    /// Whether the request succeeded.
-    public var ok: Bool
-    /// Why it did not.
-    public var error: String?
-    /// For `status`: the rules asked about.
-    public var rules: [RuleStatusReport]?
-    /// For `open`/`close`: what was done, in words.
-    public var result: String?
-    /// For `events`: true when events follow on this connection.
-    public var following: Bool?
+/// The kind of an event on the stream: the `event` field, such as `allowed` or `didnt_match`.
+///
+/// Kinds may be added (Docs/control-protocol.md): one this client does not know arrives as
+/// ``other(_:)`` with its wire name, so `pknock events` still shows it.
+public enum EventKind: Hashable, Sendable, CaseIterable, Codable {
+    /// A correct knock, not the last.
+    case matching
+    /// Sequence completed, SPA open, or `pknock open`.
+    case allowed
+    /// A knock on the wrong port.
+    case didNotMatch
+    /// Too long between knocks.
+    case timeExceeded
+    /// A second SPA open in the same minute (replay).
+    case blocked
+    /// An SPA packet no secret verifies.
+    case badMAC
+    /// A close knock or `pknock close`.
+    case closed
+    /// Access ran out.
+    case autoclosed
+    /// An attempt dropped under `max_tracked_peers`.
+    case evicted
+    /// A grant refused under `max_allowed_peers`.
+    case refusedFull
+    /// This reader fell behind and missed events (not an engine event).
+    case dropped
+    /// A kind from a newer pknockd, by its wire name.
+    case other(String)
 
-    /// Makes a reply.
-    public init(ok: Bool, error: String? = nil, rules: [RuleStatusReport]? = nil, result: String? = nil, following: Bool? = nil) {
-        self.ok = ok
-        self.error = error
-        self.rules = rules
-        self.result = result
-        self.following = following
+    /// The kinds this version knows, in the order of Docs/control-protocol.md.
+    public static let allCases: [EventKind] = [
+        .matching, .allowed, .didNotMatch, .timeExceeded, .blocked, .badMAC, .closed, .autoclosed, .evicted, .refusedFull,
+        .dropped,
+    ]
+
+    /// The wire name, such as `didnt_match`.
+    public var rawValue: String {
+        switch self {
+        case .matching: "matching"
+        case .allowed: "allowed"
+        case .didNotMatch: "didnt_match"
+        case .timeExceeded: "time_exceeded"
+        case .blocked: "blocked"
+        case .badMAC: "bad_mac"
+        case .closed: "closed"
+        case .autoclosed: "autoclosed"
+        case .evicted: "evicted"
+        case .refusedFull: "refused_full"
+        case .dropped: "dropped"
+        case .other(let name): name
+        }
     }
 
-    /// An error reply.
-    public static func failure(_ message: String) -> ControlReply { ControlReply(ok: false, error: message) }
+    /// The kind named `rawValue`; ``other(_:)`` for a name this version does not know.
+    public init(rawValue: String) {
+        self = Self.allCases.first { $0.rawValue == rawValue } ?? .other(rawValue)
+    }
 
-    /// The reply as one JSON line, without the newline.
-    public var line: String { ControlJSON.encode(self) }
-
-    /// Parses a reply line.
-    public init(parsing line: some Collection<UInt8>) throws(ControlProtocolError) {
-        do {
-            self = try ControlJSON.decoder.decode(ControlReply.self, from: Data(line))
-        } catch {
-            throw ControlProtocolError("unreadable reply from pknockd")
+    /// The wire kind of an engine event.
+    public init(_ kind: KnockEvent.Kind) {
+        switch kind {
+        case .matching: self = .matching
+        case .allowed: self = .allowed
+        case .didNotMatch: self = .didNotMatch
+        case .timeExceeded: self = .timeExceeded
+        case .blocked: self = .blocked
+        case .badMAC: self = .badMAC
+        case .closed: self = .closed
+        case .autoclosed: self = .autoclosed
+        case .evicted: self = .evicted
+        case .refusedFull: self = .refusedFull
         }
+    }
+
+    /// Reads the wire name.
+    public init(from decoder: any Decoder) throws {
+        self.init(rawValue: try decoder.singleValueContainer().decode(String.self))
+    }
+
+    /// Writes the wire name.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(rawValue)
     }
 }
 
 /// One event on the stream, as a JSON line: `{"event":"allowed","rule":"SSH","peer":"192.0.2.7",
 /// "protocol":"tcp","port":2004,"time":"2025-09-16T05:20:00Z","autoclose_in":60}`; a laggard also
 /// gets `{"event":"dropped","count":N}` for the events it missed.
+///
+/// Which of the optional fields are present depends on ``event`` (see Docs/control-protocol.md).
 public struct EventReport: Codable, Equatable, Sendable {
-    /// matching, allowed, didnt_match, time_exceeded, blocked, bad_mac, closed, autoclosed, evicted,
-    /// refused_full; or dropped.
-    public var event: String
+    /// What happened.
+    public var event: EventKind
     /// The rule.
     public var rule: String?
     /// The peer.
     public var peer: String?
     /// The protocol of the knock that caused it.
-    public var transport: String?
+    public var transport: TransportProtocol?
     /// The port knocked (absent for timer-driven and administrator events).
     public var port: Int?
     /// Wall-clock time, ISO 8601 UTC.
     public var time: String?
-    /// matching: knocks done and the sequence's length.
+    /// matching: knocks done.
     public var step: Int?
     /// matching: the sequence's length.
     public var of: Int?
@@ -272,10 +412,10 @@ public struct EventReport: Codable, Equatable, Sendable {
 
     /// A report of `event`, which happened at wall-clock `wallTime`.
     public init(_ event: KnockEvent, wallTime: WallTime) {
-        self.event = Self.name(of: event.kind)
+        self.event = EventKind(event.kind)
         rule = event.rule.rawValue
         peer = "\(event.peer)"
-        transport = event.knock.map { "\($0.transport)" }
+        transport = event.knock?.transport
         port = event.knock.map { Int($0.port.rawValue) }
         time = Self.iso8601(wallTime)
         client = event.client
@@ -289,24 +429,8 @@ public struct EventReport: Codable, Equatable, Sendable {
 
     /// The notice a reader gets after missing `count` events.
     public init(droppedCount: Int) {
-        event = "dropped"
+        event = .dropped
         count = droppedCount
-    }
-
-    /// The event kind's wire name.
-    public static func name(of kind: KnockEvent.Kind) -> String {
-        switch kind {
-        case .matching: "matching"
-        case .allowed: "allowed"
-        case .didNotMatch: "didnt_match"
-        case .timeExceeded: "time_exceeded"
-        case .blocked: "blocked"
-        case .badMAC: "bad_mac"
-        case .closed: "closed"
-        case .autoclosed: "autoclosed"
-        case .evicted: "evicted"
-        case .refusedFull: "refused_full"
-        }
     }
 
     /// `wallTime` as `YYYY-MM-DDTHH:MM:SSZ`.
@@ -329,47 +453,28 @@ public struct EventReport: Codable, Equatable, Sendable {
     }
 
     /// The event as one JSON line, without the newline.
-    public var line: String { ControlJSON.encode(self) }
+    public var line: String { ControlFraming.encode(self) }
 
-    /// Parses an event line.
+    /// Parses an event line; an unknown kind is kept as ``EventKind/other(_:)``.
     public init(parsing line: some Collection<UInt8>) throws(ControlProtocolError) {
-        do {
-            self = try ControlJSON.decoder.decode(EventReport.self, from: Data(line))
-        } catch {
+        guard let report = ControlFraming.decode(EventReport.self, from: line) else {
             throw ControlProtocolError("unreadable event from pknockd")
         }
+        self = report
     }
 
     /// The line `pknock events` prints: `TIME RULE src=PEER proto=TCP port=2004 event=MATCHING step=1/3`.
     public var text: String {
-        if event == "dropped" { return "-- \(count ?? 0) events dropped: this reader fell behind" }
+        if event == .dropped { return "-- \(count ?? 0) events dropped: this reader fell behind" }
         var line = "\(time ?? "-") \(rule ?? "-") src=\(peer ?? "-")"
-        if let transport { line += " proto=\(transport.uppercased())" }
+        if let transport { line += " proto=\(transport.description.uppercased())" }
         if let port { line += " port=\(port)" }
-        line += " event=\(event.uppercased())"
+        line += " event=\(event.rawValue.uppercased())"
         if let step, let of { line += " step=\(step)/\(of)" }
         if let expected { line += " expected=\(expected)" }
         if let reset, reset { line += " reset" }
         if let autocloseIn { line += " autoclose_time=\(autocloseIn)" }
         if let client { line += " client=\(client)" }
         return line
-    }
-}
-
-/// The JSON coding every control message uses: snake_case keys, sorted, no nulls.
-enum ControlJSON {
-    static let decoder: JSONDecoder = {
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        return decoder
-    }()
-
-    static func encode(_ value: some Encodable) -> String {
-        let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        // Encoding our own plain structs cannot fail.
-        guard let data = try? encoder.encode(value) else { return #"{"ok":false,"error":"internal encoding error"}"# }
-        return String(decoding: data, as: UTF8.self)
     }
 }
