@@ -135,6 +135,17 @@ public struct KnockEngine {
     /// Checks fwknop packets for every fwknop rule: client keys, clock window, replay memory.
     private var fwknopVerifier: FwknopVerifier
 
+    /// How a rule takes the packets on its knock port.
+    enum RuleKind {
+        case sequence
+        case spa
+        case spa2(SPAv2RuleSettings)
+        case fwknop(FwknopRuleSettings)
+    }
+
+    /// Each rule's kind, by index: the knock path reads this small array, not the rule.
+    private let kinds: [RuleKind]
+
     /// The rules, in configuration order.
     public var rules: [Rule] { states.map(\.rule) }
 
@@ -182,6 +193,12 @@ public struct KnockEngine {
         self.spa2Verifier =
             previous.map { SPAv2Verifier(clients: clients, clockWindow: spa2ClockWindow, carryingOverFrom: $0.spa2Verifier) }
             ?? SPAv2Verifier(clients: clients, clockWindow: spa2ClockWindow)
+        self.kinds = rules.map { rule in
+            if rule.spa != nil { return .spa }
+            if let settings = rule.spa2 { return .spa2(settings) }
+            if let settings = rule.fwknop { return .fwknop(settings) }
+            return .sequence
+        }
         self.fwknopVerifier =
             previous.map { FwknopVerifier(clients: fwknopClients, clockWindow: fwknopClockWindow, carryingOverFrom: $0.fwknopVerifier) }
             ?? FwknopVerifier(clients: fwknopClients, clockWindow: fwknopClockWindow)
@@ -206,14 +223,11 @@ public struct KnockEngine {
         let knockRules = rulesByKnockPort[service]
         if let knockRules {
             for index in knockRules {
-                if states[index].rule.spa != nil {
-                    handleSPA(index, knock, onKnockPort: true, now: now, wallTime: wallTime, emit: emit)
-                } else if let settings = states[index].rule.spa2 {
-                    handleSPAv2(index, knock, settings: settings, now: now, wallTime: wallTime, emit: emit)
-                } else if let settings = states[index].rule.fwknop {
-                    handleFwknop(index, knock, settings: settings, now: now, wallTime: wallTime, emit: emit)
-                } else {
-                    handleSequence(index, knock, now: now, emit: emit)
+                switch kinds[index] {
+                case .spa: handleSPA(index, knock, onKnockPort: true, now: now, wallTime: wallTime, emit: emit)
+                case .spa2(let settings): handleSPAv2(index, knock, settings: settings, now: now, wallTime: wallTime, emit: emit)
+                case .fwknop(let settings): handleFwknop(index, knock, settings: settings, now: now, wallTime: wallTime, emit: emit)
+                case .sequence: handleSequence(index, knock, now: now, emit: emit)
                 }
             }
         }
