@@ -21,7 +21,9 @@ let package = Package(
         // Pure: rules, peers, the knock state machine, SPA verification, packet parsing.
         .target(
             name: "KnockCore",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]
         ),
         // Pure parsing of the TOML config and of xt_pknock iptables rules files into KnockCore rules.
         .target(name: "KnockConfig", dependencies: ["KnockCore", "KnockPOSIX", .product(name: "Crypto", package: "swift-crypto")]),
@@ -33,6 +35,8 @@ let package = Package(
         // No pkgConfig: libnetfilter_log.pc has a line continuation SwiftPM cannot read; the headers
         // are in /usr/include and module.modulemap names the libraries.
         .systemLibrary(name: "CNFLog", providers: [.apt(["libnetfilter-log-dev"])]),
+        // Debian's libqrencode, for `pknock client-config --qr` (fwknop's phone apps read keys from a QR code).
+        .systemLibrary(name: "CQREncode", pkgConfig: "libqrencode", providers: [.apt(["libqrencode-dev"])]),
         // The only target that talks to netfilter: libnftables, NFLOG, the table-ownership netlink
         // socket and monitor. No knock concepts; the client does not link it.
         .target(
@@ -70,7 +74,7 @@ let package = Package(
         .executableTarget(
             name: "pknock",
             dependencies: [
-                "KnockCore", "KnockConfig", "KnockControl", "KnockPOSIX",
+                "KnockCore", "KnockConfig", "KnockControl", "KnockPOSIX", "CQREncode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]

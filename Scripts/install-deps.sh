@@ -13,6 +13,8 @@ PACKAGES=(
     iptables                          # iptables-nft -F in the firewall-reload tests
     hping3                            # spoofed floods and hand-made SYNs: Scripts/e2e/70-flood.sh
     dpkg-dev lintian                  # make deb: dpkg-shlibdeps, and the packages' lint
+    fwknop-client fwknop-server       # fwknop interoperability tests, both ways (Scripts/e2e/90-fwknop.sh)
+    libqrencode-dev zbar-tools        # pknock client-config --qr, and decoding its QR code in the tests
 )
 
 missing=()
@@ -27,7 +29,10 @@ if ((${#missing[@]})); then
     echo "+ apt-get update && apt-get install -y ${missing[*]}"
     apt-get update -q
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
-    # The knockd package ships a disabled service; make sure it never runs on this host.
+    # The knockd and fwknop-server packages ship services; make sure neither runs on this host.
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet fwknop-server 2>/dev/null; then
+        systemctl stop fwknop-server || true
+    fi
     if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet knockd 2>/dev/null; then
         systemctl stop knockd || true
     fi

@@ -34,6 +34,8 @@ public struct DaemonSettings: Equatable, Sendable {
     public var metricsListen: MetricsListenAddress?
     /// How far an SPA v2 packet's timestamp may be from the server's clock (`spa2_clock_window`).
     public var spa2ClockWindow: Duration = .seconds(60)
+    /// How far an fwknop packet's timestamp may be from the server's clock (`fwknop_clock_window`).
+    public var fwknopClockWindow: Duration = .seconds(120)
     /// How knock ports and not-yet-opened protected ports answer (`closed_port_response`).
     public var closedPortResponse: ClosedPortResponse = .reset
 
@@ -123,6 +125,8 @@ public struct Configuration: Equatable, Sendable {
     public var hooks: [RuleName: RuleHooks] = [:]
     /// The SPA v2 clients (`[[client]]`): who may open which v2 rules, with which key.
     public var clients: [SPAv2Client] = []
+    /// The fwknop clients (`[[client]]` with `fwknop_key_file`): who may open which fwknop rules.
+    public var fwknopClients: [FwknopClient] = []
 
     /// Makes a configuration.
     public init(daemon: DaemonSettings = DaemonSettings(), rules: [Rule], warnings: [ConfigDiagnostic] = []) {

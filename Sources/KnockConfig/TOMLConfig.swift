@@ -8,17 +8,17 @@ struct TOMLConfigReader<Secrets: SecretSource> {
     static var daemonKeys: [String] {
         [
             "table", "nflog_group", "state_directory", "control_socket", "max_tracked_peers", "hook_timeout", "metrics_listen",
-            "spa2_clock_window", "closed_port_response", "first_knock_capacity",
+            "spa2_clock_window", "fwknop_clock_window", "closed_port_response", "first_knock_capacity",
         ]
     }
     static var clientKeys: [String] {
-        ["id", "rules", "ed25519_public_key", "ed25519_public_key_file", "hmac_key_file", "may_name_address"]
+        ["id", "rules", "ed25519_public_key", "ed25519_public_key_file", "hmac_key_file", "fwknop_key_file", "may_name_address"]
     }
     static var ruleKeys: [String] {
         [
             "name", "knock", "protocol", "time", "strict", "autoclose", "protect", "max_tracked_peers",
             "max_allowed_peers", "spa", "open_secret_file", "close_secret_file", "open_secret", "close_secret",
-            "clock_skew", "on_open", "on_close", "allow_named_address", "max_wrong_knocks",
+            "clock_skew", "on_open", "on_close", "allow_named_address", "require_source_address", "max_wrong_knocks",
         ]
     }
 
@@ -70,10 +70,21 @@ struct TOMLConfigReader<Secrets: SecretSource> {
         configuration.hooks = hooks
         if let entry = root["client"] {
             if case .tableArray(let tables) = entry.value.kind {
-                configuration.clients = tables.compactMap { readClient($0, rules: rules) }
                 var seen: Set<String> = []
-                for (client, table) in zip(configuration.clients, tables) where !seen.insert(client.id).inserted {
-                    error(table.line, field: "client", "duplicate client id \"\(client.id)\"")
+                for table in tables {
+                    let read: (id: String, line: Int)?
+                    if table["fwknop_key_file"] != nil {
+                        let client = readFwknopClient(table, rules: rules)
+                        if let client { configuration.fwknopClients.append(client) }
+                        read = client.map { ($0.id, table.line) }
+                    } else {
+                        let client = readClient(table, rules: rules)
+                        if let client { configuration.clients.append(client) }
+                        read = client.map { ($0.id, table.line) }
+                    }
+                    if let read, !seen.insert(read.id).inserted {
+                        error(read.line, field: "client", "duplicate client id \"\(read.id)\"")
+                    }
                 }
             } else {
                 error(entry.line, field: "client", "write each client as [[client]] (an array of tables)")
@@ -138,6 +149,15 @@ struct TOMLConfigReader<Secrets: SecretSource> {
                 switch ValueSyntax.duration(entry.value.kind, bareUnit: .seconds) {
                 case .success(let window) where window >= .seconds(5) && window <= .seconds(3600):
                     daemon.spa2ClockWindow = window
+                case .success:
+                    error(entry.line, field: field, "must be 5 seconds to 1 hour")
+                case .failure(let message):
+                    error(entry.line, field: field, Self.refusal(message, of: entry.value))
+                }
+            case "fwknop_clock_window":
+                switch ValueSyntax.duration(entry.value.kind, bareUnit: .seconds) {
+                case .success(let window) where window >= .seconds(5) && window <= .seconds(3600):
+                    daemon.fwknopClockWindow = window
                 case .success:
                     error(entry.line, field: field, "must be 5 seconds to 1 hour")
                 case .failure(let message):
@@ -261,7 +281,27 @@ struct TOMLConfigReader<Secrets: SecretSource> {
 
         var spa: SPASettings?
         var spa2: SPAv2RuleSettings?
-        if let entry = table["spa"], case .string("v2") = entry.value.kind {
+        var fwknop: FwknopRuleSettings?
+        if let entry = table["spa"], case .string("fwknop") = entry.value.kind {
+            site.fieldLines["spa"] = entry.line
+            var settings = FwknopRuleSettings()
+            if let named = table["allow_named_address"], let allowed = boolean(named, field: "allow_named_address", rule: label) {
+                settings.allowNamedAddress = allowed
+            }
+            if let required = table["require_source_address"],
+                let flag = boolean(required, field: "require_source_address", rule: label)
+            {
+                settings.requireSourceAddress = flag
+            }
+            fwknop = settings
+            // fwknop clients send to 62201/udp unless told otherwise.
+            if table["knock"] == nil { knocks = [ServicePort(Fwknop.defaultPort, .udp)] }
+            for key in ["open_secret_file", "close_secret_file", "open_secret", "close_secret", "clock_skew"] {
+                if let other = table[key] {
+                    error(other.line, rule: label, field: key, "fwknop rules take their keys from [[client]] entries (fwknop_key_file), not \(key)")
+                }
+            }
+        } else if let entry = table["spa"], case .string("v2") = entry.value.kind {
             site.fieldLines["spa"] = entry.line
             spa2 = SPAv2RuleSettings()
             if let named = table["allow_named_address"], let allowed = boolean(named, field: "allow_named_address", rule: label) {
@@ -275,8 +315,11 @@ struct TOMLConfigReader<Secrets: SecretSource> {
         } else {
             spa = readSPA(table, rule: label, site: &site)
             if let entry = table["allow_named_address"] {
-                error(entry.line, rule: label, field: "allow_named_address", "applies only to SPA v2 rules (spa = \"v2\")")
+                error(entry.line, rule: label, field: "allow_named_address", "applies only to SPA v2 and fwknop rules (spa = \"v2\" or \"fwknop\")")
             }
+        }
+        if fwknop == nil, let entry = table["require_source_address"] {
+            error(entry.line, rule: label, field: "require_source_address", "applies only to fwknop rules (spa = \"fwknop\")")
         }
 
         var ruleHooks = RuleHooks()
@@ -300,7 +343,7 @@ struct TOMLConfigReader<Secrets: SecretSource> {
         if ruleHooks != RuleHooks() { hooks[name] = ruleHooks }
         let rule = Rule(
             name: name, knockSequence: knocks, maxKnockGap: gap, strict: strict, autoclose: autoclose, spa: spa,
-            spa2: spa2, protectedPorts: protected, maxTrackedPeers: maxTracked, maxAllowedPeers: maxAllowed,
+            spa2: spa2, fwknop: fwknop, protectedPorts: protected, maxTrackedPeers: maxTracked, maxAllowedPeers: maxAllowed,
             maxWrongKnocks: maxWrong)
         return (rule, site)
     }
@@ -382,6 +425,56 @@ struct TOMLConfigReader<Secrets: SecretSource> {
         var mayNameAddress = false
         if let entry = table["may_name_address"], let flag = boolean(entry, field: "may_name_address") { mayNameAddress = flag }
         return SPAv2Client(id: id, key: key, rules: allowedRules, mayNameAddress: mayNameAddress)
+    }
+
+    /// One fwknop client: `id` (a name for logs), `fwknop_key_file` (KEY_BASE64 and HMAC_KEY_BASE64
+    /// lines as `fwknop --key-gen` prints them, readable only by its owner) and the fwknop rules it may open.
+    private mutating func readFwknopClient(_ table: TOMLTable, rules: [Rule]) -> FwknopClient? {
+        for entry in table.entries where !Self.clientKeys.contains(entry.key) {
+            unknown(entry, known: Self.clientKeys, in: "client")
+        }
+        guard let idEntry = table["id"], let id = string(idEntry, field: "id") else {
+            error(table.line, field: "client", "a [[client]] needs an id")
+            return nil
+        }
+        guard SPAv2.Message.isValidClientID(id) else {
+            error(idEntry.line, field: "id", "a client id is 1 to 32 letters, digits, '.', '_' or '-'")
+            return nil
+        }
+        for key in ["ed25519_public_key", "ed25519_public_key_file", "hmac_key_file", "may_name_address"] {
+            if let other = table[key] {
+                error(other.line, field: key, "client \(id): an fwknop client (fwknop_key_file) takes no \(key)")
+            }
+        }
+        var allowedRules: Set<RuleName> = []
+        if let entry = table["rules"], case .array(let items) = entry.value.kind, !items.isEmpty {
+            for item in items {
+                guard case .string(let text) = item.kind, let name = RuleName(rawValue: text) else {
+                    error(entry.line, field: "rules", "client \(id): expected rule names")
+                    continue
+                }
+                guard rules.contains(where: { $0.name == name && $0.fwknop != nil }) else {
+                    error(entry.line, field: "rules", "client \(id): \(text) is not an fwknop rule (spa = \"fwknop\")")
+                    continue
+                }
+                allowedRules.insert(name)
+            }
+        } else {
+            error(table["rules"]?.line ?? table.line, field: "rules", "client \(id): rules must list the fwknop rules it may open")
+        }
+        guard let keyEntry = table["fwknop_key_file"], let path = string(keyEntry, field: "fwknop_key_file") else { return nil }
+        let keys: Fwknop.Keys
+        do {
+            let contents = try secrets.contents(ofSecretFile: resolve(path))
+            keys = try Fwknop.Keys(parsing: String(decoding: contents, as: UTF8.self))
+        } catch let error as SecretSourceError {
+            self.error(keyEntry.line, field: "fwknop_key_file", "client \(id): \(error)")
+            return nil
+        } catch {
+            self.error(keyEntry.line, field: "fwknop_key_file", "client \(id): \(path): \(error)")
+            return nil
+        }
+        return FwknopClient(id: id, keys: keys, rules: allowedRules)
     }
 
     /// The SPA keys of a rule: `spa`, the secrets (from files or inline) and `clock_skew`.

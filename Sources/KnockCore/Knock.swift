@@ -110,11 +110,13 @@ public struct KnockEvent: Equatable, Sendable {
     public var client: String?
     /// Why an SPA v2 packet was refused, for logs and events; nil otherwise.
     public var spa2Rejection: SPAv2Verifier.Rejection?
+    /// Why an fwknop packet was refused, for logs and events; nil otherwise.
+    public var fwknopRejection: FwknopVerifier.Rejection?
 
     /// Makes an event.
     public init(
         rule: RuleName, peer: PeerAddress, kind: Kind, knock: ServicePort?, time: Instant, client: String? = nil,
-        spa2Rejection: SPAv2Verifier.Rejection? = nil
+        spa2Rejection: SPAv2Verifier.Rejection? = nil, fwknopRejection: FwknopVerifier.Rejection? = nil
     ) {
         self.rule = rule
         self.peer = peer
@@ -123,5 +125,6 @@ public struct KnockEvent: Equatable, Sendable {
         self.time = time
         self.client = client
         self.spa2Rejection = spa2Rejection
+        self.fwknopRejection = fwknopRejection
     }
 }

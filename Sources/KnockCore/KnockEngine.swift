@@ -132,6 +132,19 @@ public struct KnockEngine {
     private let closeRules: [Int]
     /// Checks SPA v2 packets for every v2 rule: clients, keys, clock window, nonce memory.
     private var spa2Verifier: SPAv2Verifier
+    /// Checks fwknop packets for every fwknop rule: client keys, clock window, replay memory.
+    private var fwknopVerifier: FwknopVerifier
+
+    /// How a rule takes the packets on its knock port.
+    enum RuleKind {
+        case sequence
+        case spa
+        case spa2(SPAv2RuleSettings)
+        case fwknop(FwknopRuleSettings)
+    }
+
+    /// Each rule's kind, by index: the knock path reads this small array, not the rule.
+    private let kinds: [RuleKind]
 
     /// The rules, in configuration order.
     public var rules: [Rule] { states.map(\.rule) }
@@ -149,8 +162,12 @@ public struct KnockEngine {
     /// `fingerprintKey`: pass a random key in production (the default draws one from
     /// `SystemRandomNumberGenerator`), a fixed one in tests. A reload keeps the previous table and its
     /// key when the capacity is the same, so first knocks of unchanged rules carry over.
+    ///
+    /// `fwknopClients` are the clients of `spa = "fwknop"` rules, whose packets `fwknopClockWindow`
+    /// bounds in time; their replay memory is kept by a reload for the clients that remain.
     public init(
         rules: [Rule], clients: [SPAv2Client] = [], spa2ClockWindow: Duration = .seconds(60),
+        fwknopClients: [FwknopClient] = [], fwknopClockWindow: Duration = .seconds(120),
         firstKnockCapacity: Int = FirstKnockTable.defaultCapacity, fingerprintKey: SipHashKey = .random(),
         carryingOverFrom previous: KnockEngine? = nil
     ) {
@@ -176,6 +193,15 @@ public struct KnockEngine {
         self.spa2Verifier =
             previous.map { SPAv2Verifier(clients: clients, clockWindow: spa2ClockWindow, carryingOverFrom: $0.spa2Verifier) }
             ?? SPAv2Verifier(clients: clients, clockWindow: spa2ClockWindow)
+        self.kinds = rules.map { rule in
+            if rule.spa != nil { return .spa }
+            if let settings = rule.spa2 { return .spa2(settings) }
+            if let settings = rule.fwknop { return .fwknop(settings) }
+            return .sequence
+        }
+        self.fwknopVerifier =
+            previous.map { FwknopVerifier(clients: fwknopClients, clockWindow: fwknopClockWindow, carryingOverFrom: $0.fwknopVerifier) }
+            ?? FwknopVerifier(clients: fwknopClients, clockWindow: fwknopClockWindow)
         if let previous, previous.firstKnocks.capacity == FirstKnockTable.capacity(forRequested: firstKnockCapacity) {
             self.firstKnocks = previous.firstKnocks
         } else {
@@ -197,12 +223,11 @@ public struct KnockEngine {
         let knockRules = rulesByKnockPort[service]
         if let knockRules {
             for index in knockRules {
-                if states[index].rule.spa != nil {
-                    handleSPA(index, knock, onKnockPort: true, now: now, wallTime: wallTime, emit: emit)
-                } else if let settings = states[index].rule.spa2 {
-                    handleSPAv2(index, knock, settings: settings, now: now, wallTime: wallTime, emit: emit)
-                } else {
-                    handleSequence(index, knock, now: now, emit: emit)
+                switch kinds[index] {
+                case .spa: handleSPA(index, knock, onKnockPort: true, now: now, wallTime: wallTime, emit: emit)
+                case .spa2(let settings): handleSPAv2(index, knock, settings: settings, now: now, wallTime: wallTime, emit: emit)
+                case .fwknop(let settings): handleFwknop(index, knock, settings: settings, now: now, wallTime: wallTime, emit: emit)
+                case .sequence: handleSequence(index, knock, now: now, emit: emit)
                 }
             }
         }
@@ -427,12 +452,38 @@ public struct KnockEngine {
         }
     }
 
-    private mutating func grant(
-        _ index: Int, _ peer: PeerAddress, _ transport: TransportProtocol, knock: ServicePort?, now: Instant,
-        client: String? = nil, emit: (KnockEffect) -> Void
+    private mutating func handleFwknop(
+        _ index: Int, _ knock: Knock, settings: FwknopRuleSettings, now: Instant, wallTime: WallTime, emit: (KnockEffect) -> Void
     ) {
         let rule = states[index].rule
-        let until = rule.autoclose.map { now + $0 }
+        switch fwknopVerifier.verify(knock.payload, source: knock.source, rule: rule, settings: settings, now: wallTime) {
+        case .success(let verified):
+            // The client's timeout, capped by the rule's autoclose.
+            var duration = rule.autoclose
+            if let asked = verified.clientTimeout { duration = rule.autoclose.map { min($0, asked) } ?? asked }
+            grant(index, verified.address, knock.transport, knock: knock.servicePort, now: now, client: verified.clientID, duration: duration, emit: emit)
+        case .failure(let rejection):
+            let kind: KnockEvent.Kind
+            switch rejection {
+            case .replayed, .rateLimited: kind = .blocked
+            default: kind = .badMAC
+            }
+            var rejected = event(index, knock.source, kind, knock.servicePort, now)
+            rejected.client = rejection.client
+            rejected.fwknopRejection = rejection
+            emit(.event(rejected))
+        }
+    }
+
+    private mutating func grant(
+        _ index: Int, _ peer: PeerAddress, _ transport: TransportProtocol, knock: ServicePort?, now: Instant,
+        client: String? = nil, duration: Duration?? = nil, emit: (KnockEffect) -> Void
+    ) {
+        let rule = states[index].rule
+        // `duration` (when given) replaces the rule's autoclose for this grant.
+        let ttl = duration ?? rule.autoclose
+        if ttl != rule.autoclose { states[index].hasIrregularGrants = true }
+        let until = ttl.map { now + $0 }
         if states[index].allowed[peer] == nil && states[index].allowed.isFull {
             // Make room only from grants that have already lapsed; never evict a live grant.
             expireGrants(index, now: now, emit: emit)
@@ -442,7 +493,7 @@ public struct KnockEngine {
             }
         }
         states[index].allowed.upsert(peer, Grant(until: until, transport: transport))
-        emit(.firewall(.allow(rule: rule.name, peer: peer, ttl: rule.autoclose)))
+        emit(.firewall(.allow(rule: rule.name, peer: peer, ttl: ttl)))
         var allowed = event(index, peer, .allowed(until: until), knock, now)
         allowed.client = client
         emit(.event(allowed))
@@ -456,6 +507,7 @@ public struct KnockEngine {
     /// Call at ``nextDeadline()`` (or any time; it is cheap).
     public mutating func expire(at now: Instant, wallTime: WallTime, emit: (KnockEffect) -> Void) {
         spa2Verifier.prune(now: wallTime)
+        fwknopVerifier.prune(now: wallTime)
         for index in states.indices {
             if let gap = states[index].rule.maxKnockGap {
                 // First knocks lapse in place: a lapsed entry is a free slot of the first-knock table.
@@ -566,6 +618,14 @@ public struct KnockEngine {
     /// Restores SPA v2 nonces saved by an earlier run (those outside the window are dropped).
     public mutating func restoreSPAv2Nonces(_ nonces: [SPAv2Verifier.SeenNonce], at wallTime: WallTime) {
         spa2Verifier.restore(nonces, now: wallTime)
+    }
+
+    /// The digests of fwknop packets accepted within the clock window, for keeping across restarts.
+    public var fwknopSeenDigests: [FwknopVerifier.SeenDigest] { fwknopVerifier.seenDigests }
+
+    /// Restores fwknop packet digests saved by an earlier run (those outside the window are dropped).
+    public mutating func restoreFwknopDigests(_ digests: [FwknopVerifier.SeenDigest], at wallTime: WallTime) {
+        fwknopVerifier.restore(digests, now: wallTime)
     }
 
     /// The tracked peers of rule `name`, attempts then grants, stalest first; nil for an unknown rule.

@@ -182,6 +182,8 @@ public struct Rule: Equatable, Sendable {
     public var spa: SPASettings?
     /// SPA v2 settings; nil unless the rule is opened by v2 packets from configured clients.
     public var spa2: SPAv2RuleSettings?
+    /// fwknop settings; nil unless the rule is opened by fwknop clients' packets (`spa = "fwknop"`).
+    public var fwknop: FwknopRuleSettings?
     /// The ports allowed peers may reach.
     public var protectedPorts: [ServicePort]
     /// The most peers tracked by address after two or more correct knocks (and the size of a
@@ -207,7 +209,7 @@ public struct Rule: Equatable, Sendable {
     /// SPA rules have no sequence; a non-strict one-port
     /// rule has no peer mid-sequence to watch.
     public var watchesPeers: Bool {
-        spa == nil && spa2 == nil && (strict || (maxWrongKnocks > 0 && knockSequence.count > 1))
+        spa == nil && spa2 == nil && fwknop == nil && (strict || (maxWrongKnocks > 0 && knockSequence.count > 1))
     }
 
     /// Makes a rule; call ``validate()`` to check it.
@@ -219,6 +221,7 @@ public struct Rule: Equatable, Sendable {
         autoclose: Duration? = nil,
         spa: SPASettings? = nil,
         spa2: SPAv2RuleSettings? = nil,
+        fwknop: FwknopRuleSettings? = nil,
         protectedPorts: [ServicePort] = [],
         maxTrackedPeers: Int = Rule.defaultMaxTrackedPeers,
         maxAllowedPeers: Int = Rule.defaultMaxAllowedPeers,
@@ -231,6 +234,7 @@ public struct Rule: Equatable, Sendable {
         self.autoclose = autoclose
         self.spa = spa
         self.spa2 = spa2
+        self.fwknop = fwknop
         self.protectedPorts = protectedPorts
         self.maxTrackedPeers = maxTrackedPeers
         self.maxAllowedPeers = maxAllowedPeers

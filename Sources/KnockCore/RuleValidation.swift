@@ -101,6 +101,14 @@ extension Rule {
                 error("knock", "an SPA v2 rule needs exactly one UDP knock port")
             }
         }
+        if fwknop != nil {
+            if spa != nil || spa2 != nil {
+                error("spa", "a rule is opened by fwknop packets or by another SPA format, not both")
+            }
+            if knockSequence.count != 1 || knockSequence.contains(where: { $0.transport != .udp }) {
+                error("knock", "an fwknop rule needs exactly one UDP knock port (fwknop's default is 62201)")
+            }
+        }
         for port in protectedPorts where knockSequence.contains(port) {
             error("protect", "port \(port) is both a knock port and a protected port")
         }

@@ -103,6 +103,7 @@ public final class KnockService {
         self.configuration = configuration
         self.engine = KnockEngine(
             rules: configuration.rules, clients: configuration.clients, spa2ClockWindow: configuration.daemon.spa2ClockWindow,
+            fwknopClients: configuration.fwknopClients, fwknopClockWindow: configuration.daemon.fwknopClockWindow,
             firstKnockCapacity: configuration.daemon.firstKnockCapacity, fingerprintKey: .random())
         self.executor = executor
         self.logger = logger
@@ -129,6 +130,7 @@ public final class KnockService {
             let restored = engine.restoreSPAReplayState(replayStore.load(logger: logger), at: wallTime)
             if restored > 0 { logger.info("SPA replay memory restored", metadata: ["spa.entries": "\(restored)"]) }
             engine.restoreSPAv2Nonces(replayStore.loadNonces(logger: logger), at: wallTime)
+            engine.restoreFwknopDigests(replayStore.loadFwknopDigests(logger: logger), at: wallTime)
         }
         var existing = try existingSets()
         adoptAllowedPeers(existingSets: existing ?? [], now: now)
@@ -163,7 +165,8 @@ public final class KnockService {
         try install(newLayout, existingSets: existing)
         engine = KnockEngine(
             rules: newConfiguration.rules, clients: newConfiguration.clients,
-            spa2ClockWindow: newConfiguration.daemon.spa2ClockWindow,
+            spa2ClockWindow: newConfiguration.daemon.spa2ClockWindow, fwknopClients: newConfiguration.fwknopClients,
+            fwknopClockWindow: newConfiguration.daemon.fwknopClockWindow,
             firstKnockCapacity: newConfiguration.daemon.firstKnockCapacity, carryingOverFrom: engine)
         configuration = newConfiguration
         logger.info("configuration reloaded", metadata: ["rules": "\(newConfiguration.rules.count)"])
@@ -415,6 +418,7 @@ public final class KnockService {
         do {
             try replayStore.save(engine.spaReplayState(at: wallTime))
             try replayStore.saveNonces(engine.spa2SeenNonces)
+            try replayStore.saveFwknopDigests(engine.fwknopSeenDigests)
         } catch {
             counters.stateErrors += 1
             logger.error("saving the SPA replay memory failed", metadata: ["state.file": "\(replayStore.path)", "error": "\(error)"])
@@ -441,7 +445,9 @@ public final class KnockService {
                 logger.error("firewall change failed", metadata: ["nft.table": "\(configuration.daemon.table)", "error": "\(error)"])
             }
         case .event(let event):
-            if case .allowed = event.kind, configuration.rules.contains(where: { $0.name == event.rule && ($0.spa != nil || $0.spa2 != nil) }) {
+            if case .allowed = event.kind,
+                configuration.rules.contains(where: { $0.name == event.rule && ($0.spa != nil || $0.spa2 != nil || $0.fwknop != nil) })
+            {
                 replayStateChanged = true
             }
             // An SPA close is remembered too (a captured close packet must not close again after a restart).
@@ -510,6 +516,7 @@ public final class KnockService {
         var metadata: Logger.Metadata = ["knock.rule": "\(event.rule)", "knock.source": "\(event.peer)"]
         if let client = event.client { metadata["knock.client"] = "\(client)" }
         if let rejection = event.spa2Rejection { metadata["spa2.reason"] = "\(rejection)" }
+        if let rejection = event.fwknopRejection { metadata["fwknop.reason"] = "\(rejection)" }
         if let knock = event.knock { metadata["knock.port"] = "\(knock)" }
         switch event.kind {
         case .allowed(let until):

@@ -164,6 +164,31 @@ public struct ReplayStore: Sendable {
         }
     }
 
+    /// Where the digests of accepted fwknop packets are kept, beside the v1 replay file.
+    public var fwknopDigestsPath: String { path + "-fwknop.json" }
+
+    /// Replaces the fwknop digest file with `digests` (JSON), atomically, mode 0600.
+    public func saveFwknopDigests(_ digests: [FwknopVerifier.SeenDigest]) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        try Self.writeAtomically(try encoder.encode(digests), to: fwknopDigestsPath, directory: directory)
+    }
+
+    /// The saved fwknop digests; empty, with a warning logged, when the file is unusable.
+    public func loadFwknopDigests(logger: Logger) -> [FwknopVerifier.SeenDigest] {
+        guard FileManager.default.fileExists(atPath: fwknopDigestsPath) else { return [] }
+        do {
+            let data = try Data(contentsOf: URL(fileURLWithPath: fwknopDigestsPath))
+            guard data.count <= Self.maximumFileBytes else { throw FormatError(line: nil, "the file is too large") }
+            return try JSONDecoder().decode([FwknopVerifier.SeenDigest].self, from: data)
+        } catch {
+            logger.warning(
+                "fwknop replay memory unusable; starting with none: a packet made within the clock window may open once more",
+                metadata: ["state.file": "\(fwknopDigestsPath)", "error": "\(error)"])
+            return []
+        }
+    }
+
     /// Writes `data` to `path` through a temporary file and a rename, mode 0600 from the start;
     /// creates `directory` (mode 0700) when it is missing.
     private static func writeAtomically(_ data: Data, to path: String, directory: String) throws {

@@ -80,6 +80,13 @@ struct Check: ParsableCommand {
                 row(
                     "spa",
                     "v2, named addresses: \(spa2.allowNamedAddress ? "allowed" : "no"), clients: \(clients.isEmpty ? "none" : clients.joined(separator: ", "))")
+            } else if let fwknop = rule.fwknop {
+                let clients = configuration.fwknopClients.filter { $0.rules.contains(rule.name) }.map(\.id)
+                row(
+                    "spa",
+                    "fwknop, HMAC required, clock window: \(durationText(configuration.daemon.fwknopClockWindow)), source address required: "
+                        + "\(fwknop.requireSourceAddress ? "yes" : "no"), named addresses: \(fwknop.allowNamedAddress ? "allowed" : "no"), "
+                        + "clients: \(clients.isEmpty ? "none" : clients.joined(separator: ", "))")
             } else {
                 row("spa", "no")
             }

@@ -21,6 +21,10 @@ struct KnockOptions: Equatable {
     var keyType: KeygenCommand.KeyType?
     var rule: String?
     var address: String?
+    var fwknop = false
+    var access: String?
+    var user: String?
+    var fwTimeout: Int?
 }
 
 /// Where the SPA secret comes from, decided before anything is read.
@@ -72,6 +76,8 @@ struct KnockPlan: Equatable {
     var profileName: String?
     /// Set for SPA v2 (`--spa2`); then `spa` is nil.
     var spa2: SPAv2Plan? = nil
+    /// Set for fwknop packets (`--fwknop`); then `spa` and `spa2` are nil.
+    var fwknop: FwknopPlan? = nil
 
     /// Combines `options` with `profile` (the command line wins) and checks the result.
     ///
@@ -87,6 +93,13 @@ struct KnockPlan: Equatable {
         }
         if options.secret != nil && options.secretFile != nil { throw ClientUsageError("give --secret or --secret-file, not both") }
         if options.spa && options.spa2 { throw ClientUsageError("--spa and --spa2 exclude each other") }
+        let useFwknop = options.fwknop || (!options.spa && !options.spa2 && profile?.fwknop == true)
+        if useFwknop {
+            if options.spa || options.spa2 { throw ClientUsageError("--fwknop excludes --spa and --spa2") }
+            return try fwknopPlan(options, profile: profile, environment: environment)
+        }
+        let fwknopOnly: [(Bool, String)] = [(options.access != nil, "--access"), (options.user != nil, "--user"), (options.fwTimeout != nil, "--fw-timeout")]
+        if let (_, name) = fwknopOnly.first(where: \.0) { throw ClientUsageError("\(name) applies to fwknop packets only: add --fwknop") }
         if !options.spa2 {
             let stray: [(Bool, String)] = [
                 (options.clientID != nil, "--client-id"), (options.keyFile != nil, "--key-file"), (options.keyType != nil, "--key-type"),
@@ -173,6 +186,67 @@ struct KnockPlan: Equatable {
 }
 
 extension KnockPlan {
+    /// The plan of an fwknop packet (`--fwknop`): one UDP datagram to the port given (default
+    /// 62201), keys from --key-file (fwknop --key-gen's KEY_BASE64/HMAC_KEY_BASE64 lines).
+    static func fwknopPlan(
+        _ options: KnockOptions, profile: ClientProfile?, environment: [String: String]
+    ) throws(ClientUsageError) -> KnockPlan {
+        let stray: [(Bool, String)] = [
+            (options.secretFile != nil, "--secret-file"), (options.secret != nil, "--secret"), (options.close, "--close"),
+            (options.format != nil, "--format"), (options.sourceIP != nil, "--source-ip"), (options.clientID != nil, "--client-id"),
+            (options.keyType != nil, "--key-type"), (options.rule != nil, "--rule"),
+        ]
+        if let (_, name) = stray.first(where: \.0) { throw ClientUsageError("\(name) does not apply to --fwknop") }
+        var specs: [KnockPortSpec] = []
+        for text in options.ports {
+            switch KnockPortSpec.parse(text) {
+            case .success(let spec): specs.append(spec)
+            case .failure(let problem): throw problem
+            }
+        }
+        if let profile, specs.isEmpty { specs = profile.knock }
+        if specs.count > 1 { throw ClientUsageError("an fwknop packet goes to one port") }
+        if specs.first?.transport == .tcp { throw ClientUsageError("fwknop packets are UDP only") }
+        let port = specs.first?.resolved(defaultTransport: .udp) ?? ServicePort(Fwknop.defaultPort, .udp)
+        guard let keyFile = options.keyFile ?? profile?.keyFile, !keyFile.isEmpty else {
+            throw ClientUsageError("--fwknop needs --key-file FILE (KEY_BASE64 and HMAC_KEY_BASE64 lines, as fwknop --key-gen prints)")
+        }
+        guard let accessText = options.access ?? profile?.access else { throw ClientUsageError("--fwknop needs --access PROTO/PORT, e.g. tcp/22") }
+        var access: [ServicePort] = []
+        for item in accessText.split(separator: ",", omittingEmptySubsequences: false) {
+            let pieces = item.split(separator: "/", omittingEmptySubsequences: false)
+            guard pieces.count == 2, let transport = TransportProtocol(name: pieces[0]), let number = Port(pieces[1]) else {
+                throw ClientUsageError("--access: '\(item)' is not PROTO/PORT (tcp/22, udp/53)")
+            }
+            access.append(ServicePort(number, transport))
+        }
+        var address: PeerAddress?
+        if let text = options.address ?? profile?.address {
+            guard let parsed = PeerAddress(text), parsed.isIPv4 else {
+                throw ClientUsageError("--address: '\(text)' is not an IPv4 address (fwknop access requests carry IPv4; 0.0.0.0: the source)")
+            }
+            address = parsed
+        }
+        let user = options.user ?? profile?.user ?? environment["USER"] ?? "pknock"
+        guard (1...64).contains(user.utf8.count), !user.contains(":") else { throw ClientUsageError("--user: 1 to 64 characters, no ':'") }
+        if let timeout = options.fwTimeout, !(1...86_400).contains(timeout) {
+            throw ClientUsageError("--fw-timeout must be 1 to 86400 seconds")
+        }
+        var wait: WaitSpec? = profile?.wait
+        if let text = options.wait {
+            switch WaitSpec.parse(text) {
+            case .success(let spec): wait = spec
+            case .failure(let problem): throw problem
+            }
+        }
+        var plan = KnockPlan(
+            host: profile?.host ?? options.host,
+            family: options.ipv4Only ? .ipv4 : options.ipv6Only ? .ipv6 : profile?.family ?? .any,
+            knocks: [port], delayMilliseconds: 0, spa: nil, wait: wait, profileName: profile?.name)
+        plan.fwknop = FwknopPlan(keyFile: keyFile, access: access, address: address, user: user, timeout: options.fwTimeout)
+        return plan
+    }
+
     /// The SPA v2 settings of `options` (which has `--spa2`); v1-only options are refused.
     ///
     /// The profile's v2 keys fill in what the command line leaves out.

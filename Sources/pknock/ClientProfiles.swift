@@ -99,7 +99,7 @@ struct ClientProfile: Equatable {
     /// The keys a profile may have.
     static let keys = [
         "host", "knock", "udp", "delay", "family", "spa", "format", "open_secret_file", "close_secret_file",
-        "source_ip", "wait", "client_id", "key_file", "key_type", "rule", "address",
+        "source_ip", "wait", "client_id", "key_file", "key_type", "rule", "address", "access", "user",
     ]
 
     /// The profile's name (`work-ssh` in `[profile.work-ssh]`).
@@ -136,8 +136,14 @@ struct ClientProfile: Equatable {
     var keyType: KeygenCommand.KeyType?
     /// The rule an SPA v2 packet asks for.
     var rule: String?
-    /// The address an SPA v2 packet asks to open (behind NAT).
+    /// The address an SPA v2 or fwknop packet asks to open (behind NAT).
     var address: String?
+    /// Whether to send an fwknop packet (`spa = "fwknop"`; `key_file` then holds fwknop keys).
+    var fwknop: Bool?
+    /// The ports an fwknop packet asks for (`"tcp/22"`, `"tcp/22,udp/53"`).
+    var access: String?
+    /// The user name an fwknop packet carries.
+    var user: String?
 }
 
 /// Finds and reads `client.toml`.
@@ -278,9 +284,11 @@ enum ClientProfiles {
                 // true/false, or a format name as in pknock.toml (`spa = "md5"`).
                 if case .string("v2") = value {
                     result.spa2 = true
+                } else if case .string("fwknop") = value {
+                    result.fwknop = true
                 } else if case .string(let text) = value {
                     guard let format = SPAFormat(rawValue: text) else {
-                        throw fail(line, key, "expected true, false, \"sha256\", \"md5\" or \"v2\"")
+                        throw fail(line, key, "expected true, false, \"sha256\", \"md5\", \"v2\" or \"fwknop\"")
                     }
                     result.spa = true
                     if let earlier = result.format, earlier != format { throw fail(line, key, "contradicts format = \"\(earlier)\"") }
@@ -313,6 +321,10 @@ enum ClientProfiles {
                 result.rule = try string()
             case "address":
                 result.address = try string()
+            case "access":
+                result.access = try string()
+            case "user":
+                result.user = try string()
             case "source_ip":
                 let text = try string()
                 guard let address = PeerAddress(text) else { throw fail(line, key, "'\(text)' is not an IP address") }
@@ -340,11 +352,21 @@ enum ClientProfiles {
         if result.spa == nil && (result.openSecretFile != nil || result.closeSecretFile != nil || result.format != nil) {
             result.spa = true
         }
-        if result.spa2 == nil && (result.keyFile != nil || result.clientID != nil) { result.spa2 = true }
+        if result.fwknop == true {
+            if result.spa == true || result.spa2 == true || result.clientID != nil {
+                throw ClientProfileError(
+                    file: file, line: section.line, "profile \(name): spa = \"fwknop\" excludes SPA v1 secrets and SPA v2 client_id")
+            }
+        } else if result.spa2 == nil && (result.keyFile != nil || result.clientID != nil) {
+            result.spa2 = true
+        }
+        if result.fwknop != true && (result.access != nil || result.user != nil) {
+            throw ClientProfileError(file: file, line: section.line, "profile \(name): access and user apply to spa = \"fwknop\" only")
+        }
         if result.spa2 == true && result.spa == true {
             throw ClientProfileError(file: file, line: section.line, "profile \(name): SPA v2 (key_file) and SPA v1 (secrets, format) exclude each other")
         }
-        if result.spa == true || result.spa2 == true {
+        if result.spa == true || result.spa2 == true || result.fwknop == true {
             if knock.count != 1 {
                 throw ClientProfileError(
                     file: file, line: section.line, "profile \(name): SPA sends one packet: knock must hold exactly one port")

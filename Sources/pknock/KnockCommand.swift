@@ -14,6 +14,7 @@ struct KnockCommand: ParsableCommand {
             pknock knock [options] <host> <port> ...
             pknock knock [options] --spa <host> <port>
             pknock knock [options] --spa2 --client-id <id> --key-file <file> --rule <rule> <host> <port>
+            pknock knock [options] --fwknop --key-file <file> --access <proto/port> <host> [<port>]
             pknock knock [options] <profile>
             """,
         discussion: """
@@ -40,12 +41,20 @@ struct KnockCommand: ParsableCommand {
             The clocks of client and server must agree within a minute.
               pknock knock --spa2 --client-id laptop --key-file ~/.config/pknock/laptop --rule SSH server.example 4500
 
+            fwknop (--fwknop): one UDP datagram as fwknop 2.x clients send it (AES-256-CBC and \
+            HMAC-SHA256, the keys from --key-file: KEY_BASE64 and HMAC_KEY_BASE64 lines as `fwknop \
+            --key-gen` prints them), to PORT (default 62201). It opens pknockd's spa = "fwknop" rules \
+            and fwknopd alike. --access lists the ports (tcp/22 or tcp/22,udp/53); --address the IPv4 \
+            address to open (default: the local address toward HOST; 0.0.0.0 for the address the \
+            server sees), --user the user name (default $USER), --fw-timeout the seconds to ask for.
+              pknock knock --fwknop --key-file ~/.fwknop.keys --access tcp/22 server.example
+
             Profiles: a single argument names a [profile.NAME] in ~/.config/pknock/client.toml \
             ($XDG_CONFIG_HOME/pknock/client.toml when set, or --profiles FILE). Keys: host, knock \
             (ports as in pknock.toml), udp, delay, family ("ipv4", "ipv6"), spa (true, or \
-            "sha256"/"md5"/"v2"), format, open_secret_file, close_secret_file (relative to the profile \
+            "sha256"/"md5"/"v2"/"fwknop"), format, open_secret_file, close_secret_file (relative to the profile \
             file), source_ip, wait (PORT or "PORT:SECONDS"); for SPA v2 client_id, key_file, key_type, \
-            rule, address. Options on the command line override the profile.
+            rule, address; for fwknop key_file, access, address, user. Options on the command line override the profile.
               pknock knock work-ssh
 
             --wait PORT[:SECONDS] probes PORT over TCP after knocking until it answers (prints "open") \
@@ -117,6 +126,18 @@ struct KnockCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("SPA v2: the address to open instead of the packet's source.", valueName: "address"))
     var address: String?
 
+    @Flag(name: .long, help: "Send one fwknop SPA packet (see --key-file, --access).")
+    var fwknop = false
+
+    @Option(name: .long, help: ArgumentHelp("fwknop: the ports to ask for, e.g. tcp/22 or tcp/22,udp/53.", valueName: "proto/port"))
+    var access: String?
+
+    @Option(name: .long, help: ArgumentHelp("fwknop: the user name the packet carries (default $USER).", valueName: "name"))
+    var user: String?
+
+    @Option(name: .customLong("fw-timeout"), help: ArgumentHelp("fwknop: the seconds of access to ask for.", valueName: "seconds"))
+    var fwTimeout: Int?
+
     @Option(help: .hidden)
     var timestamp: Int64?
 
@@ -140,13 +161,14 @@ struct KnockCommand: ParsableCommand {
         KnockOptions(
             host: host, ports: ports, udp: udp, delay: delay, ipv4Only: ipv4Only, ipv6Only: ipv6Only, spa: spa,
             format: format, secretFile: secretFile, secret: secret, close: close, sourceIP: sourceIP, wait: wait,
-            spa2: spa2, clientID: clientID, keyFile: keyFile, keyType: keyType, rule: rule, address: address)
+            spa2: spa2, clientID: clientID, keyFile: keyFile, keyType: keyType, rule: rule, address: address,
+            fwknop: fwknop, access: access, user: user, fwTimeout: fwTimeout)
     }
 
     func validate() throws {
         // Checks that need no profile; the rest happen in run() once a profile may have been read.
         if ipv4Only && ipv6Only { throw ValidationError("-4 and -6 exclude each other") }
-        guard !ports.isEmpty else { return }
+        guard !ports.isEmpty || fwknop else { return }
         do {
             _ = try KnockPlan.make(options, profile: nil, environment: [:], stdinIsTerminal: true)
         } catch {
@@ -157,7 +179,7 @@ struct KnockCommand: ParsableCommand {
     func run() throws {
         let environment = ProcessInfo.processInfo.environment
         var profile: ClientProfile?
-        if ports.isEmpty {
+        if ports.isEmpty && !fwknop {
             profile = try findProfile(environment: environment)
         }
         let plan: KnockPlan
@@ -168,7 +190,9 @@ struct KnockCommand: ParsableCommand {
             throw ValidationError(error.message)
         }
         let (server, serverAddress) = try resolve(plan)
-        if let spa2Plan = plan.spa2 {
+        if let fwknopPlan = plan.fwknop {
+            try sendFwknop(fwknopPlan, to: server, serverAddress: serverAddress, port: plan.knocks[0])
+        } else if let spa2Plan = plan.spa2 {
             try sendSPA2(spa2Plan, to: server, serverAddress: serverAddress, port: plan.knocks[0])
         } else if let spaPlan = plan.spa {
             try sendSPA(spaPlan, to: server, serverAddress: serverAddress, port: plan.knocks[0])
@@ -303,6 +327,48 @@ struct KnockCommand: ParsableCommand {
             throw failure("cannot make the SPA v2 packet: \(error)")
         }
         let lines = SPAv2Client.report(plan, packet: packet, timestamp: now, to: serverAddress, port: port)
+        try sendDatagram(packet, report: lines, to: server, port: port)
+    }
+
+    /// Sends one fwknop packet: the key file read now, the current time, a fresh salt and random value.
+    func sendFwknop(_ plan: FwknopPlan, to server: [UInt8], serverAddress: PeerAddress, port: ServicePort) throws {
+        let contents: [UInt8]
+        do {
+            contents = try FileSecretSource().contents(ofSecretFile: plan.keyFile)
+        } catch {
+            throw failure("key file: \(error.message)")
+        }
+        let keys: Fwknop.Keys
+        do {
+            keys = try Fwknop.Keys(parsing: String(decoding: contents, as: UTF8.self))
+        } catch {
+            throw failure("key file: \(plan.keyFile): \(error.message)")
+        }
+        let address: PeerAddress
+        if let given = plan.address {
+            address = given
+        } else {
+            let local: [UInt8]
+            do {
+                local = try KnockSockets.localAddress(toward: server, port: port.port.rawValue)
+            } catch {
+                throw failure(describe(error))
+            }
+            guard let found = PeerAddress(bytes: local), found.isIPv4 else {
+                throw failure("fwknop access requests carry an IPv4 address: give --address (0.0.0.0 for the source the server sees)")
+            }
+            address = found
+        }
+        var generator = SystemRandomNumberGenerator()
+        let message = FwknopPacket.message(
+            plan, address: address, timestamp: timestamp ?? Int64(Date().timeIntervalSince1970), random: Fwknop.randomValue(using: &generator))
+        let packet: [UInt8]
+        do {
+            packet = try Fwknop.encode(message, keys: keys, salt: FwknopPacket.randomSalt())
+        } catch {
+            throw failure("cannot make the fwknop packet: \(error)")
+        }
+        let lines = FwknopPacket.report(message, packet: packet, to: serverAddress, port: port)
         try sendDatagram(packet, report: lines, to: server, port: port)
     }
 

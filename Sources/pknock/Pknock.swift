@@ -8,6 +8,6 @@ struct Pknock: ParsableCommand {
         commandName: "pknock",
         abstract: "PortKnockO client: check configurations, knock, and inspect pknockd.",
         version: portKnockOVersion,
-        subcommands: [KnockCommand.self, Check.self, Status.self, Events.self, Open.self, Close.self, Translate.self, KeygenCommand.self]
+        subcommands: [KnockCommand.self, Check.self, Status.self, Events.self, Open.self, Close.self, Translate.self, KeygenCommand.self, ClientConfig.self]
     )
 }

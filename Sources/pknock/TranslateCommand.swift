@@ -6,10 +6,11 @@ import KnockCore
 /// `pknock translate`: turn xt_pknock iptables rules or a knockd.conf into pknock.toml.
 struct Translate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Translate xt_pknock iptables rules or a knockd.conf into pknock.toml.",
+        abstract: "Translate xt_pknock iptables rules, a knockd.conf or fwknopd's access.conf into pknock.toml.",
         discussion: """
             FILE is iptables-save output (or a script of iptables commands) whose rules use -m pknock, or a \
-            knockd configuration ([options] and door sections). The TOML goes to standard output; what \
+            knockd configuration ([options] and door sections), or fwknopd's access.conf (SOURCE stanzas; \
+            with --fwknopd-conf its fwknopd.conf for the SPA port and packet age). The TOML goes to standard output; what \
             could not be carried over is written as a comment in it and as a warning on standard error. \
             Check the result with `pknock check`. Exit status: 0, or 2 when the input cannot be translated.
             """
@@ -20,13 +21,17 @@ struct Translate: ParsableCommand {
         case auto
         case iptables
         case knockd
+        case fwknop
     }
 
     @Argument(help: "The file to translate.")
     var file: String
 
-    @Option(help: "The input syntax: auto, iptables or knockd.")
+    @Option(help: "The input syntax: auto, iptables, knockd or fwknop.")
     var from: InputFormat = .auto
+
+    @Option(name: .customLong("fwknopd-conf"), help: ArgumentHelp("fwknop: fwknopd.conf, for its SPA port.", valueName: "file"))
+    var fwknopdConf: String?
 
     func run() throws {
         guard let data = FileManager.default.contents(atPath: file) else {
@@ -35,6 +40,17 @@ struct Translate: ParsableCommand {
         let text = String(decoding: data, as: UTF8.self)
         let format = from == .auto ? Translation.detect(text) : from
         let result: Translation
+        if format == .fwknop || fwknopdConf != nil {
+            var serverConfig: (String, String)?
+            if let path = fwknopdConf {
+                guard let data = FileManager.default.contents(atPath: path) else { throw CLIFailure("cannot read \(path)") }
+                serverConfig = (String(decoding: data, as: UTF8.self), path)
+            }
+            let translation = Translation.fwknop(access: text, file: file, serverConfig: serverConfig)
+            for warning in translation.warnings { FileHandle.standardError.write(Data("pknock translate: warning: \(warning)\n".utf8)) }
+            print(translation.toml, terminator: "")
+            return
+        }
         do {
             result = format == .knockd ? Translation.knockd(text, file: file) : try Translation.iptables(text, file: file)
         } catch {
@@ -53,8 +69,9 @@ struct Translation: Equatable {
     /// Things the administrator must look at (also written as comments in the TOML).
     var warnings: [String]
 
-    /// knockd when the text has INI sections with a `sequence`, otherwise iptables.
+    /// fwknop for an access.conf, knockd when the text has INI sections with a `sequence`, otherwise iptables.
     static func detect(_ text: String) -> Translate.InputFormat {
+        if looksLikeFwknopAccess(text) { return .fwknop }
         let lines = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
         let hasSection = lines.contains { $0.hasPrefix("[") && $0.hasSuffix("]") }
         let hasSequence = lines.contains { $0.lowercased().hasPrefix("sequence") }

@@ -31,7 +31,7 @@ import Testing
         #expect(missing.isEmpty, "Docs/man/pknockd.8 lacks \(missing.sorted()); run Scripts/generate-manuals.sh")
     }
 
-    @Test(arguments: ["knock", "check", "status", "events", "open", "close", "translate", "keygen"])
+    @Test(arguments: ["knock", "check", "status", "events", "open", "close", "translate", "keygen", "client-config"])
     func pknockPageListsEverySubcommandOption(subcommand: String) throws {
         let page = try Self.manual("pknock.1")
         let help = try CheckCommandTests.run(["help", subcommand]).stdout

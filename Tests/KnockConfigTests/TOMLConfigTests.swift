@@ -499,7 +499,7 @@ enum Fixture {
         ),
         (
             "[[rule]]\nname = \"A\"\nknock = [1]\nallow_named_address = true\nprotect = [22]\n",
-            "/etc/pknock/pknock.toml:4: rule A: allow_named_address: applies only to SPA v2 rules (spa = \"v2\")"
+            "/etc/pknock/pknock.toml:4: rule A: allow_named_address: applies only to SPA v2 and fwknop rules (spa = \"v2\" or \"fwknop\")"
         ),
         (
             "[[rule]]\nname = \"A\"\nknock = [1]\nprotect = [22]\n[[client]]\nid = \"c\"\nrules = [\"A\"]\ned25519_public_key = \"\(publicKey)\"\n",
