@@ -50,7 +50,7 @@ sed 's/^/   pknockd: /' "$PK_WORK/pknockd.log"
 step "3. Before knocking, port 22 is hidden from everyone"
 ! try_connect "$NS_A" 192.0.2.1 22 "client A" || { echo "demo: port 22 should be closed"; exit 1; }
 
-step "4. Client A knocks 2002, 2001, 2004 (TCP SYNs to closed ports, dropped silently)"
+step "4. Client A knocks 2002, 2001, 2004 (TCP SYNs to ports that answer like any closed port)"
 show a "$PKNOCK" knock 192.0.2.1 2002 2001 2004
 sleep 0.2
 
