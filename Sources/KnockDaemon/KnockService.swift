@@ -326,7 +326,8 @@ public final class KnockService {
     private func existingSets() throws(NetfilterError) -> Set<String>? {
         let listing: String
         do {
-            listing = try executor.run(NFTScript("list sets table inet \(configuration.daemon.table)"))
+            // Terse: names only, not the elements of kernel-filled watch sets (65,536 under a flood).
+            listing = try executor.runTerse(NFTScript("list sets table inet \(configuration.daemon.table)"))
         } catch {
             // No such table yet: a first start.
             if error.errno == ENOENT || (error.message ?? "").contains("No such file or directory") { return nil }

@@ -20,6 +20,14 @@ open class RecordingNFTExecutor: NFTExecutor {
     /// Makes an executor that accepts every script (claims answer as a kernel without `persist`).
     public init() {}
 
+    /// The scripts run through ``runTerse(_:)`` (also recorded in ``scripts``).
+    public private(set) var terseScripts: [NFTScript] = []
+
+    open func runTerse(_ script: NFTScript) throws(NetfilterError) -> String {
+        terseScripts.append(script)
+        return try run(script)
+    }
+
     open func claimTable(_ name: String, flags: NFTablesNetlink.TableFlags) throws(NetfilterError) {
         claims.append((name, flags))
         if let claimError { throw claimError }

@@ -61,9 +61,18 @@ public protocol NFTExecutor {
 
     /// Applies set-element changes (grants and revocations) as one transaction, all or nothing.
     func apply(_ batch: NFTablesNetlink.ElementBatch) throws(NetfilterError)
+
+    /// Runs a `list` command without set elements in its output (nft `-t`): for reading which sets
+    /// exist without parsing a kernel-filled set of 65,536 sources.
+    func runTerse(_ script: NFTScript) throws(NetfilterError) -> String
 }
 
 extension NFTExecutor {
+    /// Executors without output options run the script as it is.
+    public func runTerse(_ script: NFTScript) throws(NetfilterError) -> String {
+        try run(script)
+    }
+
     /// Applies set-element changes as one transaction; executors that only speak text run the
     /// batch's script (``NFTContext`` sends prepared netlink messages instead, skipping the parse).
     public func apply(_ batch: NFTablesNetlink.ElementBatch) throws(NetfilterError) {

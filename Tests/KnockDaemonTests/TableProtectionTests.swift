@@ -44,6 +44,12 @@ import Testing
         #expect(executor.changes.first?.contains("add chain inet pk_test input") == true)
     }
 
+    @Test func theStartReadsSetNamesTerselyNotTheWatchSetsElements() throws {
+        let executor = RecordingNFTExecutor()
+        try makeService(executor).start(now: .zero)
+        #expect(executor.terseScripts.map(\.text) == ["list sets table inet pk_test"])
+    }
+
     @Test func anotherLiveOwnerStopsTheStart() {
         let executor = RecordingNFTExecutor()
         executor.claimError = NetfilterError(operation: "NFT_MSG_NEWTABLE", errno: 1)

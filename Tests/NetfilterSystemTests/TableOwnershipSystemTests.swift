@@ -81,6 +81,18 @@ final class TableOwnershipSystemTests {
         #expect(try Self.nft("list set inet \(Self.name) kept").output.contains("192.0.2.8"))
     }
 
+    @Test func terseListingsNameTheSetsWithoutTheirElements() throws {
+        let context = try NFTContext(output: [.json])
+        _ = try context.run(
+            NFTScript(
+                "add table inet \(Self.name)\nadd set inet \(Self.name) big { type ipv4_addr; elements = { 192.0.2.1, 192.0.2.2 } }"))
+        let terse = try context.runTerse(NFTScript("list sets table inet \(Self.name)"))
+        #expect(terse.contains("\"name\": \"big\""))
+        #expect(!terse.contains("192.0.2.1"))
+        #expect(try context.run(NFTScript("list sets table inet \(Self.name)")).contains("192.0.2.1"))  // options restored
+        _ = try context.run(NFTScript("delete table inet \(Self.name)"))
+    }
+
     @Test func aSecondOwnerIsRefusedWhileTheFirstLives() throws {
         let first = try NFTContext()
         try first.claimTable(Self.name, flags: [.owner, .persist])

@@ -211,6 +211,15 @@ public final class NFTContext: NFTExecutor {
     /// Sequence numbers of our own messages, far from libnftables' (it counts from the time of day).
     private var claimSequence: UInt32 = 0x7000_0000
 
+    /// Runs `script` with ``OutputOptions/terse`` added for this call only (listings leave out set
+    /// elements), then restores the output options.
+    public func runTerse(_ script: NFTScript) throws(NetfilterError) -> String {
+        let saved = output
+        output = saved.union(.terse)
+        defer { output = saved }
+        return try run(script)
+    }
+
     /// Whether ``claimTable(_:flags:)`` can work: this context's netlink socket was identified.
     public var canClaimTables: Bool { socketDescriptor != nil }
 
