@@ -365,22 +365,7 @@ struct TOMLConfigReader<Secrets: SecretSource> {
             error(idEntry.line, field: "id", "a client id is 1 to 32 letters, digits, '.', '_' or '-'")
             return nil
         }
-        var allowedRules: Set<RuleName> = []
-        if let entry = table["rules"], case .array(let items) = entry.value.kind, !items.isEmpty {
-            for item in items {
-                guard case .string(let text) = item.kind, let name = RuleName(rawValue: text) else {
-                    error(entry.line, field: "rules", "client \(id): expected rule names")
-                    continue
-                }
-                guard rules.contains(where: { $0.name == name && $0.spa2 != nil }) else {
-                    error(entry.line, field: "rules", "client \(id): \(text) is not an SPA v2 rule (spa = \"v2\")")
-                    continue
-                }
-                allowedRules.insert(name)
-            }
-        } else {
-            error(table["rules"]?.line ?? table.line, field: "rules", "client \(id): rules must list the SPA v2 rules it may open")
-        }
+        let allowedRules = allowedRules(in: table, client: id, rules: rules, kind: "SPA v2", spa: "v2") { $0.spa2 != nil }
         let keyEntries = ["ed25519_public_key", "ed25519_public_key_file", "hmac_key_file"].compactMap { table[$0] }
         guard keyEntries.count == 1, let keyEntry = keyEntries.first else {
             error(table.line, field: "client", "client \(id): give exactly one of ed25519_public_key, ed25519_public_key_file, hmac_key_file")
@@ -446,22 +431,7 @@ struct TOMLConfigReader<Secrets: SecretSource> {
                 error(other.line, field: key, "client \(id): an fwknop client (fwknop_key_file) takes no \(key)")
             }
         }
-        var allowedRules: Set<RuleName> = []
-        if let entry = table["rules"], case .array(let items) = entry.value.kind, !items.isEmpty {
-            for item in items {
-                guard case .string(let text) = item.kind, let name = RuleName(rawValue: text) else {
-                    error(entry.line, field: "rules", "client \(id): expected rule names")
-                    continue
-                }
-                guard rules.contains(where: { $0.name == name && $0.fwknop != nil }) else {
-                    error(entry.line, field: "rules", "client \(id): \(text) is not an fwknop rule (spa = \"fwknop\")")
-                    continue
-                }
-                allowedRules.insert(name)
-            }
-        } else {
-            error(table["rules"]?.line ?? table.line, field: "rules", "client \(id): rules must list the fwknop rules it may open")
-        }
+        let allowedRules = allowedRules(in: table, client: id, rules: rules, kind: "fwknop", spa: "fwknop") { $0.fwknop != nil }
         guard let keyEntry = table["fwknop_key_file"], let path = string(keyEntry, field: "fwknop_key_file") else { return nil }
         let keys: Fwknop.Keys
         do {
@@ -475,6 +445,30 @@ struct TOMLConfigReader<Secrets: SecretSource> {
             return nil
         }
         return FwknopClient(id: id, keys: keys, rules: allowedRules)
+    }
+
+    /// The rules a `[[client]]` table's `rules` list names, each checked to be of the client's kind
+    /// (`isOfKind`); errors for a missing or empty list, a non-name, or a rule of another kind.
+    private mutating func allowedRules(
+        in table: TOMLTable, client id: String, rules: [Rule], kind: String, spa: String, isOfKind: (Rule) -> Bool
+    ) -> Set<RuleName> {
+        var allowed: Set<RuleName> = []
+        guard let entry = table["rules"], case .array(let items) = entry.value.kind, !items.isEmpty else {
+            error(table["rules"]?.line ?? table.line, field: "rules", "client \(id): rules must list the \(kind) rules it may open")
+            return allowed
+        }
+        for item in items {
+            guard case .string(let text) = item.kind, let name = RuleName(rawValue: text) else {
+                error(entry.line, field: "rules", "client \(id): expected rule names")
+                continue
+            }
+            guard rules.contains(where: { $0.name == name && isOfKind($0) }) else {
+                error(entry.line, field: "rules", "client \(id): \(text) is not an \(kind) rule (spa = \"\(spa)\")")
+                continue
+            }
+            allowed.insert(name)
+        }
+        return allowed
     }
 
     /// The SPA keys of a rule: `spa`, the secrets (from files or inline) and `clock_skew`.
