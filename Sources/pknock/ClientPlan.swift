@@ -108,14 +108,7 @@ struct KnockPlan: Equatable {
             if let (_, name) = stray.first(where: \.0) { throw ClientUsageError("\(name) applies to SPA v2 only: add --spa2") }
         }
 
-        var specs: [KnockPortSpec] = []
-        for text in options.ports {
-            switch KnockPortSpec.parse(text) {
-            case .success(let spec): specs.append(spec)
-            case .failure(let problem): throw problem
-            }
-        }
-        if let profile, specs.isEmpty { specs = profile.knock }
+        let specs = try portSpecs(options, profile: profile)
         if specs.isEmpty { throw ClientUsageError("give at least one knock port") }
 
         // The command line's --spa wins over a v2 profile, --spa2 over a v1 one.
@@ -197,14 +190,7 @@ extension KnockPlan {
             (options.keyType != nil, "--key-type"), (options.rule != nil, "--rule"),
         ]
         if let (_, name) = stray.first(where: \.0) { throw ClientUsageError("\(name) does not apply to --fwknop") }
-        var specs: [KnockPortSpec] = []
-        for text in options.ports {
-            switch KnockPortSpec.parse(text) {
-            case .success(let spec): specs.append(spec)
-            case .failure(let problem): throw problem
-            }
-        }
-        if let profile, specs.isEmpty { specs = profile.knock }
+        let specs = try portSpecs(options, profile: profile)
         if specs.count > 1 { throw ClientUsageError("an fwknop packet goes to one port") }
         if specs.first?.transport == .tcp { throw ClientUsageError("fwknop packets are UDP only") }
         let port = specs.first?.resolved(defaultTransport: .udp) ?? ServicePort(Fwknop.defaultPort, .udp)
@@ -300,5 +286,20 @@ enum KnockReport {
                 + " MAC over source \(source) and epoch minute \(epochMinute)",
             "payload: \(String(decoding: digits, as: UTF8.self))\(digits.count < payload.count ? " + newline" : "")",
         ]
+    }
+}
+
+extension KnockPlan {
+    /// The knock ports the command line names, or the profile's when it names none.
+    fileprivate static func portSpecs(_ options: KnockOptions, profile: ClientProfile?) throws(ClientUsageError) -> [KnockPortSpec] {
+        var specs: [KnockPortSpec] = []
+        for text in options.ports {
+            switch KnockPortSpec.parse(text) {
+            case .success(let spec): specs.append(spec)
+            case .failure(let problem): throw problem
+            }
+        }
+        if let profile, specs.isEmpty { specs = profile.knock }
+        return specs
     }
 }
