@@ -139,19 +139,25 @@ public struct FwknopVerifier: Sendable {
     public let maximumPacketsPerWindow: Int
     private var clients: [FwknopClient]
     private var seen: [String: [(digest: [UInt8], timestamp: Int64)]] = [:]
+    /// What the digest memory may have forgotten; saved with it (``restore(_:horizon:now:)``).
+    public private(set) var horizon: ReplayHorizon
 
     /// Makes a verifier.
     public init(clients: [FwknopClient], clockWindow: Duration = .seconds(120), maximumPacketsPerWindow: Int = 30) {
         self.clients = clients
         self.clockWindow = clockWindow
         self.maximumPacketsPerWindow = maximumPacketsPerWindow
+        horizon = ReplayHorizon(windowSeconds: clockWindow.wholeSeconds)
     }
 
     /// Makes the verifier of a reload, keeping `previous`'s replay memory for clients that remain.
+    ///
+    /// A wider window does not re-admit packets whose digests `previous` already forgot.
     public init(clients: [FwknopClient], clockWindow: Duration, carryingOverFrom previous: FwknopVerifier) {
         self.init(clients: clients, clockWindow: clockWindow, maximumPacketsPerWindow: previous.maximumPacketsPerWindow)
         let ids = Set(clients.map(\.id))
         seen = previous.seen.filter { ids.contains($0.key) }
+        horizon = ReplayHorizon(windowSeconds: horizon.windowSeconds, continuing: previous.horizon)
     }
 
     private var windowSeconds: Int64 { max(0, clockWindow.wholeSeconds) }
@@ -171,7 +177,9 @@ public struct FwknopVerifier: Sendable {
         case .failure(let error): return .failure(.undecodable(client: client.id, error))
         }
         let skew = message.timestamp.subtractingSaturating(now.secondsSinceEpoch)
-        guard skew.magnitude <= UInt64(windowSeconds) else { return .failure(.outsideClockWindow(client: client.id, skew: skew)) }
+        guard skew.magnitude <= UInt64(windowSeconds), horizon.admits(message.timestamp) else {
+            return .failure(.outsideClockWindow(client: client.id, skew: skew))
+        }
         prune(clientID: client.id, oldest: now.secondsSinceEpoch.subtractingSaturating(windowSeconds))
         let digest = Array(SHA256.hash(data: packet))
         var used = seen[client.id] ?? []
@@ -204,9 +212,11 @@ public struct FwknopVerifier: Sendable {
     public mutating func prune(now: WallTime) {
         let oldest = now.secondsSinceEpoch.subtractingSaturating(windowSeconds)
         for clientID in seen.keys { prune(clientID: clientID, oldest: oldest) }
+        horizon.forget(before: oldest)
     }
 
     private mutating func prune(clientID: String, oldest: Int64) {
+        horizon.forget(before: oldest)
         seen[clientID]?.removeAll { $0.timestamp < oldest }
         if seen[clientID]?.isEmpty == true { seen[clientID] = nil }
     }
@@ -219,8 +229,10 @@ public struct FwknopVerifier: Sendable {
         .sorted { ($0.timestamp, $0.clientID, $0.digest) < ($1.timestamp, $1.clientID, $1.digest) }
     }
 
-    /// Restores remembered digests (after a restart), dropping those of unknown clients and outside the window.
-    public mutating func restore(_ digests: [SeenDigest], now: WallTime) {
+    /// Restores remembered digests (after a restart), dropping those of unknown clients and outside the
+    /// window; `horizon` is the saved memory's (nil for files from before it was saved).
+    public mutating func restore(_ digests: [SeenDigest], horizon saved: ReplayHorizon? = nil, now: WallTime) {
+        if let saved { horizon = ReplayHorizon(windowSeconds: horizon.windowSeconds, continuing: saved) }
         let ids = Set(clients.map(\.id))
         for entry in digests where ids.contains(entry.clientID) {
             guard let bytes = Self.bytes(hex: entry.digest), bytes.count == 32 else { continue }

@@ -615,17 +615,25 @@ public struct KnockEngine {
     /// The SPA v2 nonces seen within the clock window, for keeping across restarts.
     public var spa2SeenNonces: [SPAv2Verifier.SeenNonce] { spa2Verifier.seenNonces }
 
-    /// Restores SPA v2 nonces saved by an earlier run (those outside the window are dropped).
-    public mutating func restoreSPAv2Nonces(_ nonces: [SPAv2Verifier.SeenNonce], at wallTime: WallTime) {
-        spa2Verifier.restore(nonces, now: wallTime)
+    /// What the SPA v2 nonce memory may have forgotten, saved beside ``spa2SeenNonces``.
+    public var spa2ReplayHorizon: ReplayHorizon { spa2Verifier.horizon }
+
+    /// Restores SPA v2 nonces saved by an earlier run (those outside the window are dropped), with
+    /// the saved memory's horizon when the file has one.
+    public mutating func restoreSPAv2Nonces(_ nonces: [SPAv2Verifier.SeenNonce], horizon: ReplayHorizon? = nil, at wallTime: WallTime) {
+        spa2Verifier.restore(nonces, horizon: horizon, now: wallTime)
     }
 
     /// The digests of fwknop packets accepted within the clock window, for keeping across restarts.
     public var fwknopSeenDigests: [FwknopVerifier.SeenDigest] { fwknopVerifier.seenDigests }
 
-    /// Restores fwknop packet digests saved by an earlier run (those outside the window are dropped).
-    public mutating func restoreFwknopDigests(_ digests: [FwknopVerifier.SeenDigest], at wallTime: WallTime) {
-        fwknopVerifier.restore(digests, now: wallTime)
+    /// What the fwknop digest memory may have forgotten, saved beside ``fwknopSeenDigests``.
+    public var fwknopReplayHorizon: ReplayHorizon { fwknopVerifier.horizon }
+
+    /// Restores fwknop packet digests saved by an earlier run (those outside the window are dropped),
+    /// with the saved memory's horizon when the file has one.
+    public mutating func restoreFwknopDigests(_ digests: [FwknopVerifier.SeenDigest], horizon: ReplayHorizon? = nil, at wallTime: WallTime) {
+        fwknopVerifier.restore(digests, horizon: horizon, now: wallTime)
     }
 
     /// The tracked peers of rule `name`, attempts then grants, stalest first; nil for an unknown rule.

@@ -82,6 +82,13 @@ public struct SPAv2Verifier: Sendable {
         public var nonce: [UInt8]
         /// The packet's timestamp.
         public var timestamp: Int64
+
+        /// Makes an entry.
+        public init(clientID: String, nonce: [UInt8], timestamp: Int64) {
+            self.clientID = clientID
+            self.nonce = nonce
+            self.timestamp = timestamp
+        }
     }
 
     /// How far a timestamp may be from the server's clock.
@@ -90,19 +97,15 @@ public struct SPAv2Verifier: Sendable {
     public let maximumPacketsPerWindow: Int
     private var clients: [String: SPAv2Client]
     private var seen: [String: [(nonce: [UInt8], timestamp: Int64)]] = [:]
-    /// The latest cutoff any prune used: nonces with older timestamps may be forgotten.
-    private var prunedBefore = Int64.min
-    /// The oldest timestamp accepted after a reload that widened the window (Int64.min: no limit).
-    ///
-    /// Older packets are refused because the previous window's pruning may have forgotten their
-    /// nonces. Cleared once the window has moved past it, so it never outlives the reload's old window.
-    private var forgottenBefore = Int64.min
+    /// What the nonce memory may have forgotten; saved with it (``restore(_:horizon:now:)``).
+    public private(set) var horizon: ReplayHorizon
 
     /// Makes a verifier; `clockWindow` defaults to 60 s.
     public init(clients: [SPAv2Client], clockWindow: Duration = .seconds(60), maximumPacketsPerWindow: Int = 30) {
         self.clients = Dictionary(clients.map { ($0.id, $0) }, uniquingKeysWith: { _, last in last })
         self.clockWindow = clockWindow
         self.maximumPacketsPerWindow = maximumPacketsPerWindow
+        horizon = ReplayHorizon(windowSeconds: clockWindow.wholeSeconds)
     }
 
     /// Makes the verifier of a reload: `clients` and `clockWindow` are the new configuration's, and
@@ -116,8 +119,7 @@ public struct SPAv2Verifier: Sendable {
     ) {
         self.init(clients: clients, clockWindow: clockWindow, maximumPacketsPerWindow: maximumPacketsPerWindow)
         seen = previous.seen.filter { self.clients[$0.key] != nil }
-        prunedBefore = previous.prunedBefore
-        forgottenBefore = max(previous.forgottenBefore, previous.prunedBefore)
+        horizon = ReplayHorizon(windowSeconds: horizon.windowSeconds, continuing: previous.horizon)
     }
 
     /// The window in whole seconds, never negative.
@@ -155,7 +157,7 @@ public struct SPAv2Verifier: Sendable {
         guard let client = clients[message.clientID] else { return .failure(.unknownClient(message.clientID)) }
         // Cheap checks first: an unauthenticated packet may end here, but it changes nothing.
         let skew = Self.skew(message.timestamp, from: now)
-        guard skew.magnitude <= UInt64(windowSeconds), message.timestamp >= forgottenBefore else {
+        guard skew.magnitude <= UInt64(windowSeconds), horizon.admits(message.timestamp) else {
             return .failure(.outsideClockWindow(client: client.id, skew: skew))
         }
         guard message.rule == rule, client.rules.contains(rule) else {
@@ -190,11 +192,7 @@ public struct SPAv2Verifier: Sendable {
         prune(clientID: clientID, oldest: oldest)
     }
 
-    private mutating func markPruned(_ oldest: Int64) {
-        prunedBefore = max(prunedBefore, oldest)
-        // Once the window has moved past the mark, the clock check alone refuses what it refused.
-        if oldest >= forgottenBefore { forgottenBefore = Int64.min }
-    }
+    private mutating func markPruned(_ oldest: Int64) { horizon.forget(before: oldest) }
 
     private mutating func prune(clientID: String, oldest: Int64) {
         seen[clientID]?.removeAll { $0.timestamp < oldest }
@@ -208,7 +206,11 @@ public struct SPAv2Verifier: Sendable {
     }
 
     /// Restores remembered nonces (after a restart), dropping those outside the window.
-    public mutating func restore(_ nonces: [SeenNonce], now: WallTime) {
+    ///
+    /// `horizon` is the saved memory's (nil for files from before it was saved): a wider window than the one that
+    /// pruned the saved memory keeps refusing what that memory may have forgotten.
+    public mutating func restore(_ nonces: [SeenNonce], horizon saved: ReplayHorizon? = nil, now: WallTime) {
+        if let saved { horizon = ReplayHorizon(windowSeconds: horizon.windowSeconds, continuing: saved) }
         for entry in nonces where clients[entry.clientID] != nil {
             seen[entry.clientID, default: []].append((entry.nonce, entry.timestamp))
         }

@@ -129,8 +129,10 @@ public final class KnockService {
         if let replayStore, let wallTime {
             let restored = engine.restoreSPAReplayState(replayStore.load(logger: logger), at: wallTime)
             if restored > 0 { logger.info("SPA replay memory restored", metadata: ["spa.entries": "\(restored)"]) }
-            engine.restoreSPAv2Nonces(replayStore.loadNonces(logger: logger), at: wallTime)
-            engine.restoreFwknopDigests(replayStore.loadFwknopDigests(logger: logger), at: wallTime)
+            let nonces = replayStore.loadNonces(logger: logger)
+            engine.restoreSPAv2Nonces(nonces.entries, horizon: nonces.horizon, at: wallTime)
+            let digests = replayStore.loadFwknopDigests(logger: logger)
+            engine.restoreFwknopDigests(digests.entries, horizon: digests.horizon, at: wallTime)
         }
         var existing = try existingSets()
         adoptAllowedPeers(existingSets: existing ?? [], now: now)
@@ -418,8 +420,8 @@ public final class KnockService {
         guard let replayStore else { return }
         do {
             try replayStore.save(engine.spaReplayState(at: wallTime))
-            try replayStore.saveNonces(engine.spa2SeenNonces)
-            try replayStore.saveFwknopDigests(engine.fwknopSeenDigests)
+            try replayStore.saveNonces(engine.spa2SeenNonces, horizon: engine.spa2ReplayHorizon)
+            try replayStore.saveFwknopDigests(engine.fwknopSeenDigests, horizon: engine.fwknopReplayHorizon)
         } catch {
             counters.stateErrors += 1
             logger.error("saving the SPA replay memory failed", metadata: ["state.file": "\(replayStore.path)", "error": "\(error)"])

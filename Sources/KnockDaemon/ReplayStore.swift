@@ -138,54 +138,77 @@ public struct ReplayStore: Sendable {
         try Self.writeAtomically(Data(Self.render(entries).utf8), to: path, directory: directory)
     }
 
+    /// A windowed replay memory as saved: its entries and its ``KnockCore/ReplayHorizon``.
+    ///
+    /// The file is JSON, `{"horizon": {...}, "entries": [...]}`; files written before the horizon was
+    /// saved hold only the entries' array and still load (without a horizon).
+    public struct SavedMemory<Entry: Codable & Equatable & Sendable>: Codable, Equatable, Sendable {
+        /// What the memory may have forgotten (nil: a file from before it was saved).
+        public var horizon: ReplayHorizon?
+        /// The remembered entries.
+        public var entries: [Entry]
+
+        /// Makes a saved memory.
+        public init(horizon: ReplayHorizon?, entries: [Entry]) {
+            self.horizon = horizon
+            self.entries = entries
+        }
+
+        /// Reads either layout.
+        static func decode(_ data: Data) throws -> SavedMemory {
+            let decoder = JSONDecoder()
+            if let bare = try? decoder.decode([Entry].self, from: data) { return SavedMemory(horizon: nil, entries: bare) }
+            return try decoder.decode(SavedMemory.self, from: data)
+        }
+    }
+
     /// Where the SPA v2 nonces are kept, beside the v1 replay file.
     public var noncesPath: String { path + "-v2.json" }
 
-    /// Replaces the SPA v2 nonce file with `nonces` (JSON), atomically, mode 0600.
-    public func saveNonces(_ nonces: [SPAv2Verifier.SeenNonce]) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        try Self.writeAtomically(try encoder.encode(nonces), to: noncesPath, directory: directory)
+    /// Replaces the SPA v2 nonce file with `nonces` and their horizon (JSON), atomically, mode 0600.
+    public func saveNonces(_ nonces: [SPAv2Verifier.SeenNonce], horizon: ReplayHorizon) throws {
+        try Self.save(SavedMemory(horizon: horizon, entries: nonces), to: noncesPath, directory: directory)
     }
 
     /// The saved SPA v2 nonces; empty when there are none, and empty with a warning when the file is
     /// unreadable (a packet captured within the clock window could then open once more).
-    public func loadNonces(logger: Logger) -> [SPAv2Verifier.SeenNonce] {
-        guard FileManager.default.fileExists(atPath: noncesPath) else { return [] }
-        do {
-            let data = try Data(contentsOf: URL(fileURLWithPath: noncesPath))
-            guard data.count <= Self.maximumFileBytes else { throw FormatError(line: nil, "the file is too large") }
-            return try JSONDecoder().decode([SPAv2Verifier.SeenNonce].self, from: data)
-        } catch {
-            logger.warning(
-                "SPA v2 nonce memory unusable; starting with none: a packet made within the clock window may open once more",
-                metadata: ["state.file": "\(noncesPath)", "error": "\(error)"])
-            return []
-        }
+    public func loadNonces(logger: Logger) -> SavedMemory<SPAv2Verifier.SeenNonce> {
+        load(
+            from: noncesPath, logger: logger,
+            warning: "SPA v2 nonce memory unusable; starting with none: a packet made within the clock window may open once more")
     }
 
     /// Where the digests of accepted fwknop packets are kept, beside the v1 replay file.
     public var fwknopDigestsPath: String { path + "-fwknop.json" }
 
-    /// Replaces the fwknop digest file with `digests` (JSON), atomically, mode 0600.
-    public func saveFwknopDigests(_ digests: [FwknopVerifier.SeenDigest]) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        try Self.writeAtomically(try encoder.encode(digests), to: fwknopDigestsPath, directory: directory)
+    /// Replaces the fwknop digest file with `digests` and their horizon (JSON), atomically, mode 0600.
+    public func saveFwknopDigests(_ digests: [FwknopVerifier.SeenDigest], horizon: ReplayHorizon) throws {
+        try Self.save(SavedMemory(horizon: horizon, entries: digests), to: fwknopDigestsPath, directory: directory)
     }
 
     /// The saved fwknop digests; empty, with a warning logged, when the file is unusable.
-    public func loadFwknopDigests(logger: Logger) -> [FwknopVerifier.SeenDigest] {
-        guard FileManager.default.fileExists(atPath: fwknopDigestsPath) else { return [] }
+    public func loadFwknopDigests(logger: Logger) -> SavedMemory<FwknopVerifier.SeenDigest> {
+        load(
+            from: fwknopDigestsPath, logger: logger,
+            warning: "fwknop replay memory unusable; starting with none: a packet made within the clock window may open once more")
+    }
+
+    private static func save<Entry>(_ memory: SavedMemory<Entry>, to path: String, directory: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        try writeAtomically(try encoder.encode(memory), to: path, directory: directory)
+    }
+
+    private func load<Entry>(from file: String, logger: Logger, warning: Logger.Message) -> SavedMemory<Entry> {
+        let empty = SavedMemory<Entry>(horizon: nil, entries: [])
+        guard FileManager.default.fileExists(atPath: file) else { return empty }
         do {
-            let data = try Data(contentsOf: URL(fileURLWithPath: fwknopDigestsPath))
+            let data = try Data(contentsOf: URL(fileURLWithPath: file))
             guard data.count <= Self.maximumFileBytes else { throw FormatError(line: nil, "the file is too large") }
-            return try JSONDecoder().decode([FwknopVerifier.SeenDigest].self, from: data)
+            return try SavedMemory.decode(data)
         } catch {
-            logger.warning(
-                "fwknop replay memory unusable; starting with none: a packet made within the clock window may open once more",
-                metadata: ["state.file": "\(fwknopDigestsPath)", "error": "\(error)"])
-            return []
+            logger.warning(warning, metadata: ["state.file": "\(file)", "error": "\(error)"])
+            return empty
         }
     }
 

@@ -191,6 +191,32 @@ import Testing
         #expect(removed.seenDigests.isEmpty)
     }
 
+    /// A wider window (a reload, or a restart with the saved horizon) does not readmit a packet whose
+    /// digest the narrower window already forgot.
+    @Test func aWiderWindowDoesNotReadmitForgottenDigests() throws {
+        var first = FwknopVerifier(clients: [Self.client()])
+        let packet = try Self.packet()
+        #expect((try? first.verify(packet, source: Self.source, rule: Self.rule, settings: FwknopRuleSettings(), now: Self.now).get()) != nil)
+        let later = WallTime(secondsSinceEpoch: Self.timestamp + 150)
+        first.prune(now: later)
+        #expect(first.seenDigests.isEmpty)
+        let reloaded = FwknopVerifier(clients: [Self.client()], clockWindow: .seconds(600), carryingOverFrom: first)
+        var restarted = FwknopVerifier(clients: [Self.client()], clockWindow: .seconds(600))
+        restarted.restore(first.seenDigests, horizon: first.horizon, now: later)
+        for var verifier in [reloaded, restarted] {
+            #expect(
+                verifier.verify(packet, source: Self.source, rule: Self.rule, settings: FwknopRuleSettings(), now: later)
+                    == .failure(.outsideClockWindow(client: "laptop", skew: -150)))
+            // Younger than what the old window remembered: opens under the wider window.
+            let recent = try Self.packet(Self.message(timestamp: later.secondsSinceEpoch - 60))
+            #expect((try? verifier.verify(recent, source: Self.source, rule: Self.rule, settings: FwknopRuleSettings(), now: later).get()) != nil)
+        }
+        // Without the saved horizon (a file from before it was kept) the forgotten packet would open.
+        var unaware = FwknopVerifier(clients: [Self.client()], clockWindow: .seconds(600))
+        unaware.restore(first.seenDigests, now: later)
+        #expect((try? unaware.verify(packet, source: Self.source, rule: Self.rule, settings: FwknopRuleSettings(), now: later).get()) != nil)
+    }
+
     @Test func rateLimitBoundsTheMemory() throws {
         var verifier = FwknopVerifier(clients: [Self.client()], maximumPacketsPerWindow: 2)
         for index in 0..<3 {

@@ -124,17 +124,7 @@ import Testing
             loaded.daemon.table = "pk_test"
             return loaded
         }
-        // The Ed25519 vector of Docs/spa-v2.md: client laptop, rule SSH, timestamp 1764072000.
-        let hex =
-            "504b4f0202066c6170746f700000000069259a40000102030405060708090a0b0c0d0e0f035353480068c44b125bc1dda9ad6df00d54365d30f4588ed5251e73d3c9e2a9fd0ca182c05b40089b84aefc6fd337e1554c04f094fd3035aef5700b038419f05907db540d"
-        var packet: [UInt8] = []
-        var index = hex.startIndex
-        while index < hex.endIndex {
-            let next = hex.index(index, offsetBy: 2)
-            packet.append(try #require(UInt8(hex[index..<next], radix: 16)))
-            index = next
-        }
-        let udp = PacketBuilder.udp(from: client, to: server, port: 4500, payload: packet)
+        let udp = PacketBuilder.udp(from: client, to: server, port: 4500, payload: try Self.docsSPAv2Packet())
         let now = WallTime(secondsSinceEpoch: 1_764_072_005)
         let executor = RecordingNFTExecutor()
         let service = KnockService(
@@ -148,6 +138,61 @@ import Testing
         service.handle(packet: udp, etherType: 0x0800, now: .seconds(3), wallTime: now)
         #expect(service.counters.allowed == 1)
         #expect(executor.changes.count == changes, "the replay changed the firewall")
+    }
+
+    /// A restart with a wider `spa2_clock_window` must not readmit a packet whose nonce the narrower
+    /// window already forgot: the nonce file carries the memory's horizon.
+    @Test func aRestartWithAWiderSPAv2WindowStillRefusesAForgottenReplay() throws {
+        let directory = NSTemporaryDirectory() + "pknock-service-horizon-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        func service(window: String) throws -> KnockService {
+            var loaded = try ConfigLoader.parseTOML(
+                """
+                [daemon]
+                spa2_clock_window = "\(window)"
+                [[rule]]
+                name = "SSH"
+                spa = "v2"
+                knock = ["4500:udp"]
+                protect = [22]
+                [[client]]
+                id = "laptop"
+                rules = ["SSH"]
+                ed25519_public_key = "ebVWLo/mVPlAeLES6KmLp5AfhTrmlb7X4OORC60ElmQ="
+                """, file: "/etc/pknock/pknock.toml", secrets: InMemorySecretSource())
+            loaded.daemon.table = "pk_test"
+            return KnockService(
+                configuration: loaded, executor: RecordingNFTExecutor(),
+                logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }), replayStore: ReplayStore(directory: directory))
+        }
+        let udp = PacketBuilder.udp(from: client, to: server, port: 4500, payload: try Self.docsSPAv2Packet())
+        let first = try service(window: "60s")
+        try first.start(now: .zero, wallTime: WallTime(secondsSinceEpoch: 1_764_072_005))
+        first.handle(packet: udp, etherType: 0x0800, now: .seconds(1), wallTime: WallTime(secondsSinceEpoch: 1_764_072_005))
+        #expect(first.counters.allowed == 1)
+        // 90 s later the 60 s window has forgotten the nonce; the state is saved at stop.
+        let later = WallTime(secondsSinceEpoch: 1_764_072_090)
+        first.tick(now: .seconds(90), wallTime: later)
+        first.saveReplayState(wallTime: later)
+        #expect(first.knockEngine.spa2SeenNonces.isEmpty)
+        let restarted = try service(window: "300s")
+        try restarted.start(now: .zero, wallTime: later)
+        restarted.handle(packet: udp, etherType: 0x0800, now: .seconds(1), wallTime: later)
+        #expect(restarted.counters.allowed == 0, "a forgotten nonce opened again under the wider window")
+    }
+
+    /// The Ed25519 vector of Docs/spa-v2.md: client laptop, rule SSH, timestamp 1764072000.
+    static func docsSPAv2Packet() throws -> [UInt8] {
+        let hex =
+            "504b4f0202066c6170746f700000000069259a40000102030405060708090a0b0c0d0e0f035353480068c44b125bc1dda9ad6df00d54365d30f4588ed5251e73d3c9e2a9fd0ca182c05b40089b84aefc6fd337e1554c04f094fd3035aef5700b038419f05907db540d"
+        var packet: [UInt8] = []
+        var index = hex.startIndex
+        while index < hex.endIndex {
+            let next = hex.index(index, offsetBy: 2)
+            packet.append(try #require(UInt8(hex[index..<next], radix: 16)))
+            index = next
+        }
+        return packet
     }
 
     /// Issue 11 item 6: an SPA close is saved at once, so a restart right after it still remembers it.

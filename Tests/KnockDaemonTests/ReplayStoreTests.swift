@@ -204,4 +204,29 @@ final class ReplayStoreLogHandler: LogHandler, Sendable {
         #expect(replay.allSatisfy { if case .firewall = $0 { false } else { true } })
         #expect(after.peerCounts(of: ftp)?.allowed == 1)
     }
+
+    @Test func windowedMemoriesKeepTheirHorizonAndOldFilesStillLoad() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = ReplayStore(directory: directory)
+        var horizon = ReplayHorizon(windowSeconds: 60)
+        horizon.forget(before: 1_764_072_000)
+        let nonces = [SPAv2Verifier.SeenNonce(clientID: "laptop", nonce: Array(0..<16), timestamp: 1_764_072_030)]
+        try store.saveNonces(nonces, horizon: horizon)
+        let digests = [FwknopVerifier.SeenDigest(clientID: "phone", digest: String(repeating: "ab", count: 32), timestamp: 1_764_072_031)]
+        try store.saveFwknopDigests(digests, horizon: horizon)
+        let (logger, handler) = recordingLogger()
+        #expect(store.loadNonces(logger: logger) == ReplayStore.SavedMemory(horizon: horizon, entries: nonces))
+        #expect(store.loadFwknopDigests(logger: logger) == ReplayStore.SavedMemory(horizon: horizon, entries: digests))
+        // Files from before the horizon was saved: the bare array.
+        try Data(#"[{"clientID":"laptop","nonce":[1,2],"timestamp":5}]"#.utf8).write(to: URL(fileURLWithPath: store.noncesPath))
+        let old = store.loadNonces(logger: logger)
+        #expect(old.horizon == nil)
+        #expect(old.entries == [SPAv2Verifier.SeenNonce(clientID: "laptop", nonce: [1, 2], timestamp: 5)])
+        #expect(handler.messages.withLock { $0.isEmpty })
+        // A corrupt file: nothing, and a warning.
+        try Data("{\"horizon\": 3".utf8).write(to: URL(fileURLWithPath: store.fwknopDigestsPath))
+        #expect(store.loadFwknopDigests(logger: logger).entries.isEmpty)
+        #expect(handler.messages.withLock { $0.contains { $0.hasPrefix("warning: fwknop replay memory unusable") } })
+    }
 }
