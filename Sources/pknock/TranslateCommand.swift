@@ -91,7 +91,14 @@ struct Translation: Equatable {
                     "rule \(rule.name): the secrets were inline in the iptables rules and are inline here; move them to open_secret_file/close_secret_file, readable only by root"
                 )
             }
-            out += "\n" + render(rule, hooks: nil, notes: [])
+            var notes: [String] = []
+            if rule.maxWrongKnocks != tomlDefaultMaxWrongKnocks(rule) {
+                let note =
+                    "xt_pknock's behaviour is kept: any number of wrong knocks, so a port sweep can complete the sequence; delete max_wrong_knocks to get pknock's default of \(Rule.defaultMaxWrongKnocks), which stops sweeps"
+                notes.append(note)
+                warnings.append("rule \(rule.name): \(note)")
+            }
+            out += "\n" + render(rule, hooks: nil, notes: notes)
         }
         return Translation(toml: out, warnings: warnings)
     }
@@ -235,10 +242,17 @@ struct Translation: Equatable {
             if knocks.count > Rule.maximumKnockPorts {
                 warnings.append("\(file):\(section.line): \(label) has \(knocks.count) knocks; pknock allows at most \(Rule.maximumKnockPorts)")
             }
-            let rule = Rule(name: ruleName, knockSequence: knocks, maxKnockGap: gap, autoclose: autoclose, protectedPorts: protect)
+            // A door is a non-strict sequence: it gets pknock's wrong-knock budget, as written by hand.
+            var rule = Rule(name: ruleName, knockSequence: knocks, maxKnockGap: gap, autoclose: autoclose, protectedPorts: protect)
+            rule.maxWrongKnocks = tomlDefaultMaxWrongKnocks(rule)
             out += "\n" + render(rule, hooks: RuleHooks(onOpen: open, onClose: close), notes: notes)
         }
         return Translation(toml: out, warnings: warnings)
+    }
+
+    /// The `max_wrong_knocks` a pknock.toml rule gets when it does not say (KnockConfig's default).
+    static func tomlDefaultMaxWrongKnocks(_ rule: Rule) -> Int {
+        !rule.strict && rule.spa == nil && rule.spa2 == nil && rule.fwknop == nil ? Rule.defaultMaxWrongKnocks : 0
     }
 
     /// A valid rule name from a knockd section name: other characters become '_', at most 31.
@@ -292,6 +306,7 @@ struct Translation: Equatable {
             if let close = spa.closeSecret { out += "close_secret = \(quoted(String(decoding: close.bytes, as: UTF8.self)))\n" }
             if spa.clockSkewMinutes != 1 { out += "clock_skew = \(spa.clockSkewMinutes)\n" }
         }
+        if rule.maxWrongKnocks != tomlDefaultMaxWrongKnocks(rule) { out += "max_wrong_knocks = \(rule.maxWrongKnocks)\n" }
         if rule.maxTrackedPeers != Rule.defaultMaxTrackedPeers { out += "max_tracked_peers = \(rule.maxTrackedPeers)\n" }
         if rule.maxAllowedPeers != Rule.defaultMaxAllowedPeers { out += "max_allowed_peers = \(rule.maxAllowedPeers)\n" }
         if let onOpen = hooks?.onOpen { out += "on_open = \(quoted(onOpen))\n" }

@@ -70,6 +70,21 @@ import Testing
         #expect(translated.warnings.contains { $0.contains("rule FTP: the secrets were inline") })
     }
 
+    /// xt_pknock let a non-strict rule take any number of wrong knocks; the TOML default is a budget of
+    /// 8, so the translation says 0 out loud (and why) to stay equivalent.
+    @Test func aNonStrictXtPknockRuleKeepsItsUnlimitedWrongKnocks() throws {
+        let rules = "-A INPUT -p tcp -m pknock --knockports 3001,3002,3003 --name WEB --time 10\n"
+        let translated = try Translation.iptables(rules, file: "xt.rules")
+        #expect(translated.toml.contains("max_wrong_knocks = 0\n"))
+        #expect(translated.toml.contains("# NOTE: xt_pknock's behaviour is kept: any number of wrong knocks"))
+        #expect(translated.warnings.contains { $0.hasPrefix("rule WEB: xt_pknock's behaviour is kept") })
+        #expect(try load(translated.toml).rules == ConfigLoader.parseRulesFile(rules, file: "xt.rules").rules)
+        // knockd doors get pknock's budget, as a hand-written rule: nothing to write.
+        let door = Translation.knockd(Self.knockdSample, file: "knockd.conf")
+        #expect(!door.toml.contains("max_wrong_knocks"))
+        #expect(try load(door.toml).rules.allSatisfy { $0.maxWrongKnocks == Rule.defaultMaxWrongKnocks })
+    }
+
     @Test func knockdsSampleConfigTranslates() throws {
         let translated = Translation.knockd(Self.knockdSample, file: "/etc/knockd.conf")
         let configuration = try load(translated.toml)
