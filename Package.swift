@@ -51,7 +51,7 @@ let package = Package(
         // The control socket's protocol: Codable requests, replies and events, JSON-lines framing, and
         // the client `pknock status|events|open|close` uses. The daemon's server speaks the same types.
         .target(name: "KnockControl", dependencies: ["KnockCore", "KnockPOSIX"]),
-        // The glibc call Swift's Glibc module hides behind _GNU_SOURCE (closefrom for posix_spawn).
+        // The glibc calls Swift's Glibc module hides: closefrom for posix_spawn (_GNU_SOURCE), mallopt and mallinfo2.
         .target(name: "CKnockPOSIX"),
         .target(
             name: "KnockDaemon",

@@ -328,8 +328,9 @@ public struct FirewallLayout: Equatable, Sendable {
 
     /// `command` as prepared set-element changes (what ``commandScript(_:)`` says, without the
     /// text parse): the same add / delete / add with timeout, or add / delete, in one batch.
+    ///
+    /// The batch's script is rendered only when read (issue #14: not on every grant).
     public func commandBatch(_ command: FirewallCommand) -> NFTablesNetlink.ElementBatch {
-        let script = NFTScript(commandScript(command))
         switch command {
         case .allow(let rule, let peer, let ttl):
             let set = Self.setName(rule: rule, kind: .allowed, family: peer.isIPv4 ? .ipv4 : .ipv6)
@@ -340,11 +341,11 @@ public struct FirewallLayout: Equatable, Sendable {
                 changes: [
                     .init(.add, set: set, key: key), .init(.delete, set: set, key: key), .init(.add, set: set, key: key, timeoutMilliseconds: milliseconds),
                 ],
-                script: script)
+                script: NFTScript(commandScript(command)))
         case .revoke(let rule, let peer):
             let set = Self.setName(rule: rule, kind: .allowed, family: peer.isIPv4 ? .ipv4 : .ipv6)
             let key = peer.networkBytes
-            return .init(table: table, changes: [.init(.add, set: set, key: key), .init(.delete, set: set, key: key)], script: script)
+            return .init(table: table, changes: [.init(.add, set: set, key: key), .init(.delete, set: set, key: key)], script: NFTScript(commandScript(command)))
         }
     }
 

@@ -85,8 +85,8 @@ public final class KnockService {
     private let executor: any NFTExecutor
     private let logger: Logger
 
-    /// The table layout of the configuration in force.
-    public var layout: FirewallLayout { FirewallLayout(configuration: configuration) }
+    /// The table layout of the configuration in force; made once per configuration, not per grant.
+    public private(set) var layout: FirewallLayout
 
     /// Where the SPA replay memory is kept across restarts; nil keeps it in memory only.
     private let replayStore: ReplayStore?
@@ -101,6 +101,7 @@ public final class KnockService {
     /// Makes a service for `configuration`; nothing touches the firewall until ``start(now:wallTime:)``.
     public init(configuration: Configuration, executor: any NFTExecutor, logger: Logger, replayStore: ReplayStore? = nil) {
         self.configuration = configuration
+        self.layout = FirewallLayout(configuration: configuration)
         self.engine = KnockEngine(
             rules: configuration.rules, clients: configuration.clients, spa2ClockWindow: configuration.daemon.spa2ClockWindow,
             fwknopClients: configuration.fwknopClients, fwknopClockWindow: configuration.daemon.fwknopClockWindow,
@@ -171,6 +172,7 @@ public final class KnockService {
             fwknopClockWindow: newConfiguration.daemon.fwknopClockWindow,
             firstKnockCapacity: newConfiguration.daemon.firstKnockCapacity, carryingOverFrom: engine)
         configuration = newConfiguration
+        layout = newLayout
         logger.info("configuration reloaded", metadata: ["rules": "\(newConfiguration.rules.count)"])
     }
 

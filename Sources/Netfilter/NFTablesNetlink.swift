@@ -68,7 +68,7 @@ public enum NFTablesNetlink {
             to: &bytes, type: subsystem << 8 | UInt16(MessageKind.newTable.rawValue),
             flags: flagRequest | flagAck | flagCreate, sequence: sequence &+ 1, family: family, resourceID: 0
         ) { body in
-            appendAttribute(to: &body, type: tableNameAttribute, value: Array(name.utf8) + [0])
+            appendStringAttribute(to: &body, type: tableNameAttribute, value: name)
             appendAttribute(to: &body, type: tableFlagsAttribute, value: bigEndianBytes(flags.rawValue))
         }
         appendMessage(to: &bytes, type: batchEnd, flags: flagRequest, sequence: sequence &+ 2, family: 0, resourceID: subsystem) { _ in }
@@ -85,6 +85,15 @@ public enum NFTablesNetlink {
             return error == Int32.min ? Int32.max : -error
         }
         return nil
+    }
+
+    /// Calls `body` with the sequence number and outcome (0, or the positive errno of a refusal) of
+    /// every acknowledgement or error in `bytes`, in order: one pass over a received datagram.
+    public static func forEachAcknowledgement(in bytes: some Collection<UInt8>, _ body: (_ sequence: UInt32, _ outcome: Int32) -> Void) {
+        for message in NetlinkMessages(bytes) where message.type == messageError {
+            guard let error = message.payload.int32(at: 0) else { return }
+            body(message.sequence, error == Int32.min ? Int32.max : -error)
+        }
     }
 
     /// One change to a set's elements, as one `NFT_MSG_NEWSETELEM` or `NFT_MSG_DELSETELEM` message.
@@ -110,20 +119,29 @@ public enum NFTablesNetlink {
     }
 
     /// Set-element changes to apply as one transaction, with the nft text that says the same (for
-    /// logs, and for executors that only speak text).
+    /// logs, errors, and executors that only speak text).
+    ///
+    /// The text is rendered only when asked for: the grant path sends the prepared messages and
+    /// needs it only to describe a refusal.
     public struct ElementBatch: Equatable, Sendable {
         /// The `inet` table whose sets change.
         public var table: String
         /// The changes, in order.
         public var changes: [ElementChange]
-        /// The same changes as an nft script.
-        public var script: NFTScript
+        private let renderScript: @Sendable () -> NFTScript
 
-        /// Makes a batch.
-        public init(table: String, changes: [ElementChange], script: NFTScript) {
+        /// The same changes as an nft script (rendered on each use).
+        public var script: NFTScript { renderScript() }
+
+        /// Makes a batch; `script` is evaluated only when ``script`` is read.
+        public init(table: String, changes: [ElementChange], script: @escaping @autoclosure @Sendable () -> NFTScript) {
             self.table = table
             self.changes = changes
-            self.script = script
+            self.renderScript = script
+        }
+
+        public static func == (lhs: ElementBatch, rhs: ElementBatch) -> Bool {
+            lhs.table == rhs.table && lhs.changes == rhs.changes && lhs.script == rhs.script
         }
     }
 
@@ -151,12 +169,12 @@ public enum NFTablesNetlink {
                 to: &bytes, type: subsystem << 8 | UInt16(kind.rawValue), flags: flags, sequence: messageSequence,
                 family: familyINet, resourceID: 0
             ) { body in
-                appendAttribute(to: &body, type: elementListTable, value: Array(batch.table.utf8) + [0])
-                appendAttribute(to: &body, type: elementListSet, value: Array(change.set.utf8) + [0])
+                appendStringAttribute(to: &body, type: elementListTable, value: batch.table)
+                appendStringAttribute(to: &body, type: elementListSet, value: change.set)
                 appendNested(to: &body, type: elementListElements) { elements in
                     appendNested(to: &elements, type: listElement) { element in
                         if let timeout = change.timeoutMilliseconds {
-                            appendAttribute(to: &element, type: elementTimeout, value: bigEndianBytes(timeout))
+                            appendBigEndianAttribute(to: &element, type: elementTimeout, value: timeout)
                         }
                         appendNested(to: &element, type: elementKey) { key in
                             appendAttribute(to: &key, type: dataValue, value: change.key)
@@ -215,37 +233,74 @@ public enum NFTablesNetlink {
 
     // MARK: - Encoding
 
+    /// Appends one netlink message: its header, `struct nfgenmsg`, then what `attributes` appends;
+    /// the length is filled in afterwards (no intermediate arrays).
     private static func appendMessage(
         to bytes: inout [UInt8], type: UInt16, flags: UInt16, sequence: UInt32, family: UInt8, resourceID: UInt16,
         attributes: (inout [UInt8]) -> Void
     ) {
+        let start = bytes.count
+        // struct nlmsghdr, host byte order: len (filled in below), type, flags, seq, pid (0: the kernel).
+        appendLittleEndian(UInt32(0), to: &bytes)
+        appendLittleEndian(type, to: &bytes)
+        appendLittleEndian(flags, to: &bytes)
+        appendLittleEndian(sequence, to: &bytes)
+        appendLittleEndian(UInt32(0), to: &bytes)
         // struct nfgenmsg: nfgen_family, version (NFNETLINK_V0), res_id (big-endian).
-        var body: [UInt8] = [family, 0] + bigEndianBytes(resourceID)
-        attributes(&body)
-        let length = UInt32(16 + body.count)
-        // struct nlmsghdr, host byte order: len, type, flags, seq, pid (0: the kernel).
-        bytes += littleEndianBytes(length) + littleEndianBytes(type) + littleEndianBytes(flags)
-        bytes += littleEndianBytes(sequence) + littleEndianBytes(UInt32(0))
-        bytes += body
+        bytes.append(family)
+        bytes.append(0)
+        appendBigEndian(resourceID, to: &bytes)
+        attributes(&bytes)
+        let length = UInt32(bytes.count - start)
+        for index in 0..<4 { bytes[start + index] = UInt8(truncatingIfNeeded: length >> (index * 8)) }
         pad(&bytes)
     }
 
     private static func appendAttribute(to bytes: inout [UInt8], type: UInt16, value: [UInt8]) {
-        bytes += littleEndianBytes(UInt16(4 + value.count)) + littleEndianBytes(type) + value
+        appendLittleEndian(UInt16(4 + value.count), to: &bytes)
+        appendLittleEndian(type, to: &bytes)
+        bytes.append(contentsOf: value)
         pad(&bytes)
+    }
+
+    /// A NUL-terminated string attribute, written straight from the string's UTF-8.
+    private static func appendStringAttribute(to bytes: inout [UInt8], type: UInt16, value: String) {
+        var utf8 = value
+        utf8.withUTF8 { text in
+            appendLittleEndian(UInt16(4 + text.count + 1), to: &bytes)
+            appendLittleEndian(type, to: &bytes)
+            bytes.append(contentsOf: text)
+        }
+        bytes.append(0)
+        pad(&bytes)
+    }
+
+    private static func appendBigEndianAttribute(to bytes: inout [UInt8], type: UInt16, value: UInt64) {
+        appendLittleEndian(UInt16(4 + 8), to: &bytes)
+        appendLittleEndian(type, to: &bytes)
+        appendBigEndian(value, to: &bytes)
     }
 
     private static func appendNested(to bytes: inout [UInt8], type: UInt16, _ body: (inout [UInt8]) -> Void) {
         let start = bytes.count
-        bytes += [0, 0] + littleEndianBytes(type | nestedFlag)
+        appendLittleEndian(UInt16(0), to: &bytes)
+        appendLittleEndian(type | nestedFlag, to: &bytes)
         body(&bytes)
-        let length = littleEndianBytes(UInt16(bytes.count - start))
-        bytes[start] = length[0]
-        bytes[start + 1] = length[1]
+        let length = UInt16(bytes.count - start)
+        bytes[start] = UInt8(truncatingIfNeeded: length)
+        bytes[start + 1] = UInt8(truncatingIfNeeded: length >> 8)
     }
 
     private static func pad(_ bytes: inout [UInt8]) {
         while bytes.count % 4 != 0 { bytes.append(0) }
+    }
+
+    private static func appendLittleEndian<T: FixedWidthInteger>(_ value: T, to bytes: inout [UInt8]) {
+        for index in 0..<T.bitWidth / 8 { bytes.append(UInt8(truncatingIfNeeded: value >> (index * 8))) }
+    }
+
+    private static func appendBigEndian<T: FixedWidthInteger>(_ value: T, to bytes: inout [UInt8]) {
+        for index in (0..<T.bitWidth / 8).reversed() { bytes.append(UInt8(truncatingIfNeeded: value >> (index * 8))) }
     }
 
     static func bigEndianBytes<T: FixedWidthInteger>(_ value: T) -> [UInt8] {

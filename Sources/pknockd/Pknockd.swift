@@ -3,6 +3,7 @@ import Foundation
 import KnockConfig
 import KnockCore
 import KnockDaemon
+import KnockPOSIX
 import Logging
 import Netfilter
 import ServiceLifecycle
@@ -114,6 +115,8 @@ struct Pknockd: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // Before anything big is allocated: large blocks mapped on their own, one arena (#14).
+        MemoryTuning.apply()
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = logLevel

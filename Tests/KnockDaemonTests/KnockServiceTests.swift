@@ -104,6 +104,21 @@ import Testing
         #expect(service.knockEngine.peers(of: RuleName(rawValue: "SSH")!)?.map(\.peer) == [client])
     }
 
+    /// Issue #14: the layout is made once per configuration (not per grant); a reload replaces it,
+    /// so a grant after a reload goes to the new table and the new rule's set.
+    @Test func aGrantAfterAReloadUsesTheNewLayout() throws {
+        let executor = RecordingNFTExecutor()
+        let service = makeService([rule("SSH", [2002])], executor: executor)
+        try service.start(now: .zero)
+        var newConfiguration = service.configuration
+        newConfiguration.daemon.table = "pk_other"
+        newConfiguration.rules = [rule("WEB", [5000])]
+        try service.reload(to: newConfiguration, now: .seconds(1))
+        service.handle(packet: syn(5000), etherType: 0x0800, now: .seconds(2), wallTime: wall)
+        #expect(executor.changes.last?.hasPrefix("add element inet pk_other WEB_allowed4 { 192.0.2.2 }") == true)
+        #expect(service.layout == FirewallLayout(configuration: newConfiguration))
+    }
+
     /// Issue 11 item 7: a reload that changed `spa2_clock_window` used to drop the nonce memory.
     @Test func aReloadThatChangesTheSPAv2WindowStillRefusesAReplay() throws {
         func configuration(window: String) throws -> Configuration {

@@ -60,6 +60,33 @@ import Testing
         #expect(NFTablesNetlink.acknowledgement(in: received, sequence: 9) == nil)
     }
 
+    @Test func everyAnswerInADatagramIsReadInOnePass() {
+        let received = Self.newGeneration + Self.answer(sequence: 7, error: -13) + Self.answer(sequence: 8, error: 0)
+        var seen: [(UInt32, Int32)] = []
+        NFTablesNetlink.forEachAcknowledgement(in: received) { seen.append(($0, $1)) }
+        #expect(seen.map(\.0) == [7, 8], "the NEWGEN notification is no answer")
+        #expect(seen.map(\.1) == [13, 0])
+        var truncated: [UInt32] = []
+        NFTablesNetlink.forEachAcknowledgement(in: Self.answer(sequence: 9, error: 0).prefix(20)) { sequence, _ in truncated.append(sequence) }
+        #expect(truncated.isEmpty)
+    }
+
+    /// Issue #14: a grant's nft text is rendered only when something reads it (a refusal's message,
+    /// an executor that speaks text), not for every grant.
+    @Test func aBatchRendersItsScriptOnlyWhenRead() {
+        final class Count: @unchecked Sendable { var renders = 0 }
+        let count = Count()
+        @Sendable func render() -> NFTScript {
+            count.renders += 1
+            return "add element inet pk a4 { 192.0.2.7 }"
+        }
+        let batch = NFTablesNetlink.ElementBatch(table: "pk", changes: [.init(.add, set: "a4", key: [192, 0, 2, 7])], script: render())
+        _ = NFTablesNetlink.elementBatch(batch, sequence: 1)
+        #expect(count.renders == 0)
+        #expect(batch.script.text == "add element inet pk a4 { 192.0.2.7 }")
+        #expect(count.renders == 1)
+    }
+
     @Test func truncatedOrLyingLengthsEndTheScanSafely() {
         var answer = Self.answer(sequence: 8, error: 0)
         #expect(NFTablesNetlink.acknowledgement(in: answer.prefix(20), sequence: 8) == nil)

@@ -7,4 +7,12 @@
 /// which Swift's Glibc module hides behind _GNU_SOURCE.
 int CKnockPOSIX_spawn_file_actions_addclosefrom(void *actions, int from);
 
+/// Fixes glibc's mmap threshold at `threshold` bytes (no dynamic raising) and limits it to one
+/// allocation arena. Returns 1 when both took effect, 0 otherwise (0 too where the C library is not
+/// glibc). The corresponding C function is `mallopt` (`M_MMAP_THRESHOLD`, `M_ARENA_MAX`).
+int CKnockPOSIX_tune_malloc(int threshold);
+
+/// How many blocks glibc holds in mappings of their own (`mallinfo2().hblks`); -1 where unknown.
+long CKnockPOSIX_mapped_blocks(void);
+
 #endif

@@ -169,12 +169,18 @@ public final class NFTContext: NFTExecutor {
         let sequence = claimSequence &+ 1
         claimSequence &+= UInt32(batch.changes.count + 2)
         let (bytes, awaiting) = NFTablesNetlink.elementBatch(batch, sequence: sequence)
+        // The script is rendered only for an error's message.
         try exchange(bytes, awaiting: awaiting, operation: "NFT_MSG_NEWSETELEM", subject: batch.script.text)
     }
 
     /// Sends one batch on this context's socket and waits (at most 2 s) for the kernel's answer to
     /// each of `awaiting`; throws the first refusal.
-    private func exchange(_ bytes: [UInt8], awaiting: [UInt32], operation: String, subject: String) throws(NetfilterError) {
+    ///
+    /// The kernel handles a batch within `send`, so its answers are usually queued when `send`
+    /// returns: they are read at once, and `poll` is called only when nothing is queued.
+    private func exchange(
+        _ bytes: [UInt8], awaiting: [UInt32], operation: String, subject: @autoclosure () -> String
+    ) throws(NetfilterError) {
         guard let descriptor = socketDescriptor else {
             throw NetfilterError(
                 operation: operation, errno: ENOTSUP, message: "the libnftables context's netlink socket could not be identified")
@@ -184,24 +190,30 @@ public final class NFTContext: NFTExecutor {
         try NetlinkSocket.send(bytes, on: descriptor)
         var unanswered = awaiting
         var refusal: Int32?
-        let clock = ContinuousClock()
-        let deadline = clock.now + .seconds(2)
-        while !unanswered.isEmpty, clock.now < deadline {
-            // After a refusal the kernel has aborted the batch; the answers still due come at once.
-            guard try NetlinkSocket.waitReadable(descriptor, milliseconds: refusal == nil ? 100 : 20) else {
-                if refusal != nil { break }
+        var deadline: ContinuousClock.Instant?
+        while !unanswered.isEmpty {
+            let received = try NetlinkSocket.receive(on: descriptor, into: &receiveBuffer)
+            guard case .datagram(let count) = received else {
+                let clock = ContinuousClock()
+                let limit = deadline ?? clock.now + .seconds(2)
+                deadline = limit
+                if clock.now >= limit { break }
+                // After a refusal the kernel has aborted the batch; the answers still due come at once.
+                guard try NetlinkSocket.waitReadable(descriptor, milliseconds: refusal == nil ? 100 : 20) else {
+                    if refusal != nil { break }
+                    continue
+                }
                 continue
             }
-            guard case .datagram(let count) = try NetlinkSocket.receive(on: descriptor, into: &receiveBuffer) else { continue }
-            unanswered.removeAll { sequence in
-                guard let code = NFTablesNetlink.acknowledgement(in: receiveBuffer[..<count], sequence: sequence) else { return false }
+            NFTablesNetlink.forEachAcknowledgement(in: receiveBuffer[..<count]) { sequence, code in
+                guard let index = unanswered.firstIndex(of: sequence) else { return }
+                unanswered.remove(at: index)
                 if code != 0, refusal == nil { refusal = code }
-                return true
             }
         }
-        if let refusal { throw NetfilterError(operation: operation, errno: refusal, message: subject) }
+        if let refusal { throw NetfilterError(operation: operation, errno: refusal, message: subject()) }
         if !unanswered.isEmpty {
-            throw NetfilterError(operation: operation, errno: ETIMEDOUT, message: "no answer from the kernel within 2 s: \(subject)")
+            throw NetfilterError(operation: operation, errno: ETIMEDOUT, message: "no answer from the kernel within 2 s: \(subject())")
         }
     }
 
