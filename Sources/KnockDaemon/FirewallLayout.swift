@@ -345,7 +345,9 @@ public struct FirewallLayout: Equatable, Sendable {
         case .revoke(let rule, let peer):
             let set = Self.setName(rule: rule, kind: .allowed, family: peer.isIPv4 ? .ipv4 : .ipv6)
             let key = peer.networkBytes
-            return .init(table: table, changes: [.init(.add, set: set, key: key), .init(.delete, set: set, key: key)], script: NFTScript(commandScript(command)))
+            return .init(
+                table: table, changes: [.init(.add, set: set, key: key), .init(.delete, set: set, key: key)],
+                script: NFTScript(commandScript(command)))
         }
     }
 

@@ -93,6 +93,33 @@ public struct StoppableService: Service, CustomStringConvertible {
     }
 }
 
+/// Drops the pages only start-up touched from the resident set, `delay` after start
+/// (``KnockPOSIX/MemoryTuning/releaseStartupPages()``), then waits for shutdown.
+public struct StartupPagesRelease: Service, CustomStringConvertible {
+    /// For the service group's log.
+    public let description = "start-up pages release"
+    private let delay: Duration
+    private let logger: Logger
+
+    /// Releases `delay` after the group starts.
+    public init(after delay: Duration, logger: Logger) {
+        self.delay = delay
+        self.logger = logger
+    }
+
+    /// Sleeps `delay` (unless the group shuts down first), releases, waits for shutdown.
+    public func run() async throws {
+        do {
+            try await cancelWhenGracefulShutdown { try await Task.sleep(for: delay) }
+        } catch {
+            return
+        }
+        let released = MemoryTuning.releaseStartupPages()
+        logger.debug("start-up pages released", metadata: ["memory.released.bytes": "\(released)"])
+        try? await gracefulShutdown()
+    }
+}
+
 extension HookRunner {
     /// Waits up to `bound` for the hooks queued or running to finish (at shutdown: a close hook of the
     /// last grant should still run); returns whether they did.

@@ -216,6 +216,8 @@ struct Pknockd: AsyncParsableCommand {
             .init(service: intake, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
             .init(service: ReloadSignalService(control: control)),
             .init(service: StoppableService("hooks") { await hooks.finish(within: .seconds(2)) }),
+            // Start-up's code pages leave the resident set once the daemon is up (#14).
+            .init(service: StartupPagesRelease(after: .seconds(2), logger: logger)),
         ]
         if let controlServer { services.append(.init(service: StoppableService("control socket") { controlServer.stop() })) }
         if let metricsServer { services.append(.init(service: StoppableService("metrics") { metricsServer.stop() })) }

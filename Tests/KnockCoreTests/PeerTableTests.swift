@@ -1,7 +1,9 @@
-@testable import KnockCore
 import Testing
 
+@testable import KnockCore
+
 /// The later-stage peer table (issue #14): a dense open-addressing table with recency order.
+///
 /// Every operation is checked against a plain model (a dictionary and an ordered list).
 @Suite struct DensePeerTableTests {
     /// What the table must behave like: addresses stalest first, with their values.
