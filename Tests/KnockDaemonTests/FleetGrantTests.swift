@@ -226,7 +226,9 @@ import Testing
             return
         }
         #expect(fleet.text == "fleet: node gw-a, connected, revision 1234, watch lag 3 ms")
-        #expect(ControlReply.status([], fleet: fleet).line.contains(#""fleet":{"#))
+        let line = ControlReply.status([], fleet: fleet).line
+        #expect(line.contains(#""fleet":{"#) && line.contains(#""watch_lag_ms":3"#) && line.contains(#""node":"gw-a""#))
+        #expect(try ControlReply(parsing: Array(line.utf8)) == .status([], fleet: fleet))
         let metrics = MetricsSnapshot(fleet: harness.bridge.status).exposition
         #expect(metrics.contains("\npknock_fleet_connected 1\n") && metrics.contains("\npknock_fleet_revision 1234\n"))
         #expect(metrics.contains("\npknock_fleet_watch_lag_seconds 0.003\n"))
