@@ -25,6 +25,9 @@ public final class FleetLink {
     var mirroring = false
     /// Grants made here while etcd was unreachable; a resync keeps them.
     var localOnly: Set<MirroredGrant> = []
+    /// The grants in force in the kernel (committed here or mirrored), with when each ends (nil: no
+    /// autoclose): a refused re-knock of a peer already allowed keeps the earlier grant.
+    var inForce: [MirroredGrant: Instant?] = [:]
     /// When the last refused-grant warning went out, and how many were not logged since.
     var lastRefusalWarning: Instant?
     var refusalsSinceWarning = 0
@@ -42,6 +45,7 @@ public final class FleetLink {
             return true
         case .revoke(let rule, let peer):
             localOnly.remove(MirroredGrant(rule: rule, peer: peer))
+            inForce[MirroredGrant(rule: rule, peer: peer)] = nil
             _ = bridge.submit(.revoke(rule: rule, peer: peer))
             return false
         }
@@ -147,14 +151,26 @@ extension KnockService {
             command = .allow(rule: rule, peer: peer, ttl: max(.seconds(1), until - now))
         }
         applyFirewall(command)
+        if case .allowed(let until) = held.event.kind {
+            fleet?.inForce.updateValue(until, forKey: MirroredGrant(rule: held.event.rule, peer: held.event.peer))
+        }
         deliver(held.event)
     }
 
     private func refuse(_ held: FleetLink.Pending, now: Instant, message: Logger.Message, reason: String) {
         guard let fleet else { return }
-        // The engine took the peer as allowed when it decided; the kernel never got the element.
+        // The engine took the peer as allowed when it decided; the kernel never got the element. A
+        // peer that was already allowed (a re-knock) keeps its earlier grant, which the kernel holds.
+        let grant = MirroredGrant(rule: held.event.rule, peer: held.event.peer)
         fleet.mirroring = true
-        engine.revoke(rule: held.event.rule, peer: held.event.peer, at: now) { _ in }
+        engine.revoke(rule: grant.rule, peer: grant.peer, at: now) { _ in }
+        if let earlier = fleet.inForce[grant] {
+            if earlier.map({ $0 > now }) ?? true {
+                engine.adoptAllowed(rule: grant.rule, peer: grant.peer, until: earlier)
+            } else {
+                fleet.inForce[grant] = nil
+            }
+        }
         fleet.mirroring = false
         counters.rejected += 1
         counters.fleetRefusedGrants += 1
@@ -173,6 +189,7 @@ extension KnockService {
     private func mirrorAllow(_ grant: MirroredGrant, remaining: Duration?, now: Instant) {
         guard configuration.rules.contains(where: { $0.name == grant.rule }) else { return }
         engine.adoptAllowed(rule: grant.rule, peer: grant.peer, until: remaining.map { now + $0 })
+        fleet?.inForce.updateValue(remaining.map { now + $0 }, forKey: grant)
         fleet?.mirroring = true
         applyFirewall(.allow(rule: grant.rule, peer: grant.peer, ttl: remaining))
         fleet?.mirroring = false
@@ -183,6 +200,7 @@ extension KnockService {
 
     private func mirrorRevoke(_ grant: MirroredGrant, now: Instant) {
         guard configuration.rules.contains(where: { $0.name == grant.rule }) else { return }
+        fleet?.inForce[grant] = nil
         fleet?.mirroring = true
         engine.revoke(rule: grant.rule, peer: grant.peer, at: now) { effect in apply(effect) }
         fleet?.mirroring = false

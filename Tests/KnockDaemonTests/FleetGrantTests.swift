@@ -103,6 +103,33 @@ import Testing
             MetricsSnapshot(counters: harness.service.counters, fleet: harness.bridge.status).exposition.contains("\npknock_fleet_refused_grants_total 1\n"))
     }
 
+    /// A peer already allowed knocks again while etcd is unreachable: the new grant is refused, the
+    /// earlier one (in the kernel, in etcd) stays, and the engine still lists the peer.
+    @Test func aRefusedReKnockKeepsTheEarlierGrant() async throws {
+        let harness = try Harness(rules: [rule()])
+        try harness.service.start(now: .zero)
+        knock(harness)
+        guard case .commit(let first, _) = await harness.next() else {
+            Issue.record("no commit request")
+            return
+        }
+        harness.bridge.post(.committed(id: first))
+        harness.service.handleFleetResults(now: .seconds(3), wallTime: wall)
+        let before = harness.executor.changes.count
+        knock(harness, at: 10)
+        guard case .commit(let second, _) = await harness.next() else {
+            Issue.record("no commit request for the re-knock")
+            return
+        }
+        harness.bridge.post(.unreachable(id: second, reason: "timeout", local: false))
+        harness.service.handleFleetResults(now: .seconds(12), wallTime: wall)
+        #expect(harness.executor.changes.count == before, "neither the refused grant nor a revoke reached the kernel")
+        #expect(allowed(harness) == [client])
+        let status = harness.service.knockEngine.peers(of: ssh)?.first { $0.peer == client }?.state
+        #expect(status == .allowed(until: .seconds(62)), "the earlier grant's end, not the refused one's")
+        #expect(harness.service.counters.fleetRefusedGrants == 1)
+    }
+
     @Test func onUnreachableLocalGrantsAnywayAndAResyncKeepsIt() async throws {
         let harness = try Harness(onUnreachable: .local, rules: [rule()])
         try harness.service.start(now: .zero)
