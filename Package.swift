@@ -80,6 +80,8 @@ let package = Package(
             ]
         ),
         .target(name: "KnockTestSupport", dependencies: ["KnockCore", "Netfilter", "KnockPOSIX"]),
+        // Test-only: counts the heap allocations of a code path (interposes the test binary's malloc).
+        .target(name: "CAllocationCounter", path: "Tests/CAllocationCounter"),
         .testTarget(name: "KnockCoreTests", dependencies: ["KnockCore"]),
         .testTarget(name: "KnockConfigTests", dependencies: ["KnockConfig", "KnockCore"]),
         .testTarget(name: "KnockControlTests", dependencies: ["KnockControl", "KnockCore"]),
@@ -88,7 +90,8 @@ let package = Package(
         .testTarget(
             name: "KnockDaemonTests",
             dependencies: [
-                "KnockDaemon", "KnockControl", "KnockTestSupport", "KnockPOSIX", .product(name: "InMemoryLogging", package: "swift-log"),
+                "KnockDaemon", "KnockControl", "KnockTestSupport", "KnockPOSIX", "CAllocationCounter",
+                .product(name: "InMemoryLogging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],

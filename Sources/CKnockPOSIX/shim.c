@@ -1,7 +1,9 @@
-// A C shim for the one glibc function KnockPOSIX needs that Swift's Glibc module does not show:
-// it is declared only under _GNU_SOURCE. No other code lives here.
+// A C shim for the glibc functions KnockPOSIX needs that Swift's Glibc module does not show:
+// they are declared only under _GNU_SOURCE. No other code lives here.
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
+#include <time.h>
 #include "CKnockPOSIX.h"
 
 #if defined(__GLIBC__) || defined(__linux__)
@@ -15,5 +17,15 @@ int CKnockPOSIX_spawn_file_actions_addclosefrom(void *actions, int from) {
     (void)actions;
     (void)from;
     return ENOSYS;
+#endif
+}
+
+int CKnockPOSIX_ppoll(struct pollfd *fds, unsigned long count, long long timeoutNanoseconds) {
+#if defined(__linux__)
+    if (timeoutNanoseconds < 0) return ppoll(fds, (nfds_t)count, NULL, NULL);
+    struct timespec timeout = { (time_t)(timeoutNanoseconds / 1000000000LL), (long)(timeoutNanoseconds % 1000000000LL) };
+    return ppoll(fds, (nfds_t)count, &timeout, NULL);
+#else
+    return poll(fds, (nfds_t)count, timeoutNanoseconds < 0 ? -1 : (int)((timeoutNanoseconds + 999999) / 1000000));
 #endif
 }

@@ -7,4 +7,11 @@
 /// which Swift's Glibc module hides behind _GNU_SOURCE.
 int CKnockPOSIX_spawn_file_actions_addclosefrom(void *actions, int from);
 
+struct pollfd;
+
+/// `poll` with a timeout in nanoseconds (negative: forever), for waits shorter than a millisecond.
+/// Returns as `poll` does. The corresponding C function is `ppoll` (no signal mask), which Swift's
+/// Glibc module hides behind _GNU_SOURCE.
+int CKnockPOSIX_ppoll(struct pollfd *fds, unsigned long count, long long timeoutNanoseconds);
+
 #endif
