@@ -402,8 +402,8 @@ public final class KnockService {
     /// ``handle(packet:etherType:now:wallTime:)`` of borrowed bytes, as the intake loop hands NFLOG
     /// packets over.
     ///
-    /// The slice is a view into the reader's receive buffer, parsed in place (no copy, and no
-    /// allocation for a first knock); nothing keeps it after the call.
+    /// The slice is a view into the reader's receive buffer, parsed in place (no copy); nothing
+    /// keeps it after the call.
     public func handle(packet bytes: ArraySlice<UInt8>, etherType: UInt16, now: Instant, wallTime: WallTime) {
         counters.packets += 1
         switch PacketParser.parse(bytes, family: IPFamily(etherType: etherType)) {
