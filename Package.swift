@@ -93,6 +93,8 @@ let package = Package(
             ]
         ),
         .target(name: "KnockTestSupport", dependencies: ["KnockCore", "Netfilter", "KnockPOSIX"]),
+        // Test-only: counts the heap allocations of a code path (interposes the test binary's malloc).
+        .target(name: "CAllocationCounter", path: "Tests/CAllocationCounter"),
         .testTarget(name: "KnockCoreTests", dependencies: ["KnockCore"]),
         .testTarget(name: "KnockConfigTests", dependencies: ["KnockConfig", "KnockCore"]),
         .testTarget(name: "KnockControlTests", dependencies: ["KnockControl", "KnockCore"]),
@@ -102,7 +104,8 @@ let package = Package(
         .testTarget(
             name: "KnockDaemonTests",
             dependencies: [
-                "KnockDaemon", "KnockControl", "KnockTestSupport", "KnockPOSIX", "KnockFleet", .product(name: "InMemoryLogging", package: "swift-log"),
+                "KnockDaemon", "KnockControl", "KnockTestSupport", "KnockPOSIX", "KnockFleet", "CAllocationCounter",
+                .product(name: "InMemoryLogging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],

@@ -7,8 +7,9 @@
 # Builds pknockd in release mode and the flood sender (Scripts/bench/flood.c, with cc), then
 # measures and prints, as described in BENCHMARKS.md:
 #   1. throughput: spoofed first knocks sent vs counted by the kernel vs processed by pknockd
-#      (its counters at SIGTERM), NFLOG ENOBUFS, and pknockd CPU time per knock, at fixed rates
-#      and at the sender's maximum;
+#      (its counters at SIGTERM), NFLOG ENOBUFS, and pknockd CPU time per packet, at 50k packets/s
+#      and at the sender's maximum (BENCH_RATES, 0 = max), BENCH_REPEAT runs each (default 3):
+#      every run, then the median and min–max spread, with the load average before and after;
 #   2. memory: pknockd RSS with 0, 10k, 100k and 1M tracked peers (bytes per peer), and with the
 #      default cap under a 2M-source flood (bounded by configuration);
 #   3. latency: last knock → protected port accepting, p50/p90/p99, idle and under a flood;
@@ -129,30 +130,46 @@ if [ "$QUICK" = quick ]; then N_FLOOD=200000; N_MEM=(10000 100000); N_LAT=50; N_
 else N_FLOOD=2000000; N_MEM=(10000 100000 1000000); N_LAT=300; N_LEGIT=5; SOURCES=1500000; fi
 
 echo
-echo "=== machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "=== machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
 
 if section 1; then
+RATES=${BENCH_RATES:-50000 0}
+REPEAT=${BENCH_REPEAT:-3}
 echo
-echo "=== 1. throughput: spoofed first knocks (TCP SYN to 2002, IPv6, distinct sources)"
-printf '%-10s %10s %10s %10s %10s %8s %10s %12s\n' rate sent kernel pknockd lost enobufs sent_pps cpu_us/knock
+echo "=== 1. throughput: spoofed first knocks (TCP SYN to 2002, IPv6, distinct sources), $REPEAT runs per rate"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-10s %4s %10s %10s %10s %10s %8s %10s %12s\n' rate run sent kernel pknockd lost enobufs sent_pps cpu_us/pkt
 write_config 65536 10
-for rate in 50000 100000 160000 0; do
-    start_daemon --config "$PK_WORK/bench.toml" || exit 1
-    reset_kernel_count
-    before=$(cpu_ticks)
-    seconds=$((N_FLOOD / 100000 + 2)); [ "$rate" != 0 ] && seconds=3
-    count=$N_FLOOD; [ "$rate" != 0 ] && count=$((rate * 3))
-    out=$(flood "$count" "$rate" "$seconds")
-    sleep 1
-    after=$(cpu_ticks)
-    kernel=$(kernel_count)
-    stop_and_count; processed=$PROCESSED; enobufs=$ENOBUFS
-    sent=$(sed_field "$out" sent)
-    cpu_us=$(awk -v t=$((after - before)) -v hz="$TICKS" -v n="$processed" 'BEGIN { printf "%.2f", n ? t / hz * 1e6 / n : 0 }')
-    printf '%-10s %10s %10s %10s %10s %8s %10s %12s\n' "${rate/#0/max}" "$sent" "$kernel" "$processed" \
-        $((kernel - processed)) "$enobufs" "$(sed_field "$out" pps)" "$cpu_us"
+# median_spread VALUES...: "median (min–max)" of numbers.
+median_spread() {
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+        m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+        printf "%g (%g–%g)", m, v[1], v[NR] }'
+}
+for rate in $RATES; do
+    cpus=(); losts=(); ppss=()
+    for run in $(seq 1 "$REPEAT"); do
+        start_daemon --config "$PK_WORK/bench.toml" || exit 1
+        reset_kernel_count
+        before=$(cpu_ticks)
+        seconds=$((N_FLOOD / 100000 + 2)); [ "$rate" != 0 ] && seconds=3
+        count=$N_FLOOD; [ "$rate" != 0 ] && count=$((rate * 3))
+        # Fresh sources every run: each knock is a first knock, never a retransmission.
+        out=$(flood "$count" "$rate" "$seconds" $((run * 100000000)))
+        sleep 1
+        after=$(cpu_ticks)
+        kernel=$(kernel_count)
+        stop_and_count; processed=$PROCESSED; enobufs=$ENOBUFS
+        sent=$(sed_field "$out" sent)
+        cpu_us=$(awk -v t=$((after - before)) -v hz="$TICKS" -v n="$processed" 'BEGIN { printf "%.2f", n ? t / hz * 1e6 / n : 0 }')
+        cpus+=("$cpu_us"); losts+=($((kernel - processed))); ppss+=("$(sed_field "$out" pps)")
+        printf '%-10s %4s %10s %10s %10s %10s %8s %10s %12s\n' "${rate/#0/max}" "$run" "$sent" "$kernel" "$processed" \
+            $((kernel - processed)) "$enobufs" "$(sed_field "$out" pps)" "$cpu_us"
+    done
+    echo "rate ${rate/#0/max}: cpu µs/packet $(median_spread "${cpus[@]}"), lost $(median_spread "${losts[@]}")," \
+        "sent pps $(median_spread "${ppss[@]}")  [median (min–max) of $REPEAT runs]"
 done
-
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 fi
 
 if section 2; then

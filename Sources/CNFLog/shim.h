@@ -6,6 +6,9 @@
 #include <linux/netlink.h>
 #include <libnfnetlink/libnfnetlink.h>
 #include <libnetfilter_log/libnetfilter_log.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 /// NFULNL_COPY_PACKET as a typed constant (the macro is not imported with a fixed type).
 static const uint8_t CNFLog_copyPacket = NFULNL_COPY_PACKET;
@@ -16,5 +19,39 @@ static const int CNFLog_soRcvbufForce = SO_RCVBUFFORCE;
 /// NETLINK_ADD_MEMBERSHIP and SOL_NETLINK as typed constants (nf_tables change notifications).
 static const int CNFLog_netlinkAddMembership = NETLINK_ADD_MEMBERSHIP;
 static const int CNFLog_solNetlink = SOL_NETLINK;
+
+/// The most datagrams one ``CNFLog_receiveBatch`` reads.
+#define CNFLOG_BATCH_MAX 64
+static const unsigned CNFLog_batchMax = CNFLOG_BATCH_MAX;
+
+/// struct mmsghdr (a GNU extension Swift's Glibc module does not show), laid out as the kernel's.
+struct CNFLog_mmsghdr {
+    struct msghdr msg_hdr;
+    unsigned int msg_len;
+};
+
+/// Reads up to `slots` (at most CNFLOG_BATCH_MAX) queued datagrams from `fd` in one `recvmmsg`
+/// without waiting: datagram i goes to `buffer + i * slotBytes` and its length to `lengths[i]`
+/// (a datagram longer than a slot is cut at the slot and flagged MSG_TRUNC in `flags[i]`).
+/// Returns how many were read, or -1 with errno (EAGAIN when none was queued). No allocation:
+/// the headers live on this stack frame.
+static inline int CNFLog_receiveBatch(int fd, uint8_t *buffer, size_t slotBytes, unsigned slots,
+                                      uint32_t *lengths, uint32_t *flags) {
+    struct iovec vectors[CNFLOG_BATCH_MAX];
+    struct CNFLog_mmsghdr headers[CNFLOG_BATCH_MAX];
+    if (slots > CNFLOG_BATCH_MAX) slots = CNFLOG_BATCH_MAX;
+    for (unsigned i = 0; i < slots; i++) {
+        vectors[i].iov_base = buffer + (size_t)i * slotBytes;
+        vectors[i].iov_len = slotBytes;
+        headers[i].msg_hdr = (struct msghdr){ .msg_iov = &vectors[i], .msg_iovlen = 1 };
+        headers[i].msg_len = 0;
+    }
+    long count = syscall(SYS_recvmmsg, fd, headers, slots, MSG_DONTWAIT, (void *)0);
+    for (long i = 0; i < count; i++) {
+        lengths[i] = headers[i].msg_len;
+        flags[i] = (uint32_t)headers[i].msg_hdr.msg_flags;
+    }
+    return (int)count;
+}
 
 #endif

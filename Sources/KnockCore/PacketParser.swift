@@ -162,23 +162,33 @@ public enum PacketParser {
     /// When `family` is given (from NFLOG's hardware protocol), the version
     /// nibble must agree with it.
     ///
-    /// ``ParsedPacket/payload`` holds indices of `bytes`.
+    /// ``ParsedPacket/payload`` holds indices of `bytes`. A collection without contiguous storage is
+    /// copied first.
     public static func parse<Bytes: RandomAccessCollection<UInt8>>(
         _ bytes: Bytes, family: IPFamily? = nil
     ) -> Result<ParsedPacket, PacketRejection> where Bytes.Index == Int {
-        parseBytes(bytes, family: family)
+        let base = bytes.startIndex
+        if let parsed = bytes.withContiguousStorageIfAvailable({ parseBytes(Reader(UnsafeRawBufferPointer($0), base: base), family: family) }) {
+            return parsed
+        }
+        return Array(bytes).withUnsafeBytes { parseBytes(Reader($0, base: base), family: family) }
     }
 
-    /// ``parse(_:family:)`` of an array, as the daemon hands NFLOG packets over: the same function,
-    /// specialized here for arrays so the generic collection code is not run per packet.
+    /// ``parse(_:family:)`` of an array, read in place.
     public static func parse(_ bytes: [UInt8], family: IPFamily? = nil) -> Result<ParsedPacket, PacketRejection> {
-        parseBytes(bytes, family: family)
+        bytes.withUnsafeBytes { parseBytes(Reader($0, base: 0), family: family) }
     }
 
-    private static func parseBytes<Bytes: RandomAccessCollection<UInt8>>(
-        _ bytes: Bytes, family: IPFamily?
-    ) -> Result<ParsedPacket, PacketRejection> where Bytes.Index == Int {
-        let reader = Reader(bytes: bytes)
+    /// ``parse(_:family:)`` of a slice, as the daemon hands NFLOG packets over.
+    ///
+    /// The slice is a view into the receive buffer, not a copy, read in place: parsing allocates
+    /// nothing, in debug builds too. ``ParsedPacket/payload`` holds indices of the slice's base.
+    public static func parse(_ bytes: ArraySlice<UInt8>, family: IPFamily? = nil) -> Result<ParsedPacket, PacketRejection> {
+        let base = bytes.startIndex
+        return bytes.withUnsafeBytes { parseBytes(Reader($0, base: base), family: family) }
+    }
+
+    private static func parseBytes(_ reader: Reader, family: IPFamily?) -> Result<ParsedPacket, PacketRejection> {
         guard reader.count >= 1 else { return .failure(.truncatedHeader) }
         let version = reader[0] >> 4
         let found: IPFamily
@@ -210,9 +220,7 @@ public enum PacketParser {
         var firstFragment: Bool
     }
 
-    private static func parseIPv4<Bytes: RandomAccessCollection<UInt8>>(
-        _ reader: Reader<Bytes>
-    ) -> Result<NetworkLayer, PacketRejection> where Bytes.Index == Int {
+    private static func parseIPv4(_ reader: Reader) -> Result<NetworkLayer, PacketRejection> {
         guard reader.count >= 20 else { return .failure(.truncatedHeader) }
         let ihl = reader[0] & 0x0F
         guard ihl >= 5 else { return .failure(.badIPv4HeaderLength(ihl)) }
@@ -236,9 +244,7 @@ public enum PacketParser {
                 firstFragment: flagsAndOffset & 0x2000 != 0))
     }
 
-    private static func parseIPv6<Bytes: RandomAccessCollection<UInt8>>(
-        _ reader: Reader<Bytes>
-    ) -> Result<NetworkLayer, PacketRejection> where Bytes.Index == Int {
+    private static func parseIPv6(_ reader: Reader) -> Result<NetworkLayer, PacketRejection> {
         guard reader.count >= 40 else { return .failure(.truncatedHeader) }
         // Payload length 0 means a jumbogram (RFC 2675), which NFLOG never hands us whole; its
         // headers then fail the length checks below as a bad length.
@@ -293,9 +299,7 @@ public enum PacketParser {
         }
     }
 
-    private static func parseTransport<Bytes: RandomAccessCollection<UInt8>>(
-        _ reader: Reader<Bytes>, layer: NetworkLayer, family: IPFamily
-    ) -> Result<ParsedPacket, PacketRejection> where Bytes.Index == Int {
+    private static func parseTransport(_ reader: Reader, layer: NetworkLayer, family: IPFamily) -> Result<ParsedPacket, PacketRejection> {
         let offset = layer.transportOffset
         let headerLength = layer.transport == .tcp ? 20 : 8
         guard offset + headerLength <= layer.declaredEnd else {
@@ -349,19 +353,23 @@ public enum PacketParser {
     }
 }
 
-/// Big-endian reads at offsets from the start of a collection; callers check bounds first.
-private struct Reader<Bytes: RandomAccessCollection<UInt8>> where Bytes.Index == Int {
-    let bytes: Bytes
+/// Big-endian reads at offsets from the start of the packet's bytes, in place; callers check bounds
+/// first, and every read is checked again (an offset outside the bytes traps, never reads past them).
+private struct Reader {
+    let bytes: UnsafeRawBufferPointer
+    /// The index of the first byte in the caller's collection (``ParsedPacket/payload`` uses those).
     let base: Int
-    let count: Int
+    var count: Int { bytes.count }
 
-    init(bytes: Bytes) {
+    init(_ bytes: UnsafeRawBufferPointer, base: Int) {
         self.bytes = bytes
-        self.base = bytes.startIndex
-        self.count = bytes.count
+        self.base = base
     }
 
-    subscript(offset: Int) -> UInt8 { bytes[base + offset] }
+    subscript(offset: Int) -> UInt8 {
+        precondition(offset >= 0 && offset < bytes.count, "PacketParser read outside the packet")
+        return bytes[offset]
+    }
 
     func uint16(at offset: Int) -> UInt16 { UInt16(self[offset]) << 8 | UInt16(self[offset + 1]) }
 

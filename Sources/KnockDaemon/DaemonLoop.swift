@@ -35,12 +35,42 @@ public final class DaemonControl: Sendable {
     func takeReloadRequest() -> Bool { reloadFlag.exchange(false, ordering: .acquiringAndReleasing) }
 }
 
+/// When the intake loop leaves the packet source alone for a moment, so that during a flood the
+/// kernel queues packets and one wake-up reads a batch of them (one `recvmmsg`), instead of one
+/// wake-up, poll and read per packet.
+///
+/// A wake is busy when it read more than one packet, or came within ``pause`` of the previous wake
+/// that read packets: packets arrive faster than one per pause. After a busy wake the loop waits
+/// ``pause`` without polling the packet source (control requests, stop and nf_tables
+/// notifications still wake it at once). A lone knock, or knocks further apart than ``pause``, is
+/// read the moment it arrives; during a flood a knock waits at most ``pause`` longer.
+public struct IntakePacing: Sendable {
+    /// How long a busy wake leaves the packet source unpolled; zero turns pacing off.
+    public var pause: Duration
+    private var lastPacketWake: Instant?
+
+    /// Makes pacing with `pause` (``DaemonLoop/defaultPause`` in the daemon).
+    public init(pause: Duration) {
+        self.pause = pause
+    }
+
+    /// Called after each read of the packet source, which gave `delivered` packets at `now`: how long
+    /// to leave the source unpolled before the next read, or nil to poll it at once.
+    public mutating func afterReading(_ delivered: Int, at now: Instant) -> Duration? {
+        guard delivered > 0, pause > .zero else { return nil }
+        defer { lastPacketWake = now }
+        let busy = delivered > 1 || lastPacketWake.map { now - $0 < pause } ?? false
+        return busy ? pause : nil
+    }
+}
+
 /// The daemon's single intake loop: NFLOG packets and timers into the ``KnockService``.
 ///
 /// One thread does everything, in order, so the engine needs no locks. It sleeps in one `poll` on
 /// the packet source, the nf_tables monitor (watch mode) and the control's ``DaemonControl/wake``,
 /// until one is readable or the engine's next deadline; `maximumWait` only bounds how stale the
-/// metrics snapshot may get.
+/// metrics snapshot may get. During a flood, ``pacing`` leaves the packet source unpolled for a
+/// moment after each read, so packets are read in batches.
 ///
 /// `@unchecked Sendable`: it is handed to the thread that runs it and used there only
 /// (``IntakeService`` does that); the properties are set before it runs.
@@ -55,6 +85,10 @@ public final class DaemonLoop: @unchecked Sendable {
 
     /// The longest the loop sleeps when nothing happens (requests wake it at once).
     public var maximumWait: Duration = .seconds(1)
+    /// The pacing pause the daemon uses (see ``IntakePacing``; measured in BENCHMARKS.md).
+    public static let defaultPause: Duration = .microseconds(250)
+    /// How reads of the packet source are paced during a flood.
+    public var pacing = IntakePacing(pause: DaemonLoop.defaultPause)
     /// Control-socket requests, answered between packets on this thread; nil without a control socket.
     ///
     /// Make it with the control's ``DaemonControl/wake`` so a request wakes the loop.
@@ -119,14 +153,24 @@ public final class DaemonLoop: @unchecked Sendable {
                 logger.error("cannot follow nf_tables notifications; the table is checked every few seconds only", metadata: ["error": "\(error)"])
             }
         }
+        var pause: Duration? = nil
         while !control.stopRequested {
             if control.takeReloadRequest() { reload() }
             let waitMilliseconds = millisecondsUntilNextDeadline()
             let ready: (first: Bool, second: Bool, third: Bool)
             do {
-                ready = try waitReadable(
-                    reader.fileDescriptor, tableMonitor?.fileDescriptor ?? -1, control.wake.fileDescriptor,
-                    timeoutMilliseconds: waitMilliseconds)
+                if let paused = pause {
+                    // A flood: let packets queue for a batched read; everything else still wakes.
+                    pause = nil
+                    let nanoseconds = min(paused.nanosecondsClamped, Int64(waitMilliseconds) * 1_000_000)
+                    let woken = try waitReadable(
+                        -1, tableMonitor?.fileDescriptor ?? -1, control.wake.fileDescriptor, timeoutNanoseconds: nanoseconds)
+                    ready = (true, woken.second, woken.third)
+                } else {
+                    ready = try waitReadable(
+                        reader.fileDescriptor, tableMonitor?.fileDescriptor ?? -1, control.wake.fileDescriptor,
+                        timeoutMilliseconds: waitMilliseconds)
+                }
             } catch {
                 throw NetfilterError(operation: "poll", errno: error.errno)
             }
@@ -138,11 +182,14 @@ public final class DaemonLoop: @unchecked Sendable {
             if ready.first {
                 // A grant's clock starts when its datagram is read, and stops at the kernel's
                 // acknowledgement (onFirewallApplied), before logging and events.
-                datagramReadAt = now()
-                _ = try reader.receiveQueued { packet in
-                    service.handle(packet: Array(packet.payload), etherType: packet.hardwareProtocol, now: now(), wallTime: Self.wallTime())
+                let readAt = now()
+                datagramReadAt = readAt
+                // The packet is a view into the reader's buffer: handled in place, not copied.
+                let delivered = try reader.receiveQueued { packet in
+                    service.handle(packet: packet.payload, etherType: packet.hardwareProtocol, now: now(), wallTime: Self.wallTime())
                 }
                 datagramReadAt = nil
+                pause = pacing.afterReading(delivered, at: readAt)
             }
             service.tick(now: now(), wallTime: Self.wallTime())
             if service.tableProtection == .watched {

@@ -410,6 +410,15 @@ public final class KnockService {
 
     /// Handles one packet NFLOG delivered: parse, feed the engine, apply what it decides.
     public func handle(packet bytes: [UInt8], etherType: UInt16, now: Instant, wallTime: WallTime) {
+        handle(packet: bytes[...], etherType: etherType, now: now, wallTime: wallTime)
+    }
+
+    /// ``handle(packet:etherType:now:wallTime:)`` of borrowed bytes, as the intake loop hands NFLOG
+    /// packets over.
+    ///
+    /// The slice is a view into the reader's receive buffer, parsed in place (no copy); nothing
+    /// keeps it after the call.
+    public func handle(packet bytes: ArraySlice<UInt8>, etherType: UInt16, now: Instant, wallTime: WallTime) {
         counters.packets += 1
         switch PacketParser.parse(bytes, family: IPFamily(etherType: etherType)) {
         case .failure(let rejection):
@@ -419,7 +428,7 @@ public final class KnockService {
             if parsed.transport == .tcp, parsed.tcpFlags.map({ !$0.isConnectionRequest }) ?? false {
                 return
             }
-            let knock = parsed.knock(payloadFrom: bytes[...])
+            let knock = parsed.knock(payloadFrom: bytes)
             engine.handle(knock, at: now, wallTime: wallTime) { effect in self.apply(effect) }
             // Saved here, not inside `apply`: the engine must not be read while it is mid-change.
             if replayStateChanged { saveReplayState(wallTime: wallTime) }

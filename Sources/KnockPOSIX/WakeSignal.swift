@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+    import CKnockPOSIX
     import Glibc
 #elseif canImport(Darwin)
     import Darwin
@@ -70,6 +71,28 @@ public func waitReadable(
         let code = lastErrno()
         if code == EINTR { return (false, false, false) }
         throw SystemCallError(operation: "poll", errno: code)
+    }
+    return (entries.0.revents != 0, entries.1.revents != 0, entries.2.revents != 0)
+}
+
+/// ``waitReadable(_:_:_:timeoutMilliseconds:)`` with a timeout in nanoseconds (negative: forever),
+/// for waits shorter than a millisecond (the intake loop's pause while a flood lets packets queue).
+///
+/// The corresponding C function is `ppoll`. One call, no allocation.
+public func waitReadable(
+    _ first: Int32, _ second: Int32, _ third: Int32, timeoutNanoseconds: Int64
+) throws(SystemCallError) -> (first: Bool, second: Bool, third: Bool) {
+    var entries = (
+        pollfd(fd: first, events: Int16(POLLIN), revents: 0), pollfd(fd: second, events: Int16(POLLIN), revents: 0),
+        pollfd(fd: third, events: Int16(POLLIN), revents: 0)
+    )
+    let ready = unsafe withUnsafeMutableBytes(of: &entries) { raw in
+        unsafe CKnockPOSIX_ppoll(raw.baseAddress?.assumingMemoryBound(to: pollfd.self), 3, timeoutNanoseconds)
+    }
+    if ready < 0 {
+        let code = lastErrno()
+        if code == EINTR { return (false, false, false) }
+        throw SystemCallError(operation: "ppoll", errno: code)
     }
     return (entries.0.revents != 0, entries.1.revents != 0, entries.2.revents != 0)
 }

@@ -30,8 +30,18 @@ public enum NFLogMessages {
     /// up ends the scan.
     @discardableResult
     public static func forEachPacket(in bytes: [UInt8], count: Int, _ body: (Packet) -> Void) -> Int {
-        let end = min(count, bytes.count)
-        var offset = 0
+        forEachPacket(in: bytes, range: 0..<max(0, count), body)
+    }
+
+    /// Calls `body` with every packet message of the datagram at `range` of `bytes`, in order;
+    /// returns how many it found.
+    ///
+    /// The datagram is one slot of a batched receive buffer. Ranges in each ``Packet`` are indices
+    /// of `bytes`; a range reaching past `bytes` is cut at its end.
+    @discardableResult
+    public static func forEachPacket(in bytes: [UInt8], range: Range<Int>, _ body: (Packet) -> Void) -> Int {
+        let end = min(range.upperBound, bytes.count)
+        var offset = max(0, range.lowerBound)
         var found = 0
         while offset + 16 <= end {
             let length = Int(readUInt32(bytes, offset))

@@ -162,6 +162,27 @@ final class NetfilterSystemTests {
         #expect(Array(packet.payload[(udp + 8)...]) == Array(data.prefix(256 - udp - 8)))
     }
 
+    /// Hundreds of queued log messages come out of one receiveQueued (batched recvmmsg reads, more
+    /// than the 64 datagrams one call used to read), each packet whole and in order.
+    @Test func queuedDatagramsAreReadInBatchesByOneCall() throws {
+        let reader = try NFLogReader(group: 48, snaplen: 512)
+        defer { reader.close() }
+        try addLogRule(group: 48)
+        let count = 300
+        for index in 0..<count {
+            try Loopback.sendUDP(to: "127.0.0.1", port: 4000, payload: [UInt8(index >> 8), UInt8(index & 0xFF)] + [UInt8](repeating: 0x5A, count: 30))
+        }
+        var indices: [Int] = []
+        let delivered = try reader.receiveQueued { packet in
+            let udp = packet.payload.startIndex + Int(packet.payload.first! & 0x0F) * 4
+            indices.append(Int(packet.payload[udp + 8]) << 8 | Int(packet.payload[udp + 9]))
+            #expect(packet.payload.count == 20 + 8 + 32)
+        }
+        #expect(delivered == count)
+        #expect(indices == Array(0..<count))
+        #expect(reader.truncatedCount == 0)
+    }
+
     @Test func receiveReturnsZeroWhenNothingArrives() throws {
         let reader = try NFLogReader(group: 42)
         defer { reader.close() }

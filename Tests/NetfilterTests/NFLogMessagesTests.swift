@@ -69,4 +69,32 @@ import Testing
         ack += Self.tcpSYN
         #expect(packets(ack).map(\.0) == [0x0800])
     }
+
+    /// Datagrams as NFLogReader's batched receive leaves them: each in its own slot of one buffer.
+    @Test func datagramsInSlotsOfOneBufferAreReadInPlace() {
+        let slot = 256
+        var buffer = [UInt8](repeating: 0xA5, count: 3 * slot)
+        buffer.replaceSubrange(slot..<slot + Self.tcpSYN.count, with: Self.tcpSYN)
+        buffer.replaceSubrange(2 * slot..<2 * slot + Self.udpWithPrefix.count, with: Self.udpWithPrefix)
+        var found: [(UInt16, Range<Int>)] = []
+        NFLogMessages.forEachPacket(in: buffer, range: slot..<slot + Self.tcpSYN.count) { found.append(($0.etherType, $0.payload)) }
+        NFLogMessages.forEachPacket(in: buffer, range: 2 * slot..<2 * slot + Self.udpWithPrefix.count) {
+            found.append(($0.etherType, $0.payload))
+        }
+        #expect(found.map(\.0) == [0x0800, 0x86DD])
+        // Indices of the whole buffer, inside each slot, with the same bytes as parsed alone.
+        #expect(found[0].1.lowerBound > slot && found[0].1.upperBound <= 2 * slot)
+        #expect(Array(buffer[found[0].1]) == packets(Self.tcpSYN)[0].1)
+        #expect(Array(buffer[found[1].1]) == packets(Self.udpWithPrefix)[0].1)
+        // The empty first slot (filler bytes only) holds nothing.
+        #expect(NFLogMessages.forEachPacket(in: buffer, range: 0..<slot) { _ in } == 0)
+    }
+
+    @Test func aRangePastTheBufferIsCutAtItsEnd() {
+        // Claimed as 4 bytes longer than the bytes there are: the message still fits, and is found.
+        #expect(NFLogMessages.forEachPacket(in: Self.tcpSYN, range: 0..<Self.tcpSYN.count + 4) { _ in } == 1)
+        // A range starting inside the message reads no packet out of its middle.
+        #expect(NFLogMessages.forEachPacket(in: Self.tcpSYN, range: 4..<Self.tcpSYN.count) { _ in } == 0)
+        #expect(NFLogMessages.forEachPacket(in: Self.tcpSYN, range: Self.tcpSYN.count + 10..<Self.tcpSYN.count + 20) { _ in } == 0)
+    }
 }

@@ -17,6 +17,19 @@ public func fuzzNetlink(_ data: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
         }
     }
     precondition(found >= 0)
+    // The same datagram in a slot of a batched receive buffer (NFLogReader's recvmmsg): the same
+    // packets, at the slot's offset, never outside the slot.
+    let offset = 1 + Int(data[0] % 61)
+    let slotted = [UInt8](repeating: 0x5A, count: offset) + buffer
+    var inSlot = 0
+    NFLogMessages.forEachPacket(in: slotted, range: offset..<offset + bytes.count) { packet in
+        precondition(packet.payload.lowerBound >= offset && packet.payload.upperBound <= offset + bytes.count, "payload outside the slot")
+        if let prefix = packet.prefix {
+            precondition(prefix.lowerBound >= offset && prefix.upperBound <= offset + bytes.count, "prefix outside the slot")
+        }
+        inSlot += 1
+    }
+    precondition(inSlot == found, "a datagram in a slot parsed differently")
     _ = NFTablesNetlink.changes(in: bytes, table: "pknock", ignoringPortID: 1)
     _ = NFTablesNetlink.acknowledgement(in: bytes, sequence: UInt32(truncatingIfNeeded: count))
     return 0

@@ -15,4 +15,11 @@ int CKnockPOSIX_tune_malloc(int threshold);
 /// How many blocks glibc holds in mappings of their own (`mallinfo2().hblks`); -1 where unknown.
 long CKnockPOSIX_mapped_blocks(void);
 
+struct pollfd;
+
+/// `poll` with a timeout in nanoseconds (negative: forever), for waits shorter than a millisecond.
+/// Returns as `poll` does. The corresponding C function is `ppoll` (no signal mask), which Swift's
+/// Glibc module hides behind _GNU_SOURCE.
+int CKnockPOSIX_ppoll(struct pollfd *fds, unsigned long count, long long timeoutNanoseconds);
+
 #endif

@@ -8,8 +8,8 @@ import Glibc
 /// waits with `poll()` so a caller can stop its loop between calls. Not thread-safe: one reader
 /// belongs to one task or thread. Binding needs CAP_NET_ADMIN in the network namespace.
 ///
-/// Packets are parsed in place from one reused receive buffer (``NFLogMessages``, pure Swift):
-/// ``receiveQueued(_:)`` allocates nothing per packet; ``receive(timeoutMilliseconds:_:)`` copies
+/// Datagrams are read in batches (`recvmmsg`) into one reused receive buffer and parsed in place
+/// (``NFLogMessages``, pure Swift): ``receiveQueued(_:)`` allocates nothing per packet; ``receive(timeoutMilliseconds:_:)`` copies
 /// each into an ``NFLogPacket`` for callers that keep them.
 @safe
 public final class NFLogReader: PacketSource {
@@ -19,18 +19,26 @@ public final class NFLogReader: PacketSource {
     public let snaplen: UInt32
     /// How many times the kernel dropped log messages because the receive buffer was full.
     ///
-    /// Each is one `ENOBUFS` from `recv`. Packets lost this way are not delivered; the reader
+    /// Each is one `ENOBUFS` from `recvmmsg`. Packets lost this way are not delivered; the reader
     /// goes on.
     public private(set) var enobufsCount: Int = 0
+    /// How many datagrams were longer than a receive slot (their last packets are lost; only a
+    /// snap length beyond what the slots were sized for does this).
+    public private(set) var truncatedCount: Int = 0
 
     private var handle: OpaquePointer?
     private var groupHandle: OpaquePointer?
     private let descriptor: Int32
+    /// `slots` datagram slots of `slotBytes` each, filled by one `recvmmsg`.
     private var buffer: [UInt8]
+    private let slots: Int
+    private let slotBytes: Int
+    private var lengths: [UInt32]
+    private var flags: [UInt32]
 
-    /// The most datagrams one ``receive(timeoutMilliseconds:_:)`` reads before returning, so a
-    /// flood cannot keep a caller from checking for shutdown.
-    private static let maxDatagramsPerReceive = 64
+    /// The most datagrams one ``receiveQueued(_:)`` reads before returning, so a flood cannot keep
+    /// a caller from checking for shutdown (about a millisecond of work).
+    public static let maxDatagramsPerReceive = 512
 
     /// Binds a new netlink socket to NFLOG `group` in copy-packet mode.
     ///
@@ -59,8 +67,14 @@ public final class NFLogReader: PacketSource {
     ) throws(NetfilterError) {
         self.group = group
         self.snaplen = snaplen
-        // One datagram holds a batch of packets, each with its netlink and attribute headers.
-        self.buffer = [UInt8](repeating: 0, count: max(65_536, Int(snaplen) + 4_096))
+        // With a queue threshold of 1 a datagram holds one packet: the snap length and its netlink
+        // and attribute headers (under 300 bytes). A batching kernel fills datagrams up to its
+        // netlink buffer (NLMSG_GOODSIZE, under 8 KiB), or one packet if that is larger.
+        self.slotBytes = queueThreshold > 1 ? 8_192 + Int(snaplen) : (Int(snaplen) + 1_024 + 63) & ~63
+        self.slots = Int(CNFLog_batchMax)
+        self.buffer = [UInt8](repeating: 0, count: slots * slotBytes)
+        self.lengths = [UInt32](repeating: 0, count: slots)
+        self.flags = [UInt32](repeating: 0, count: slots)
 
         resetErrno()
         let opened = unsafe netfilterSocketCreation.withLock { _ in unsafe nflog_open() }
@@ -140,10 +154,10 @@ public final class NFLogReader: PacketSource {
     /// Blocks until at least one datagram arrives (or the timeout passes), then delivers every
     /// packet in it to `handler` and returns how many were delivered.
     ///
-    /// Datagrams already queued behind the first are read too, up to 64 per call. `ENOBUFS` is
+    /// Datagrams already queued behind the first are read too (as ``receiveQueued(_:)``). `ENOBUFS` is
     /// counted in ``enobufsCount``, not thrown. EINTR is retried with the time that remains.
     /// Other errors throw. A negative timeout waits forever; 0 only takes what is queued.
-    /// The corresponding C functions are `poll`, `recv` and `nflog_handle_packet`.
+    /// The corresponding C functions are `poll` and `recvmmsg`.
     public func receive(
         timeoutMilliseconds: Int32,
         _ handler: (borrowing NFLogPacket) -> Void
@@ -159,39 +173,58 @@ public final class NFLogReader: PacketSource {
     /// Delivers the packets already queued, without waiting (for a caller that polled
     /// ``fileDescriptor`` itself); returns how many.
     ///
-    /// Each packet is a view into the receive buffer,
-    /// parsed in place by ``NFLogMessages`` (no copy, no allocation), valid during the call.
-    ///
-    /// Datagrams already queued are read too, up to 64 per call. `ENOBUFS` is counted in
-    /// ``enobufsCount``, not thrown. The corresponding C function is `recv`.
+    /// Datagrams are read in batches, up to 64 per `recvmmsg` (one system call for all that are
+    /// queued), each into its own slot of the one receive buffer, and parsed in place by
+    /// ``NFLogMessages``: each packet is a view into that buffer (no copy, no allocation), valid
+    /// during the call. Reading stops when the socket is empty or after
+    /// ``maxDatagramsPerReceive`` datagrams, so a flood cannot keep the caller from its other work.
+    /// `ENOBUFS` is counted in ``enobufsCount``, not thrown. The corresponding C function is
+    /// `recvmmsg`.
     public func receiveQueued(_ handler: (NFLogPacketView) -> Void) throws(NetfilterError) -> Int {
         try requireOpen("NFLogReader.receiveQueued")
         var delivered = 0
-        datagrams: for _ in 0..<Self.maxDatagramsPerReceive {
+        var read = 0
+        batches: while read < Self.maxDatagramsPerReceive {
             let count = unsafe buffer.withUnsafeMutableBytes { bytes in
-                unsafe recv(descriptor, bytes.baseAddress, bytes.count, Int32(MSG_DONTWAIT))
+                unsafe lengths.withUnsafeMutableBufferPointer { lengths in
+                    unsafe flags.withUnsafeMutableBufferPointer { flags in
+                        unsafe CNFLog_receiveBatch(
+                            descriptor, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), slotBytes, UInt32(slots),
+                            lengths.baseAddress, flags.baseAddress)
+                    }
+                }
             }
             if count < 0 {
                 switch currentErrno {
                 case EINTR:
-                    continue datagrams
+                    continue batches
                 case EAGAIN, EWOULDBLOCK:
-                    break datagrams
+                    break batches
                 case ENOBUFS:
                     // The kernel dropped messages; what is still queued can be read.
                     enobufsCount += 1
-                    continue datagrams
+                    continue batches
                 case let code:
-                    throw NetfilterError(operation: "recv", errno: code, message: "reading NFLOG group \(group)")
+                    throw NetfilterError(operation: "recvmmsg", errno: code, message: "reading NFLOG group \(group)")
                 }
             }
             if count == 0 { break }
-            delivered += NFLogMessages.forEachPacket(in: buffer, count: count) { packet in
-                handler(
-                    NFLogPacketView(
-                        payload: buffer[packet.payload], hardwareProtocol: packet.etherType,
-                        prefix: packet.prefix.map { buffer[$0] }))
+            read += Int(count)
+            // One reference for the whole batch: the views below are slices of it.
+            let bytes = buffer
+            for slot in 0..<Int(count) {
+                if flags[slot] & UInt32(MSG_TRUNC) != 0 { truncatedCount += 1 }
+                let start = slot * slotBytes
+                let datagram = start..<start + min(Int(lengths[slot]), slotBytes)
+                delivered += NFLogMessages.forEachPacket(in: bytes, range: datagram) { packet in
+                    handler(
+                        NFLogPacketView(
+                            payload: bytes[packet.payload], hardwareProtocol: packet.etherType,
+                            prefix: packet.prefix.map { bytes[$0] }))
+                }
             }
+            // Fewer than the slots: the socket is empty (a recvmmsg more would only say EAGAIN).
+            if Int(count) < slots { break }
         }
         return delivered
     }
@@ -228,7 +261,7 @@ public final class NFLogReader: PacketSource {
             var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
             let ready = unsafe poll(&entry, 1, timeout)
             if ready > 0 {
-                // POLLERR is how a pending ENOBUFS shows; recv reports and clears it.
+                // POLLERR is how a pending ENOBUFS shows; recvmmsg reports and clears it.
                 return true
             }
             if ready == 0 { return false }
