@@ -23,7 +23,7 @@ RULES='
 name = "SSH"
 knock = [2002, 2001, 2004]
 time = 5
-autoclose = 60
+autoclose = "60s"
 protect = [22]'
 for g in A B C; do
     gateway_config "$g" "$RULES"
@@ -46,6 +46,10 @@ done"
 fx client python3 Scripts/bench/fleet_latency.py "${FLEET_IP[A]}" "${FLEET_IP[B]}" "$RUNS" 22 2002 2001 2004 \
     -- bash -c "$RESET" > "$FLEET_WORK/latency.txt"
 tail -1 "$FLEET_WORK/latency.txt" | sed 's/^/knock->open at B (us): /'
+# The same knock probed at A itself: A applies the grant once its Txn committed, B after the watch.
+fx client python3 Scripts/bench/fleet_latency.py "${FLEET_IP[A]}" "${FLEET_IP[A]}" "$RUNS" 22 2002 2001 2004 \
+    -- bash -c "$RESET" > "$FLEET_WORK/latency-a.txt"
+tail -1 "$FLEET_WORK/latency-a.txt" | sed 's/^/knock->open at A itself (us): /'
 echo "A's commit latency (pknock_fleet_commit_latency_seconds):"
 gateway_metrics A | python3 -c '
 import sys

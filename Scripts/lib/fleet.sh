@@ -205,8 +205,14 @@ FLEET_PKNOCK=${FLEET_PKNOCK:-${PKNOCK:-}}
 
 # gateway_config G EXTRA_TOML [FLEET_EXTRA_TOML]: writes G's pknock.toml: [daemon], [fleet] (node
 # gw-a/b/c, the three endpoints, plus FLEET_EXTRA_TOML lines) and EXTRA_TOML (rules, clients).
+# FLEET_EXTRA_TOML "-" leaves [fleet] out (a lone gateway: the benchmark's baseline).
 gateway_config() {
-    local g=$1
+    local g=$1 fleet
+    fleet="[fleet]
+endpoints = [\"http://${FLEET_ETCD_IP[1]}:2379\", \"http://${FLEET_ETCD_IP[2]}:2379\", \"http://${FLEET_ETCD_IP[3]}:2379\"]
+node = \"${FLEET_NODE[$g]}\"
+${3:-}"
+    [ "${3:-}" = - ] && fleet=""
     ( umask 077; cat > "$FLEET_WORK/$g/pknock.toml" <<CONF
 [daemon]
 table = "pknock_fleet"
@@ -215,10 +221,7 @@ state_directory = "$FLEET_WORK/$g/state"
 control_socket = "$FLEET_WORK/$g/control.sock"
 metrics_listen = "127.0.0.1:9640"
 
-[fleet]
-endpoints = ["http://${FLEET_ETCD_IP[1]}:2379", "http://${FLEET_ETCD_IP[2]}:2379", "http://${FLEET_ETCD_IP[3]}:2379"]
-node = "${FLEET_NODE[$g]}"
-${3:-}
+$fleet
 $2
 CONF
     )
@@ -229,7 +232,8 @@ CONF
 gateway_start() {
     local g=$1 log="$FLEET_WORK/$1/pknockd.log" mark
     shift
-    mark=$(wc -l < "$log" 2>/dev/null || echo 0)
+    mark=0
+    [ -f "$log" ] && mark=$(wc -l < "$log")
     ip netns exec "$(fleet_ns "$g")" "$FLEET_PKNOCKD" --config "$FLEET_WORK/$g/pknock.toml" "$@" >>"$log" 2>&1 &
     FLEET_GW_PID[$g]=$!
     for _ in $(seq 1 200); do
@@ -303,5 +307,5 @@ peer = sys.argv[1]
 for item in json.load(sys.stdin)["nftables"]:
     for element in item.get("set", {}).get("elem", []):
         if isinstance(element, dict) and "elem" in element and element["elem"].get("val") == peer:
-            print(element["elem"].get("expires", "")); sys.exit()' "$3"
+            print(element["elem"].get("expires", "")); sys.exit()' "$3" 2>/dev/null
 }
