@@ -208,7 +208,7 @@ for n in 1 2 3; do [ "$n" = "$leader_n" ] || others+=("$n"); done
 etcd_stop "$leader_n" KILL
 etcd_healthy "${others[@]}" && pass "the other two members elect a leader" || fail "no quorum after killing e$leader_n"
 cknock "${FLEET_IP[C]}" 2002 2001 2004
-mirrored in SSH "$CLIENT" "with e$leader_n dead, a knock at C opens at A and B" A B C
+FLEET_WAIT=5 mirrored in SSH "$CLIENT" "with e$leader_n dead, a knock at C opens at A and B" A B C
 expect open "$FLEET_NS_CLIENT" "${FLEET_IP[A]}" 22 "22 at A accepts the client"
 gateway_ctl A close SSH "$CLIENT" >/dev/null
 mirrored out SSH "$CLIENT" "a close at A still closes everywhere" A B C
@@ -236,6 +236,8 @@ scenario "fleet: A partitioned from etcd refuses grants, lets mirrored ones laps
 cknock "${FLEET_IP[B]}" 3000:udp
 mirrored in SHORT "$CLIENT" "a SHORT grant at B is mirrored to A" A
 gateway_partition A
+gateway_has A SHORT "$CLIENT" && pass "partitioned, A keeps the grant it mirrored (no flush)" \
+    || fail "A dropped its mirrored SHORT grant at once when partitioned"
 cknock "${FLEET_IP[A]}" 2002 2001 2004
 fleet_log_has A "grant refused: fleet unreachable" "A logs 'grant refused: fleet unreachable'"
 if fleet_wait in A SSH "$CLIENT" 1; then fail "A granted SSH while partitioned"; else pass "A refuses the knock while partitioned"; fi
