@@ -31,6 +31,14 @@ def syn(host, port):
     return s
 
 
+def connected(s):
+    try:
+        s.getpeername()
+        return True
+    except OSError:
+        return False
+
+
 def one_run(knock_host, probe_host, protected, knocks):
     for port in knocks:
         syn(knock_host, port).close()
@@ -49,8 +57,12 @@ def one_run(knock_host, probe_host, protected, knocks):
                     pending.pop(0).close()
             _, writable, _ = select.select([], pending, [], 0.00005)
             for s in writable:
-                if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                # Reading SO_ERROR clears it: a refused probe (the gateway answers a closed port with a
+                # reset) must leave the list at once, or the next select sees it writable with no error.
+                if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0 and connected(s):
                     return time.perf_counter() - start
+                pending.remove(s)
+                s.close()
     finally:
         for s in pending:
             s.close()
