@@ -16,6 +16,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.100.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.30.0"),
     ],
     targets: [
         // Pure: rules, peers, the knock state machine, SPA verification, packet parsing.
@@ -53,10 +56,20 @@ let package = Package(
         .target(name: "KnockControl", dependencies: ["KnockCore", "KnockPOSIX"]),
         // The glibc call Swift's Glibc module hides behind _GNU_SOURCE (closefrom for posix_spawn).
         .target(name: "CKnockPOSIX"),
+        // The fleet's etcd v3 client over its JSON gateway (HTTP/1.1, async-http-client), and the pure
+        // parts of replication: key layout, values, transactions, watch events, the mirror's diff.
+        // Only the daemon links it (SwiftNIO stays out of the `pknock` client).
+        .target(
+            name: "KnockFleet",
+            dependencies: [
+                "KnockCore", .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         .target(
             name: "KnockDaemon",
             dependencies: [
-                "KnockCore", "KnockConfig", "KnockControl", "Netfilter", "KnockPOSIX",
+                "KnockCore", "KnockConfig", "KnockControl", "Netfilter", "KnockPOSIX", "KnockFleet",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -83,12 +96,13 @@ let package = Package(
         .testTarget(name: "KnockCoreTests", dependencies: ["KnockCore"]),
         .testTarget(name: "KnockConfigTests", dependencies: ["KnockConfig", "KnockCore"]),
         .testTarget(name: "KnockControlTests", dependencies: ["KnockControl", "KnockCore"]),
+        .testTarget(name: "KnockFleetTests", dependencies: ["KnockFleet", "KnockCore"]),
         .testTarget(name: "NetfilterTests", dependencies: ["Netfilter", "KnockTestSupport"]),
         .testTarget(name: "NetfilterSystemTests", dependencies: ["Netfilter", "KnockDaemon", "KnockTestSupport"]),
         .testTarget(
             name: "KnockDaemonTests",
             dependencies: [
-                "KnockDaemon", "KnockControl", "KnockTestSupport", "KnockPOSIX", .product(name: "InMemoryLogging", package: "swift-log"),
+                "KnockDaemon", "KnockControl", "KnockTestSupport", "KnockPOSIX", "KnockFleet", .product(name: "InMemoryLogging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],

@@ -113,6 +113,57 @@ public struct RuleHooks: Equatable, Sendable {
     }
 }
 
+/// The `[fleet]` table: gateways that share their grants through etcd.
+public struct FleetSettings: Equatable, Sendable {
+    /// What a node does with a new grant when it cannot commit it to etcd in time.
+    public enum OnUnreachable: String, Equatable, Sendable, CaseIterable {
+        /// Refuse it (fail closed, the default): it could be neither replay-checked nor mirrored.
+        case refuse
+        /// Grant it on this node only, unreplicated.
+        case local
+    }
+
+    /// The default key prefix.
+    public static let defaultPrefix = "/pknock"
+    /// The default `commit_timeout`.
+    public static let defaultCommitTimeout: Duration = .milliseconds(200)
+
+    /// etcd client URLs ("http://198.51.100.11:2379" or https://).
+    public var endpoints: [String]
+    /// This gateway's name, unique in the fleet (default: the host name).
+    public var node: String
+    /// Where the fleet's keys live, without a trailing slash.
+    public var prefix: String = FleetSettings.defaultPrefix
+    /// The bound on a grant's transaction.
+    public var commitTimeout: Duration = FleetSettings.defaultCommitTimeout
+    /// What to do when etcd cannot be reached in time.
+    public var onUnreachable: OnUnreachable = .refuse
+    /// TLS: the CA that signs etcd's certificates, and the client certificate and key.
+    public var caFile: String?
+    public var certFile: String?
+    public var keyFile: String?
+    /// etcd authentication: the user and the password (read from `password_file`).
+    public var username: String?
+    public var password: String?
+
+    /// Makes settings.
+    public init(endpoints: [String], node: String) {
+        self.endpoints = endpoints
+        self.node = node
+    }
+
+    /// Why `name` cannot be a node name, or nil.
+    public static func nodeProblem(_ name: String) -> String? {
+        guard !name.isEmpty, name.utf8.count <= 64 else { return "must be 1 to 64 characters" }
+        let allowed = name.utf8.allSatisfy { byte in
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_")
+                || byte == UInt8(ascii: ".")
+        }
+        return allowed ? nil : "may hold only letters, digits, '.', '_' and '-'"
+    }
+}
+
 /// A loaded, validated configuration: what the daemon runs and `pknock check` prints.
 public struct Configuration: Equatable, Sendable {
     /// The daemon's own settings (defaults for a rules file).
@@ -127,6 +178,8 @@ public struct Configuration: Equatable, Sendable {
     public var clients: [SPAv2Client] = []
     /// The fwknop clients (`[[client]]` with `fwknop_key_file`): who may open which fwknop rules.
     public var fwknopClients: [FwknopClient] = []
+    /// The fleet this gateway belongs to (`[fleet]`); nil: a single gateway.
+    public var fleet: FleetSettings?
 
     /// Makes a configuration.
     public init(daemon: DaemonSettings = DaemonSettings(), rules: [Rule], warnings: [ConfigDiagnostic] = []) {

@@ -4,7 +4,13 @@ import KnockCore
 
 /// Turns a parsed `pknock.toml` into daemon settings and rules, collecting every diagnostic.
 struct TOMLConfigReader<Secrets: SecretSource> {
-    static var rootKeys: [String] { ["daemon", "rule", "client"] }
+    static var rootKeys: [String] { ["daemon", "rule", "client", "fleet"] }
+    static var fleetKeys: [String] {
+        [
+            "endpoints", "node", "prefix", "commit_timeout", "on_unreachable", "ca_file", "cert_file", "key_file", "username",
+            "password_file",
+        ]
+    }
     static var daemonKeys: [String] {
         [
             "table", "nflog_group", "state_directory", "control_socket", "max_tracked_peers", "hook_timeout", "metrics_listen",
@@ -90,7 +96,191 @@ struct TOMLConfigReader<Secrets: SecretSource> {
                 error(entry.line, field: "client", "write each client as [[client]] (an array of tables)")
             }
         }
+        if let entry = root["fleet"] {
+            if case .table(let table) = entry.value.kind {
+                configuration.fleet = readFleet(table)
+            } else {
+                error(entry.line, field: "fleet", "expected a [fleet] table, found \(entry.value.typeName)")
+            }
+        }
         return configuration
+    }
+
+    // MARK: [fleet]
+
+    private mutating func readFleet(_ table: TOMLTable) -> FleetSettings? {
+        var endpoints: [String]?
+        var settings = FleetSettings(endpoints: [], node: Self.hostName())
+        var failed = false
+        for entry in table.entries {
+            let field = "fleet.\(entry.key)"
+            switch entry.key {
+            case "endpoints":
+                guard case .array(let values) = entry.value.kind, !values.isEmpty else {
+                    error(entry.line, field: field, "expected a non-empty array of \"http://HOST:PORT\" or \"https://HOST:PORT\" strings")
+                    failed = true
+                    continue
+                }
+                var urls: [String] = []
+                for value in values {
+                    guard case .string(let text) = value.kind, Self.isEndpoint(text) else {
+                        error(value.line, field: field, "expected \"http://HOST:PORT\" or \"https://HOST:PORT\" (no path)")
+                        failed = true
+                        continue
+                    }
+                    urls.append(text.hasSuffix("/") ? String(text.dropLast()) : text)
+                }
+                endpoints = urls
+            case "node":
+                guard let name = string(entry, field: field) else {
+                    failed = true
+                    continue
+                }
+                if let problem = FleetSettings.nodeProblem(name) {
+                    error(entry.line, field: field, problem)
+                    failed = true
+                } else {
+                    settings.node = name
+                }
+            case "prefix":
+                guard let prefix = string(entry, field: field) else {
+                    failed = true
+                    continue
+                }
+                if !prefix.hasPrefix("/") || prefix.hasSuffix("/") || prefix.count < 2 || prefix.contains("//") {
+                    error(entry.line, field: field, "must start with '/' and not end with one, e.g. \"/pknock\"")
+                    failed = true
+                } else {
+                    settings.prefix = prefix
+                }
+            case "commit_timeout":
+                switch Self.shortDuration(entry.value.kind) {
+                case .success(let timeout) where timeout >= .milliseconds(10) && timeout <= .seconds(30):
+                    settings.commitTimeout = timeout
+                case .success:
+                    error(entry.line, field: field, "must be 10 ms to 30 seconds")
+                    failed = true
+                case .failure(let message):
+                    error(entry.line, field: field, Self.refusal(message, of: entry.value))
+                    failed = true
+                }
+            case "on_unreachable":
+                guard let text = string(entry, field: field) else {
+                    failed = true
+                    continue
+                }
+                if let choice = FleetSettings.OnUnreachable(rawValue: text) {
+                    settings.onUnreachable = choice
+                } else {
+                    error(entry.line, field: field, "expected \"refuse\" or \"local\", found \"\(text)\"")
+                    failed = true
+                }
+            case "ca_file", "cert_file", "key_file":
+                guard let path = string(entry, field: field) else {
+                    failed = true
+                    continue
+                }
+                let resolved = resolve(path)
+                switch entry.key {
+                case "ca_file": settings.caFile = resolved
+                case "cert_file": settings.certFile = resolved
+                default:
+                    // A private key is a secret: the same checks as every other secret file.
+                    do {
+                        _ = try secrets.contents(ofSecretFile: resolved)
+                        settings.keyFile = resolved
+                    } catch {
+                        self.error(entry.line, field: field, error.message)
+                        failed = true
+                    }
+                }
+            case "username":
+                guard let name = string(entry, field: field), !name.isEmpty else {
+                    if case .string = entry.value.kind { error(entry.line, field: field, "must not be empty") }
+                    failed = true
+                    continue
+                }
+                settings.username = name
+            case "password_file":
+                guard let path = string(entry, field: field) else {
+                    failed = true
+                    continue
+                }
+                do {
+                    let contents = try secrets.contents(ofSecretFile: resolve(path))
+                    settings.password = String(Syntax.keyText(fileContents: contents))
+                } catch {
+                    self.error(entry.line, field: field, error.message)
+                    failed = true
+                }
+            default:
+                unknown(entry, known: Self.fleetKeys, in: "fleet")
+                failed = true
+            }
+        }
+        guard let endpoints else {
+            error(table.line, field: "fleet.endpoints", "a [fleet] needs endpoints, the etcd client URLs")
+            return nil
+        }
+        settings.endpoints = endpoints
+        if (settings.certFile == nil) != (settings.keyFile == nil) && !failed {
+            error(table.line, field: table["cert_file"] == nil ? "fleet.cert_file" : "fleet.key_file", "give cert_file and key_file together")
+            failed = true
+        }
+        if (settings.username == nil) != (settings.password == nil) && !failed {
+            error(table.line, field: settings.username == nil ? "fleet.username" : "fleet.password_file", "give username and password_file together")
+            failed = true
+        }
+        let usesTLS = endpoints.contains { $0.hasPrefix("https://") }
+        if !usesTLS && (settings.caFile != nil || settings.certFile != nil) {
+            diagnostics.append(
+                ConfigDiagnostic(.warning, file: file, line: table.line, field: "fleet", "ca_file/cert_file are used only with https:// endpoints"))
+        }
+        if settings.password != nil && !usesTLS {
+            diagnostics.append(
+                ConfigDiagnostic(
+                    .warning, file: file, line: table.line, field: "fleet.password_file",
+                    "the etcd password travels in clear text over http:// endpoints"))
+        }
+        return failed ? nil : settings
+    }
+
+    /// A duration as elsewhere, or whole milliseconds ("200ms"), for bounds below a second.
+    static func shortDuration(_ value: TOMLValue.Kind) -> Result<Duration, ValueSyntax.Message> {
+        if case .string(let text) = value, text.hasSuffix("ms") {
+            let digits = text.dropLast(2)
+            guard !digits.isEmpty, digits.utf8.count <= 9, digits.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
+                let count = Int64(digits)
+            else {
+                return .failure(ValueSyntax.Message("invalid duration \"\(text)\": use whole milliseconds such as \"200ms\", or s, m, h"))
+            }
+            return .success(.milliseconds(count))
+        }
+        return ValueSyntax.duration(value, bareUnit: .seconds)
+    }
+
+    /// Whether `text` is "http(s)://HOST:PORT" (an optional trailing slash, no path).
+    static func isEndpoint(_ text: String) -> Bool {
+        let rest: Substring
+        if text.hasPrefix("http://") {
+            rest = text.dropFirst(7)
+        } else if text.hasPrefix("https://") {
+            rest = text.dropFirst(8)
+        } else {
+            return false
+        }
+        let hostPort = rest.hasSuffix("/") ? rest.dropLast() : rest
+        guard !hostPort.contains("/"), let colon = hostPort.lastIndex(of: ":"), let port = UInt16(hostPort[hostPort.index(after: colon)...]),
+            port > 0
+        else { return false }
+        return colon != hostPort.startIndex && !hostPort.contains(where: { $0 == " " || $0 == "@" })
+    }
+
+    /// The host name, as the default node name.
+    static func hostName() -> String {
+        let name = ProcessInfo.processInfo.hostName
+        let short = name.split(separator: ".").first.map(String.init) ?? name
+        return FleetSettings.nodeProblem(short) == nil ? short : "pknockd"
     }
 
     // MARK: [daemon]
@@ -656,8 +846,8 @@ struct TOMLConfigReader<Secrets: SecretSource> {
         default: message = "unknown key \"\(entry.key)\""
         }
         if let suggestion = ValueSyntax.suggestion(for: entry.key, among: known) { message += "; did you mean \"\(suggestion)\"?" }
-        if context == "daemon" {
-            error(entry.line, field: "daemon", message)
+        if context == "daemon" || context == "fleet" {
+            error(entry.line, field: context, message)
         } else {
             error(entry.line, rule: context, field: nil, message)
         }

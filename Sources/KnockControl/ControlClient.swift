@@ -21,10 +21,15 @@ public enum ControlClient {
 
     /// The tracked peers of `rule` (nil: of every rule).
     public static func status(rule: RuleName?, socketPath: String) throws(Failure) -> [RuleStatusReport] {
-        guard case .status(let rules) = try send(.status(rule: rule), socketPath: socketPath) else {
+        try statusWithFleet(rule: rule, socketPath: socketPath).rules
+    }
+
+    /// As ``status(rule:socketPath:)``, with the fleet's state when the gateway is in one.
+    public static func statusWithFleet(rule: RuleName?, socketPath: String) throws(Failure) -> (rules: [RuleStatusReport], fleet: FleetStatusReport?) {
+        guard case .status(let rules, let fleet) = try send(.status(rule: rule), socketPath: socketPath) else {
             throw Failure("pknockd answered status with something else")
         }
-        return rules
+        return (rules, fleet)
     }
 
     /// Asks pknockd to allow `peer` under `rule`; returns what it did, in words.

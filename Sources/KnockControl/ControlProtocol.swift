@@ -124,8 +124,8 @@ public struct ControlProtocolError: Error, Equatable, Sendable, CustomStringConv
 /// On the wire: `{"ok":true,"rules":[…]}`, `{"ok":true,"result":"…"}`, `{"following":true,"ok":true}`
 /// or `{"error":"…","ok":false}`.
 public enum ControlReply: Equatable, Sendable {
-    /// `status`: the rules asked about.
-    case status([RuleStatusReport])
+    /// `status`: the rules asked about, and the fleet's state when the gateway is in one.
+    case status([RuleStatusReport], fleet: FleetStatusReport? = nil)
     /// `open`/`close`: what was done, in words.
     case done(String)
     /// `events`: events follow on this connection.
@@ -137,6 +137,7 @@ public enum ControlReply: Equatable, Sendable {
         var ok: Bool
         var error: String?
         var rules: [RuleStatusReport]?
+        var fleet: FleetStatusReport?
         var result: String?
         var following: Bool?
     }
@@ -144,7 +145,7 @@ public enum ControlReply: Equatable, Sendable {
     /// The reply as one JSON line, without the newline.
     public var line: String {
         switch self {
-        case .status(let rules): ControlFraming.encode(Wire(ok: true, rules: rules))
+        case .status(let rules, let fleet): ControlFraming.encode(Wire(ok: true, rules: rules, fleet: fleet))
         case .done(let result): ControlFraming.encode(Wire(ok: true, result: result))
         case .following: ControlFraming.encode(Wire(ok: true, following: true))
         case .failure(let message): ControlFraming.encode(Wire(ok: false, error: message))
@@ -159,7 +160,7 @@ public enum ControlReply: Equatable, Sendable {
         if !wire.ok {
             self = .failure(wire.error ?? "pknockd refused the request")
         } else if let rules = wire.rules {
-            self = .status(rules)
+            self = .status(rules, fleet: wire.fleet)
         } else if let result = wire.result {
             self = .done(result)
         } else if wire.following == true {
@@ -167,6 +168,43 @@ public enum ControlReply: Equatable, Sendable {
         } else {
             throw ControlProtocolError("unreadable reply from pknockd")
         }
+    }
+}
+
+/// The fleet's state in a status reply (`"fleet"`), for gateways with `[fleet]`.
+public struct FleetStatusReport: Codable, Equatable, Sendable {
+    /// This gateway's node name.
+    public var node: String
+    /// Whether etcd answers.
+    public var connected: Bool
+    /// The last etcd revision seen.
+    public var revision: Int64
+    /// This node's last commit to its arrival through the watch, in milliseconds.
+    public var watchLagMs: Int64?
+    /// Seconds since etcd stopped answering (not connected only).
+    public var unreachableForSeconds: Int64?
+    /// Why it is unreachable (not connected only).
+    public var reason: String?
+
+    /// Makes a report.
+    public init(
+        node: String, connected: Bool, revision: Int64, watchLagMs: Int64? = nil, unreachableForSeconds: Int64? = nil, reason: String? = nil
+    ) {
+        self.node = node
+        self.connected = connected
+        self.revision = revision
+        self.watchLagMs = watchLagMs
+        self.unreachableForSeconds = unreachableForSeconds
+        self.reason = reason
+    }
+
+    /// The `fleet:` line of `pknock status`: "fleet: node gw-a, connected, revision 1234, watch lag 3 ms"
+    /// or "fleet: node gw-a, unreachable since 12 s (REASON)".
+    public var text: String {
+        if connected {
+            return "fleet: node \(node), connected, revision \(revision), watch lag \(watchLagMs.map { "\($0) ms" } ?? "-")"
+        }
+        return "fleet: node \(node), unreachable since \(unreachableForSeconds ?? 0) s (\(reason ?? "not connected yet"))"
     }
 }
 

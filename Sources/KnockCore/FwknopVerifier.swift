@@ -54,6 +54,8 @@ public struct FwknopVerifier: Sendable {
         public var access: [ServicePort]
         /// The timeout the client asked for, if any (the engine caps it by the rule's autoclose).
         public var clientTimeout: Duration?
+        /// SHA-256 of the packet (a fleet replicates it as the replay key).
+        public var digest: [UInt8] = []
 
         /// Makes a grant.
         public init(clientID: String, user: String, address: PeerAddress, access: [ServicePort], clientTimeout: Duration?) {
@@ -194,10 +196,11 @@ public struct FwknopVerifier: Sendable {
         guard used.count < maximumPacketsPerWindow else { return .failure(.rateLimited(client: client.id)) }
         used.append((digest, message.timestamp))
         seen[client.id] = used
-        return .success(
-            Grant(
-                clientID: client.id, user: message.user, address: address, access: message.access,
-                clientTimeout: message.clientTimeout.map { .seconds($0) }))
+        var grant = Grant(
+            clientID: client.id, user: message.user, address: address, access: message.access,
+            clientTimeout: message.clientTimeout.map { .seconds($0) })
+        grant.digest = digest
+        return .success(grant)
     }
 
     /// Forgets digests whose timestamps have left the window.

@@ -70,6 +70,16 @@ public enum FirewallCommand: Equatable, Sendable {
     case revoke(rule: RuleName, peer: PeerAddress)
 }
 
+/// What makes one SPA open unique across gateways.
+public enum ReplayKey: Hashable, Sendable {
+    /// SPA v1: the peer may open once per epoch minute.
+    case spa1(epochMinute: Int64)
+    /// SPA v2: the packet's nonce.
+    case spa2(nonce: [UInt8])
+    /// fwknop: SHA-256 of the packet.
+    case fwknop(digest: [UInt8])
+}
+
 /// What happened to a peer of a rule: the event stream, and the original's debug messages.
 public struct KnockEvent: Equatable, Sendable {
     /// What kind of transition, and why.
@@ -112,6 +122,9 @@ public struct KnockEvent: Equatable, Sendable {
     public var spa2Rejection: SPAv2Verifier.Rejection?
     /// Why an fwknop packet was refused, for logs and events; nil otherwise.
     public var fwknopRejection: FwknopVerifier.Rejection?
+    /// What makes an SPA open unique (for `allowed` events of SPA rules): a fleet puts it in etcd so
+    /// the same packet opens nothing at another gateway. Nil for knock sequences and `pknock open`.
+    public var replayKey: ReplayKey?
 
     /// Makes an event.
     public init(

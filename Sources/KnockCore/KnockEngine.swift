@@ -394,7 +394,7 @@ public struct KnockEngine {
                         return
                     }
                     states[index].spaOpenedMinute.upsert(knock.source, minute)
-                    grant(index, knock.source, knock.transport, knock: service, now: now, emit: emit)
+                    grant(index, knock.source, knock.transport, knock: service, now: now, replayKey: .spa1(epochMinute: minute), emit: emit)
                     return
                 }
                 if minute == oldest { break }
@@ -433,7 +433,9 @@ public struct KnockEngine {
             knock.payload, source: knock.source, rule: rule, ruleAllowsAddress: settings.allowNamedAddress, now: wallTime)
         {
         case .success(let verified):
-            grant(index, verified.address, knock.transport, knock: knock.servicePort, now: now, client: verified.clientID, emit: emit)
+            grant(
+                index, verified.address, knock.transport, knock: knock.servicePort, now: now, client: verified.clientID,
+                replayKey: .spa2(nonce: verified.nonce), emit: emit)
         case .failure(let rejection):
             let kind: KnockEvent.Kind
             let client: String?
@@ -461,7 +463,9 @@ public struct KnockEngine {
             // The client's timeout, capped by the rule's autoclose.
             var duration = rule.autoclose
             if let asked = verified.clientTimeout { duration = rule.autoclose.map { min($0, asked) } ?? asked }
-            grant(index, verified.address, knock.transport, knock: knock.servicePort, now: now, client: verified.clientID, duration: duration, emit: emit)
+            grant(
+                index, verified.address, knock.transport, knock: knock.servicePort, now: now, client: verified.clientID, duration: duration,
+                replayKey: .fwknop(digest: verified.digest), emit: emit)
         case .failure(let rejection):
             let kind: KnockEvent.Kind
             switch rejection {
@@ -477,7 +481,7 @@ public struct KnockEngine {
 
     private mutating func grant(
         _ index: Int, _ peer: PeerAddress, _ transport: TransportProtocol, knock: ServicePort?, now: Instant,
-        client: String? = nil, duration: Duration?? = nil, emit: (KnockEffect) -> Void
+        client: String? = nil, duration: Duration?? = nil, replayKey: ReplayKey? = nil, emit: (KnockEffect) -> Void
     ) {
         let rule = states[index].rule
         // `duration` (when given) replaces the rule's autoclose for this grant.
@@ -496,6 +500,7 @@ public struct KnockEngine {
         emit(.firewall(.allow(rule: rule.name, peer: peer, ttl: ttl)))
         var allowed = event(index, peer, .allowed(until: until), knock, now)
         allowed.client = client
+        allowed.replayKey = replayKey
         emit(.event(allowed))
     }
 

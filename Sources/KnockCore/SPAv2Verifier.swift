@@ -45,12 +45,15 @@ public struct SPAv2Verifier: Sendable {
         public var rule: RuleName
         /// The address to allow.
         public var address: PeerAddress
+        /// The packet's nonce (a fleet replicates it as the replay key).
+        public var nonce: [UInt8]
 
         /// Makes a grant.
-        public init(clientID: String, rule: RuleName, address: PeerAddress) {
+        public init(clientID: String, rule: RuleName, address: PeerAddress, nonce: [UInt8] = []) {
             self.clientID = clientID
             self.rule = rule
             self.address = address
+            self.nonce = nonce
         }
     }
 
@@ -174,7 +177,7 @@ public struct SPAv2Verifier: Sendable {
         guard used.count < maximumPacketsPerWindow else { return .failure(.rateLimited(client: client.id)) }
         used.append((message.nonce, message.timestamp))
         seen[client.id] = used
-        return .success(Grant(clientID: client.id, rule: rule, address: address))
+        return .success(Grant(clientID: client.id, rule: rule, address: address, nonce: message.nonce))
     }
 
     /// Forgets nonces whose timestamps have left the window (they can no longer pass the clock check).

@@ -155,6 +155,7 @@ public final class DaemonLoop: @unchecked Sendable {
             if let mailbox {
                 mailbox.drain { request in service.control(request, now: now()) }
             }
+            service.handleFleetResults(now: now(), wallTime: Self.wallTime())
             if metrics != nil { updateMetrics() }
             if reader.enobufsCount != reportedENOBUFS {
                 logger.warning(
@@ -196,7 +197,7 @@ public final class DaemonLoop: @unchecked Sendable {
                 engine.peerCounts(of: rule.name).map { (rule.name.rawValue, $0.matching, $0.allowed) }
             },
             enobufs: reader.enobufsCount, hookFailures: hooks?.failures ?? 0, hooksDropped: hooks?.dropped ?? 0, eventReaders: events?.count ?? 0,
-            grantLatency: grantLatency)
+            grantLatency: grantLatency, fleet: service.fleet?.bridge.status)
     }
 
     private func millisecondsUntilNextDeadline() -> Int32 {

@@ -39,6 +39,9 @@ public final class KnockService {
         public var tableRepairs = 0
         /// Grants refused because the rule already allowed its `max_allowed_peers` (also in `rejected`).
         public var refusedGrants = 0
+        /// Grants refused because the fleet could not commit them (etcd unreachable, or the SPA packet
+        /// already opened at another gateway); also in `rejected`.
+        public var fleetRefusedGrants = 0
         /// Creates zeroed counters.
         public init() {}
     }
@@ -74,16 +77,18 @@ public final class KnockService {
     /// The shortest time between two repair warnings.
     public static let repairWarningInterval: Duration = .seconds(60)
     /// What the service saw and did.
-    public private(set) var counters = Counters()
+    public internal(set) var counters = Counters()
     /// Called as soon as the kernel has acknowledged a grant or revoke batch (before the event is
     /// logged): where the intake loop measures its own share of knock → open.
     public var onFirewallApplied: (() -> Void)?
     /// Called with every event, after it is logged (the event stream hangs here).
     public var onEvent: ((KnockEvent) -> Void)?
 
-    private var engine: KnockEngine
+    var engine: KnockEngine
     private let executor: any NFTExecutor
-    private let logger: Logger
+    let logger: Logger
+    /// The fleet's grant hold and mirror, when `[fleet]` is configured (``attachFleet(_:)``).
+    public internal(set) var fleet: FleetLink?
 
     /// The table layout of the configuration in force.
     public var layout: FirewallLayout { FirewallLayout(configuration: configuration) }
@@ -91,7 +96,7 @@ public final class KnockService {
     /// Where the SPA replay memory is kept across restarts; nil keeps it in memory only.
     private let replayStore: ReplayStore?
     /// Set when an SPA open changed the replay memory; saved once the packet is handled.
-    private var replayStateChanged = false
+    var replayStateChanged = false
 
     /// The shortest time between two "allowed-peer table full" warnings of one rule.
     public static let refusedGrantWarningInterval: Duration = .seconds(60)
@@ -168,6 +173,9 @@ public final class KnockService {
             spa2ClockWindow: newConfiguration.daemon.spa2ClockWindow, fwknopClients: newConfiguration.fwknopClients,
             fwknopClockWindow: newConfiguration.daemon.fwknopClockWindow,
             firstKnockCapacity: newConfiguration.daemon.firstKnockCapacity, carryingOverFrom: engine)
+        if newConfiguration.fleet != configuration.fleet {
+            logger.warning("[fleet] changes take effect on restart, not on reload")
+        }
         configuration = newConfiguration
         logger.info("configuration reloaded", metadata: ["rules": "\(newConfiguration.rules.count)"])
     }
@@ -255,7 +263,7 @@ public final class KnockService {
     }
 
     /// The grants the engine holds now, with the time each has left (expired ones left out).
-    private func currentGrants(now: Instant) -> [FirewallLayout.RestoredGrant] {
+    func currentGrants(now: Instant) -> [FirewallLayout.RestoredGrant] {
         var grants: [FirewallLayout.RestoredGrant] = []
         for rule in configuration.rules {
             for status in engine.peers(of: rule.name) ?? [] {
@@ -368,8 +376,10 @@ public final class KnockService {
         case .status(let name):
             let rules = configuration.rules.filter { name == nil || $0.name == name }
             if let name, rules.isEmpty { return .failure("no rule named \(name)") }
-            return .status(rules.compactMap { RuleStatusReport($0, engine: engine, now: now) })
+            return .status(rules.compactMap { RuleStatusReport($0, engine: engine, now: now) }, fleet: fleet?.bridge.status.report())
         case .open(let name, let peer, let duration):
+            fleet?.adminOpen = true
+            defer { fleet?.adminOpen = false }
             var refused = false
             let known = engine.allow(rule: name, peer: peer, for: duration, at: now) { effect in
                 if case .event(let event) = effect, event.kind == .refusedFull { refused = true }
@@ -434,30 +444,43 @@ public final class KnockService {
     /// When ``tick(now:wallTime:)`` next has work.
     public var nextDeadline: Instant? { engine.nextDeadline() }
 
-    private func apply(_ effect: KnockEffect) {
+    func apply(_ effect: KnockEffect) {
         switch effect {
         case .firewall(let command):
-            do {
-                try executor.apply(layout.commandBatch(command))
-                counters.firewallBatches += 1
-                onFirewallApplied?()
-            } catch {
-                counters.firewallErrors += 1
-                logger.error("firewall change failed", metadata: ["nft.table": "\(configuration.daemon.table)", "error": "\(error)"])
-            }
+            // With a fleet, a grant waits for its etcd transaction (FleetLink); a revoke goes to etcd too.
+            if let fleet, fleet.holds(command) { return }
+            applyFirewall(command)
         case .event(let event):
-            if case .allowed = event.kind,
-                configuration.rules.contains(where: { $0.name == event.rule && ($0.spa != nil || $0.spa2 != nil || $0.fwknop != nil) })
-            {
-                replayStateChanged = true
-            }
-            // An SPA close is remembered too (a captured close packet must not close again after a restart).
-            if case .closed = event.kind, event.knock != nil, configuration.rules.contains(where: { $0.name == event.rule && $0.spa != nil }) {
-                replayStateChanged = true
-            }
-            record(event)
-            onEvent?(event)
+            if let fleet, fleet.holds(event, service: self) { return }
+            deliver(event)
         }
+    }
+
+    /// Applies one firewall command now.
+    func applyFirewall(_ command: FirewallCommand) {
+        do {
+            try executor.apply(layout.commandBatch(command))
+            counters.firewallBatches += 1
+            onFirewallApplied?()
+        } catch {
+            counters.firewallErrors += 1
+            logger.error("firewall change failed", metadata: ["nft.table": "\(configuration.daemon.table)", "error": "\(error)"])
+        }
+    }
+
+    /// Logs, counts and publishes one event.
+    func deliver(_ event: KnockEvent) {
+        if case .allowed = event.kind,
+            configuration.rules.contains(where: { $0.name == event.rule && ($0.spa != nil || $0.spa2 != nil || $0.fwknop != nil) })
+        {
+            replayStateChanged = true
+        }
+        // An SPA close is remembered too (a captured close packet must not close again after a restart).
+        if case .closed = event.kind, event.knock != nil, configuration.rules.contains(where: { $0.name == event.rule && $0.spa != nil }) {
+            replayStateChanged = true
+        }
+        record(event)
+        onEvent?(event)
     }
 
     private func record(_ event: KnockEvent) {

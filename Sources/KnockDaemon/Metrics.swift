@@ -20,12 +20,16 @@ public struct MetricsSnapshot: Equatable, Sendable {
     public var eventReaders: Int
     /// The daemon's share of knock → open: NFLOG message read → grant acknowledged.
     public var grantLatency = LatencyHistogram()
+    /// The fleet's state, when `[fleet]` is configured.
+    public var fleet: FleetStatus?
 
     /// Makes a snapshot.
     public init(
         counters: KnockService.Counters = .init(), peers: [(rule: String, matching: Int, allowed: Int)] = [], enobufs: Int = 0,
-        hookFailures: Int = 0, hooksDropped: Int = 0, eventReaders: Int = 0, grantLatency: LatencyHistogram = .init()
+        hookFailures: Int = 0, hooksDropped: Int = 0, eventReaders: Int = 0, grantLatency: LatencyHistogram = .init(),
+        fleet: FleetStatus? = nil
     ) {
+        self.fleet = fleet
         self.grantLatency = grantLatency
         self.counters = counters
         self.peers = peers
@@ -39,7 +43,7 @@ public struct MetricsSnapshot: Equatable, Sendable {
     public static func == (lhs: MetricsSnapshot, rhs: MetricsSnapshot) -> Bool {
         lhs.counters == rhs.counters && lhs.enobufs == rhs.enobufs && lhs.hookFailures == rhs.hookFailures
             && lhs.hooksDropped == rhs.hooksDropped && lhs.eventReaders == rhs.eventReaders && lhs.grantLatency == rhs.grantLatency
-            && lhs.peers.elementsEqual(rhs.peers) { $0 == $1 }
+            && lhs.fleet == rhs.fleet && lhs.peers.elementsEqual(rhs.peers) { $0 == $1 }
     }
 
     /// The Prometheus text exposition format (version 0.0.4).
@@ -76,17 +80,33 @@ public struct MetricsSnapshot: Equatable, Sendable {
             peers.flatMap { peer in
                 [("{rule=\"\(peer.rule)\",state=\"matching\"}", peer.matching), ("{rule=\"\(peer.rule)\",state=\"allowed\"}", peer.allowed)]
             })
-        let name = "pknock_grant_latency_seconds"
-        out += "# HELP \(name) pknockd's share of knock to open: NFLOG message read to grant acknowledged by the kernel.\n"
-        out += "# TYPE \(name) histogram\n"
-        var cumulative = 0
-        for (index, bound) in LatencyHistogram.boundsMicroseconds.enumerated() {
-            cumulative += grantLatency.bucketCounts[index]
-            out += "\(name)_bucket{le=\"\(Self.seconds(microseconds: bound))\"} \(cumulative)\n"
+        func histogram(_ name: String, _ help: String, _ histogram: LatencyHistogram) {
+            out += "# HELP \(name) \(help)\n"
+            out += "# TYPE \(name) histogram\n"
+            var cumulative = 0
+            for (index, bound) in LatencyHistogram.boundsMicroseconds.enumerated() {
+                cumulative += histogram.bucketCounts[index]
+                out += "\(name)_bucket{le=\"\(Self.seconds(microseconds: bound))\"} \(cumulative)\n"
+            }
+            out += "\(name)_bucket{le=\"+Inf\"} \(histogram.count)\n"
+            out += "\(name)_sum \(Self.seconds(microseconds: histogram.sumNanoseconds / 1_000))\n"
+            out += "\(name)_count \(histogram.count)\n"
         }
-        out += "\(name)_bucket{le=\"+Inf\"} \(grantLatency.count)\n"
-        out += "\(name)_sum \(Self.seconds(microseconds: grantLatency.sumNanoseconds / 1_000))\n"
-        out += "\(name)_count \(grantLatency.count)\n"
+        histogram(
+            "pknock_grant_latency_seconds", "pknockd's share of knock to open: NFLOG message read to grant acknowledged by the kernel.",
+            grantLatency)
+        if let fleet {
+            metric("pknock_fleet_connected", "gauge", "Whether etcd answers (1) or not (0).", [("", fleet.connected ? 1 : 0)])
+            metric("pknock_fleet_revision", "gauge", "The last etcd revision seen.", [("", Int(fleet.revision))])
+            out += "# HELP pknock_fleet_watch_lag_seconds This node's last commit to its arrival through the watch.\n"
+            out += "# TYPE pknock_fleet_watch_lag_seconds gauge\n"
+            out += "pknock_fleet_watch_lag_seconds \(Self.seconds(microseconds: (fleet.watchLag?.nanosecondsClamped ?? 0) / 1_000))\n"
+            histogram("pknock_fleet_commit_latency_seconds", "Grant handed to the fleet to etcd's answer to its transaction.", fleet.commitLatency)
+            metric(
+                "pknock_fleet_refused_grants_total", "counter", "Grants refused because etcd could not commit them (unreachable or replayed).",
+                [("", c.fleetRefusedGrants)])
+            metric("pknock_fleet_resyncs_total", "counter", "Full reads of the grants from etcd (start, reconnect, compaction).", [("", fleet.resyncs)])
+        }
         return out
     }
 }

@@ -71,11 +71,14 @@ struct Status: ParsableCommand {
 
     func run() throws {
         let name = rule.flatMap(RuleName.init(rawValue:))
-        let rules = try socket.call { path throws(ControlClient.Failure) in try ControlClient.status(rule: name, socketPath: path) }
+        let (rules, fleet) = try socket.call { path throws(ControlClient.Failure) in
+            try ControlClient.statusWithFleet(rule: name, socketPath: path)
+        }
         if json {
-            print(ControlReply.status(rules).line)
+            print(ControlReply.status(rules, fleet: fleet).line)
         } else {
             print(RuleStatusReport.text(rules), terminator: "")
+            if let fleet { print(fleet.text) }
         }
     }
 }

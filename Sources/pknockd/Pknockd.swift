@@ -216,6 +216,17 @@ struct Pknockd: AsyncParsableCommand {
         ]
         if let controlServer { services.append(.init(service: StoppableService("control socket") { controlServer.stop() })) }
         if let metricsServer { services.append(.init(service: StoppableService("metrics") { metricsServer.stop() })) }
+        if let fleet = configuration.fleet {
+            // Grants wait for etcd from the first packet on; the fleet service commits and mirrors them.
+            let bridge = FleetBridge(settings: fleet, wake: control.wake)
+            service.attachFleet(bridge)
+            do {
+                services.append(.init(service: try FleetService(bridge: bridge, logger: logger)))
+            } catch {
+                fail("[fleet]: cannot set up the etcd client: \(error)")
+            }
+            logger.info("fleet configured", metadata: ["fleet.node": "\(fleet.node)", "fleet.endpoints": "\(fleet.endpoints.joined(separator: ","))"])
+        }
         var groupConfiguration = ServiceGroupConfiguration(services: services, logger: logger)
         groupConfiguration.gracefulShutdownSignals = [.sigterm, .sigint]
         groupConfiguration.maximumGracefulShutdownDuration = .seconds(10)

@@ -41,7 +41,7 @@ import Testing
 
     /// The rules of a status reply; nil for any other reply.
     static func rules(_ reply: ControlReply) -> [RuleStatusReport]? {
-        guard case .status(let rules) = reply else { return nil }
+        guard case .status(let rules, _) = reply else { return nil }
         return rules
     }
 

@@ -1,0 +1,183 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOSSL
+import Synchronization
+
+/// Where and how to reach etcd.
+public struct EtcdEndpoints: Sendable {
+    /// Base URLs ("http://198.51.100.11:2379"), tried in turn.
+    public var urls: [String]
+    /// PEM file of the CA that signs the servers' certificates (https only).
+    public var caFile: String?
+    /// PEM client certificate and key (https only).
+    public var certFile: String?
+    public var keyFile: String?
+    /// etcd user name and password (`/v3/auth/authenticate`).
+    public var username: String?
+    public var password: String?
+
+    /// Makes endpoints.
+    public init(
+        urls: [String], caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil, username: String? = nil,
+        password: String? = nil
+    ) {
+        self.urls = urls
+        self.caFile = caFile
+        self.certFile = certFile
+        self.keyFile = keyFile
+        self.username = username
+        self.password = password
+    }
+}
+
+/// A thin etcd v3 client over the JSON gateway (HTTP/1.1): each call one POST, the watch a
+/// streamed response. Fails over between endpoints; keeps the auth token and re-authenticates
+/// when etcd says the token is invalid.
+public final class EtcdClient: Sendable {
+    private let http: HTTPClient
+    private let endpoints: EtcdEndpoints
+    private struct State: Sendable {
+        var current = 0
+        var token: String?
+    }
+    private let state = Mutex(State())
+
+    /// Makes a client; throws when the TLS files cannot be read.
+    public init(endpoints: EtcdEndpoints) throws {
+        self.endpoints = endpoints
+        var configuration = HTTPClient.Configuration()
+        if endpoints.urls.contains(where: { $0.hasPrefix("https://") }) {
+            var tls = TLSConfiguration.makeClientConfiguration()
+            if let caFile = endpoints.caFile { tls.trustRoots = .file(caFile) }
+            if let certFile = endpoints.certFile, let keyFile = endpoints.keyFile {
+                tls.certificateChain = try NIOSSLCertificate.fromPEMFile(certFile).map { .certificate($0) }
+                tls.privateKey = .file(keyFile)
+            }
+            configuration.tlsConfiguration = tls
+        }
+        configuration.timeout = .init(connect: .seconds(2))
+        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    /// Closes the connections.
+    public func shutdown() async {
+        try? await http.shutdown()
+    }
+
+    // MARK: Calls
+
+    /// Every key from `prefix` on, with the revision of the read.
+    public func range(prefix: String, timeout: Duration) async throws -> EtcdMessages.RangeResponse {
+        try await call(
+            "/v3/kv/range", EtcdMessages.RangeRequest(key: EtcdMessages.base64(prefix), range_end: EtcdMessages.prefixRangeEnd(prefix)),
+            timeout: timeout)
+    }
+
+    /// Runs a transaction.
+    public func txn(_ request: EtcdMessages.TxnRequest, timeout: Duration) async throws -> EtcdMessages.TxnResponse {
+        try await call("/v3/kv/txn", request, timeout: timeout)
+    }
+
+    /// Deletes one key.
+    public func delete(key: String, timeout: Duration) async throws -> EtcdMessages.DeleteRangeResponse {
+        try await call("/v3/kv/deleterange", EtcdMessages.DeleteRangeRequest(key: EtcdMessages.base64(key)), timeout: timeout)
+    }
+
+    /// A lease of `ttl` seconds; returns its id.
+    public func grantLease(ttl: Int64, timeout: Duration) async throws -> Int64 {
+        let response: EtcdMessages.LeaseGrantResponse = try await call("/v3/lease/grant", EtcdMessages.LeaseGrantRequest(TTL: "\(ttl)"), timeout: timeout)
+        if let error = response.error, !error.isEmpty { throw FleetError("lease refused: \(error)") }
+        guard let id = response.ID.flatMap(Int64.init) else { throw FleetError("lease grant without an id") }
+        return id
+    }
+
+    /// Watches every key from `prefix` on, from `revision`, with progress notifications and only
+    /// while the member has a leader; calls `onObject` with each message until the stream ends
+    /// (returns) or fails (throws). `onObject` returning false ends the watch.
+    public func watch(prefix: String, fromRevision revision: Int64, onObject: ([UInt8]) async throws -> Bool) async throws {
+        let body = EtcdMessages.WatchRequest(
+            create_request: .init(
+                key: EtcdMessages.base64(prefix), range_end: EtcdMessages.prefixRangeEnd(prefix), start_revision: "\(revision)",
+                progress_notify: true))
+        let response = try await send("/v3/watch", body: try JSONEncoder().encode(body), deadline: nil)
+        guard response.status == .ok else {
+            let bytes = try await response.body.collect(upTo: 1 << 16)
+            throw Self.failure(status: response.status.code, body: Array(buffer: bytes))
+        }
+        var splitter = JSONObjectSplitter()
+        for try await chunk in response.body {
+            for object in try splitter.feed(chunk.readableBytesView) {
+                if try await !onObject(object) { return }
+            }
+        }
+    }
+
+    // MARK: Plumbing
+
+    private func call<Request: Encodable, Response: Decodable>(_ path: String, _ request: Request, timeout: Duration) async throws -> Response {
+        let body = try JSONEncoder().encode(request)
+        let deadline = NIODeadline.now() + .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
+        var lastError: any Error = FleetError("no endpoints")
+        for attempt in 0..<max(1, endpoints.urls.count) {
+            do {
+                let response = try await send(path, body: body, deadline: deadline)
+                let bytes = Array(buffer: try await response.body.collect(upTo: 64 << 20))
+                if response.status == .ok {
+                    do {
+                        return try JSONDecoder().decode(Response.self, from: Data(bytes))
+                    } catch {
+                        throw FleetError("unreadable answer to \(path): \(error)")
+                    }
+                }
+                let failure = Self.failure(status: response.status.code, body: bytes)
+                if failure.message.contains("invalid auth token") || failure.message.contains("token") && attempt == 0 {
+                    state.withLock { $0.token = nil }
+                    continue
+                }
+                throw failure
+            } catch let error as FleetError {
+                throw error
+            } catch {
+                // Connection-level failure: the next endpoint, while time remains.
+                lastError = error
+                state.withLock { $0.current = ($0.current + 1) % max(1, endpoints.urls.count) }
+                if NIODeadline.now() >= deadline { break }
+            }
+        }
+        throw FleetError("etcd unreachable: \(lastError)")
+    }
+
+    private func send(_ path: String, body: Data, deadline: NIODeadline?) async throws -> HTTPClientResponse {
+        let base = state.withLock { endpoints.urls[$0.current % endpoints.urls.count] }
+        var request = HTTPClientRequest(url: base + path)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        // etcd's "require leader": a member cut off from the leader refuses instead of serving stale data.
+        request.headers.add(name: "Grpc-Metadata-Hasleader", value: "true")
+        if path != "/v3/auth/authenticate", let token = try await token(deadline: deadline) {
+            request.headers.add(name: "Authorization", value: token)
+        }
+        request.body = .bytes(ByteBuffer(bytes: body))
+        return try await http.execute(request, deadline: deadline ?? .distantFuture)
+    }
+
+    private func token(deadline: NIODeadline?) async throws -> String? {
+        guard let username = endpoints.username, let password = endpoints.password else { return nil }
+        if let token = state.withLock({ $0.token }) { return token }
+        let body = try JSONEncoder().encode(EtcdMessages.AuthenticateRequest(name: username, password: password))
+        let response = try await send("/v3/auth/authenticate", body: body, deadline: deadline ?? .now() + .seconds(5))
+        let bytes = Array(buffer: try await response.body.collect(upTo: 1 << 16))
+        guard response.status == .ok else { throw Self.failure(status: response.status.code, body: bytes) }
+        guard let token = try JSONDecoder().decode(EtcdMessages.AuthenticateResponse.self, from: Data(bytes)).token else {
+            throw FleetError("authentication answer without a token")
+        }
+        state.withLock { $0.token = token }
+        return token
+    }
+
+    static func failure(status: UInt, body: [UInt8]) -> FleetError {
+        let decoded = try? JSONDecoder().decode(EtcdMessages.ErrorBody.self, from: Data(body))
+        return FleetError("etcd answered \(status): \(decoded?.error ?? decoded?.message ?? String(decoding: body.prefix(200), as: UTF8.self))")
+    }
+}

@@ -1,0 +1,157 @@
+import Foundation
+import KnockConfig
+import KnockCore
+import KnockDaemon
+import KnockFleet
+import Logging
+import ServiceLifecycle
+import ServiceLifecycleTestKit
+import Testing
+
+/// The fleet service against a real etcd (Debian's etcd-server), started on loopback with a scratch
+/// data directory and stopped by its PID. Skipped where /usr/bin/etcd is not installed.
+@Suite(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/etcd"), "needs etcd-server"), .serialized)
+struct FleetEtcdSystemTests {
+    /// One etcd member on 127.0.0.1.
+    final class LocalEtcd {
+        let process = Process()
+        let directory: String
+        let clientURL: String
+
+        init() throws {
+            directory = NSTemporaryDirectory() + "pknock-etcd-\(UUID().uuidString)"
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            let port = Int.random(in: 20_000...29_000)
+            clientURL = "http://127.0.0.1:\(port)"
+            let peerURL = "http://127.0.0.1:\(port + 1)"
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/etcd")
+            process.arguments = [
+                "--name", "t", "--data-dir", directory + "/data", "--listen-client-urls", clientURL, "--advertise-client-urls", clientURL,
+                "--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL, "--initial-cluster", "t=\(peerURL)",
+                "--log-level", "error",
+            ]
+            process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+            process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+            try process.run()
+        }
+
+        func stop() {
+            if process.isRunning {
+                kill(process.processIdentifier, SIGTERM)
+                process.waitUntilExit()
+            }
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+    }
+
+    let ssh = RuleName(rawValue: "SSH")!
+    let peer = PeerAddress("192.0.2.10")!
+
+    /// The results the service posts, kept in order across calls of ``next(_:matching:within:)``.
+    final class Results {
+        var backlog: [FleetResult] = []
+    }
+
+    /// The first result `matching`, waited for up to `bound` (not a timing assert: a missing result fails).
+    func next(_ bridge: FleetBridge, _ results: Results, matching: (FleetResult) -> Bool, within bound: Duration = .seconds(15)) async
+        -> FleetResult?
+    {
+        let deadline = ContinuousClock.now + bound
+        while true {
+            bridge.drain { results.backlog.append($0) }
+            if let index = results.backlog.firstIndex(where: matching) { return results.backlog.remove(at: index) }
+            if ContinuousClock.now >= deadline { break }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        Issue.record("no such result; seen: \(results.backlog)")
+        return nil
+    }
+
+    func settings(_ url: String, node: String = "gw-a") -> FleetSettings {
+        var settings = FleetSettings(endpoints: [url], node: node)
+        settings.prefix = "/pk\(UInt32.random(in: 0...UInt32.max))"
+        settings.commitTimeout = .seconds(2)
+        return settings
+    }
+
+    @Test func commitsMirrorsRefusesReplaysAndDeletes() async throws {
+        let etcd = try LocalEtcd()
+        defer { etcd.stop() }
+        let bridge = FleetBridge(settings: settings(etcd.clientURL), wake: nil)
+        let results = Results()
+        let service = try FleetService(bridge: bridge, logger: Self.logger)
+        try await running(service) {
+                // The first resync (an empty prefix) says etcd answers.
+                let snapshot = await next(bridge, results, matching: { if case .snapshot = $0 { true } else { false } }, within: .seconds(30))
+                #expect(snapshot == .snapshot([:]))
+
+                let grant = FleetGrant(
+                    rule: ssh, peer: peer, expires: Int64(Date().timeIntervalSince1970) + 60, ttlSeconds: 60,
+                    replayKey: .spa2(nonce: [1, 2, 3]), replayTTLSeconds: 120, grantProtocol: .spa2)
+                #expect(bridge.submit(.commit(id: 1, grant)))
+                #expect(await next(bridge, results, matching: { if case .committed = $0 { true } else { false } }) == .committed(id: 1))
+                let put = await next(bridge, results, matching: { if case .put = $0 { true } else { false } })
+                guard case .put(let mirrored, let value) = put else {
+                    Issue.record("the watch did not deliver the grant: \(String(describing: put))")
+                    return
+                }
+                #expect(mirrored == MirroredGrant(rule: ssh, peer: peer))
+                #expect(value == GrantValue(expires: grant.expires, origin: "gw-a", protocol: .spa2))
+
+                // The same nonce again (a replay at any gateway of the fleet): the transaction's compare fails.
+                #expect(bridge.submit(.commit(id: 2, grant)))
+                let replayed = await next(bridge, results, matching: { if case .replayed = $0 { true } else if case .committed = $0 { true } else { false } })
+                #expect(replayed == .replayed(id: 2))
+
+                #expect(bridge.submit(.revoke(rule: ssh, peer: peer)))
+                let deleted = await next(bridge, results, matching: { if case .delete = $0 { true } else { false } })
+                #expect(deleted == .delete(MirroredGrant(rule: ssh, peer: peer)))
+
+                let status = bridge.status
+                #expect(status.connected && status.revision > 0 && status.resyncs >= 1)
+                #expect(status.commitLatency.count == 2)
+                #expect(status.watchLag != nil)
+        }
+    }
+
+    @Test func anUnreachableEtcdRefusesWithinTheCommitTimeout() async throws {
+        // A loopback port nothing listens on: connections are refused.
+        var unreachable = settings("http://127.0.0.1:9")
+        unreachable.commitTimeout = .milliseconds(300)
+        let bridge = FleetBridge(settings: unreachable, wake: nil)
+        let results = Results()
+        let service = try FleetService(bridge: bridge, logger: Self.logger)
+        try await running(service) {
+                let grant = FleetGrant(rule: ssh, peer: peer, expires: nil, ttlSeconds: nil, replayKey: nil, replayTTLSeconds: 0, grantProtocol: .knock)
+                #expect(bridge.submit(.commit(id: 7, grant)))
+                let result = await next(bridge, results, matching: { if case .unreachable = $0 { true } else if case .committed = $0 { true } else { false } })
+                guard case .unreachable(let id, let reason, let local) = result else {
+                    Issue.record("expected a refusal, got \(String(describing: result))")
+                    return
+                }
+                #expect(id == 7 && !local && !reason.isEmpty)
+                #expect(!bridge.status.connected)
+                #expect(bridge.status.report().text.hasPrefix("fleet: node gw-a, unreachable since "))
+        }
+    }
+
+    /// Runs `service` while `body` runs, then shuts it down gracefully and waits for it.
+    func running(_ service: FleetService, _ body: () async -> Void) async throws {
+        try await testGracefulShutdown { shutdown in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await service.run() }
+                await body()
+                shutdown.triggerGracefulShutdown()
+                try await group.waitForAll()
+            }
+        }
+    }
+
+    static var logger: Logger {
+        Logger(label: "fleet-test") { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = ProcessInfo.processInfo.environment["PKNOCK_TEST_DEBUG"] == nil ? .critical : .trace
+            return handler
+        }
+    }
+}
