@@ -65,6 +65,12 @@ public struct FwknopVerifier: Sendable {
             self.access = access
             self.clientTimeout = clientTimeout
         }
+
+        /// Compares what the grant asks for; the packet's digest only travels with it.
+        public static func == (lhs: Grant, rhs: Grant) -> Bool {
+            lhs.clientID == rhs.clientID && lhs.user == rhs.user && lhs.address == rhs.address && lhs.access == rhs.access
+                && lhs.clientTimeout == rhs.clientTimeout
+        }
     }
 
     /// Why a packet opens nothing.

@@ -55,6 +55,11 @@ public struct SPAv2Verifier: Sendable {
             self.address = address
             self.nonce = nonce
         }
+
+        /// Compares what the grant asks for (client, rule, address); the nonce only travels with it.
+        public static func == (lhs: Grant, rhs: Grant) -> Bool {
+            lhs.clientID == rhs.clientID && lhs.rule == rhs.rule && lhs.address == rhs.address
+        }
     }
 
     /// Why a packet opens nothing.

@@ -1,5 +1,5 @@
-import KnockControl
 import KnockConfig
+import KnockControl
 import KnockCore
 import KnockFleet
 import KnockPOSIX

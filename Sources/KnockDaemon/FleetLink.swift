@@ -196,7 +196,8 @@ extension KnockService {
         for grant in currentGrants(now: now) {
             let key = MirroredGrant(rule: grant.rule, peer: grant.peer)
             if fleet.isPending(key) { continue }
-            local[key] = grant.remaining.map { $0.components.seconds }
+            // updateValue: a subscript assignment of nil (no autoclose) would drop the grant from the map.
+            local.updateValue(grant.remaining.map { $0.components.seconds }, forKey: key)
         }
         let known = Set(configuration.rules.map(\.name))
         let plan = FleetMirror.reconcile(

@@ -148,7 +148,10 @@ public struct FleetService: Service, CustomStringConvertible {
             try await client.watch(prefix: layout.prefix + "/", fromRevision: revision) { object in
                 logger.trace("fleet: watch message", metadata: ["fleet.message": "\(String(decoding: object, as: UTF8.self))"])
                 switch try WatchUpdate.decode(object, layout: layout) {
-                case .created, .progress(revision: _):
+                case .created:
+                    return true
+                case .progress(let revision):
+                    bridge.updateStatus { $0.revision = max($0.revision, revision) }
                     return true
                 case .changes(let changes, let revision):
                     for change in changes {
@@ -201,7 +204,10 @@ public struct FleetService: Service, CustomStringConvertible {
             status.connected = false
             status.reason = reason
         }
-        if wasConnected { logger.warning("fleet: etcd unreachable; new grants are refused until it is back", metadata: ["reason": "\(reason)"]) }
+        if wasConnected {
+            let consequence = bridge.settings.onUnreachable == .refuse ? "new grants are refused" : "new grants stay on this gateway"
+            logger.warning("fleet: etcd unreachable; \(consequence) until it is back", metadata: ["reason": "\(reason)"])
+        }
     }
 
     private let pendingEchoes = CommitEchoes()

@@ -118,12 +118,20 @@ public final class EtcdClient: Sendable {
     private func call<Request: Encodable, Response: Decodable>(_ path: String, _ request: Request, timeout: Duration) async throws -> Response {
         let body = try JSONEncoder().encode(request)
         let deadline = NIODeadline.now() + .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
+        let count = max(1, endpoints.urls.count)
+        // Each call walks the endpoints from the last one that answered; a refused or reset
+        // connection moves on to the next while time remains (twice round at most).
+        let first = state.withLock { $0.current }
         var lastError: any Error = FleetError("no endpoints")
-        for attempt in 0..<max(1, endpoints.urls.count) {
+        var reauthenticated = false
+        var attempt = 0
+        while attempt < 2 * count {
+            let index = (first + attempt) % count
             do {
-                let response = try await send(path, body: body, deadline: deadline)
+                let response = try await send(path, body: body, deadline: deadline, endpoint: index)
                 let bytes = Array(buffer: try await response.body.collect(upTo: 64 << 20))
                 if response.status == .ok {
+                    state.withLock { $0.current = index }
                     do {
                         return try JSONDecoder().decode(Response.self, from: Data(bytes))
                     } catch {
@@ -131,7 +139,9 @@ public final class EtcdClient: Sendable {
                     }
                 }
                 let failure = Self.failure(status: response.status.code, body: bytes)
-                if failure.message.contains("invalid auth token") || failure.message.contains("token") && attempt == 0 {
+                if response.status.code == 401, failure.message.contains("invalid auth token"), !reauthenticated {
+                    // The simple token expired: authenticate again and retry once.
+                    reauthenticated = true
                     state.withLock { $0.token = nil }
                     continue
                 }
@@ -139,34 +149,34 @@ public final class EtcdClient: Sendable {
             } catch let error as FleetError {
                 throw error
             } catch {
-                // Connection-level failure: the next endpoint, while time remains.
                 lastError = error
-                state.withLock { $0.current = ($0.current + 1) % max(1, endpoints.urls.count) }
+                attempt += 1
                 if NIODeadline.now() >= deadline { break }
             }
         }
         throw FleetError("etcd unreachable: \(lastError)")
     }
 
-    private func send(_ path: String, body: Data, deadline: NIODeadline?) async throws -> HTTPClientResponse {
-        let base = state.withLock { endpoints.urls[$0.current % endpoints.urls.count] }
+    private func send(_ path: String, body: Data, deadline: NIODeadline?, endpoint: Int? = nil) async throws -> HTTPClientResponse {
+        let index = endpoint ?? state.withLock { $0.current }
+        let base = endpoints.urls[index % endpoints.urls.count]
         var request = HTTPClientRequest(url: base + path)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
         // etcd's "require leader": a member cut off from the leader refuses instead of serving stale data.
         request.headers.add(name: "Grpc-Metadata-Hasleader", value: "true")
-        if path != "/v3/auth/authenticate", let token = try await token(deadline: deadline) {
+        if path != "/v3/auth/authenticate", let token = try await token(deadline: deadline, endpoint: index) {
             request.headers.add(name: "Authorization", value: token)
         }
         request.body = .bytes(ByteBuffer(bytes: body))
         return try await http.execute(request, deadline: deadline ?? .distantFuture)
     }
 
-    private func token(deadline: NIODeadline?) async throws -> String? {
+    private func token(deadline: NIODeadline?, endpoint: Int) async throws -> String? {
         guard let username = endpoints.username, let password = endpoints.password else { return nil }
         if let token = state.withLock({ $0.token }) { return token }
         let body = try JSONEncoder().encode(EtcdMessages.AuthenticateRequest(name: username, password: password))
-        let response = try await send("/v3/auth/authenticate", body: body, deadline: deadline ?? .now() + .seconds(5))
+        let response = try await send("/v3/auth/authenticate", body: body, deadline: deadline ?? .now() + .seconds(5), endpoint: endpoint)
         let bytes = Array(buffer: try await response.body.collect(upTo: 1 << 16))
         guard response.status == .ok else { throw Self.failure(status: response.status.code, body: bytes) }
         guard let token = try JSONDecoder().decode(EtcdMessages.AuthenticateResponse.self, from: Data(bytes)).token else {

@@ -99,7 +99,8 @@ import Testing
         #expect(allowed(harness).isEmpty)
         #expect(harness.service.counters.fleetRefusedGrants == 1 && harness.service.counters.allowed == 0)
         #expect(harness.warnings().contains { $0.contains("grant refused: fleet unreachable") })
-        #expect(MetricsSnapshot(counters: harness.service.counters, fleet: harness.bridge.status).exposition.contains("\npknock_fleet_refused_grants_total 1\n"))
+        #expect(
+            MetricsSnapshot(counters: harness.service.counters, fleet: harness.bridge.status).exposition.contains("\npknock_fleet_refused_grants_total 1\n"))
     }
 
     @Test func onUnreachableLocalGrantsAnywayAndAResyncKeepsIt() async throws {
@@ -197,6 +198,22 @@ import Testing
         #expect(harness.executor.changes.last?.contains("add element inet pk_test SSH_allowed4 { 198.51.100.7 }") == true)
     }
 
+    /// A grant without autoclose (no kernel timeout) that etcd no longer has goes too: it is not local-only.
+    @Test func startUpRemovesAnAdoptedGrantWithoutTimeoutThatEtcdLacks() async throws {
+        let harness = try Harness(rules: [rule(autoclose: nil)])
+        harness.executor.replies["list sets"] = .success(
+            #"{"nftables": [{"set": {"family": "inet", "name": "SSH_allowed4", "table": "pk_test", "type": "ipv4_addr", "flags": ["timeout"]}}]}"#)
+        harness.executor.replies["list set inet pk_test SSH_allowed4"] = .success(
+            #"{"nftables": [{"set": {"family": "inet", "name": "SSH_allowed4", "table": "pk_test", "type": "ipv4_addr", "flags": ["timeout"], "elem": ["192.0.2.2"]}}]}"#
+        )
+        try harness.service.start(now: .seconds(100))
+        #expect(allowed(harness) == [client])
+        harness.bridge.post(.snapshot([:]))
+        harness.service.handleFleetResults(now: .seconds(101), wallTime: wall)
+        #expect(allowed(harness).isEmpty)
+        #expect(harness.executor.changes.last?.contains("delete element inet pk_test SSH_allowed4 { 192.0.2.2 }") == true)
+    }
+
     @Test func statusCarriesTheFleetLine() throws {
         let harness = try Harness(rules: [rule()])
         harness.bridge.updateStatus { status in
@@ -209,7 +226,9 @@ import Testing
             return
         }
         #expect(fleet.text == "fleet: node gw-a, connected, revision 1234, watch lag 3 ms")
-        #expect(ControlReply.status([], fleet: fleet).line.contains(#""fleet":{"#))
+        let line = ControlReply.status([], fleet: fleet).line
+        #expect(line.contains(#""fleet":{"#) && line.contains(#""watch_lag_ms":3"#) && line.contains(#""node":"gw-a""#))
+        #expect(try ControlReply(parsing: Array(line.utf8)) == .status([], fleet: fleet))
         let metrics = MetricsSnapshot(fleet: harness.bridge.status).exposition
         #expect(metrics.contains("\npknock_fleet_connected 1\n") && metrics.contains("\npknock_fleet_revision 1234\n"))
         #expect(metrics.contains("\npknock_fleet_watch_lag_seconds 0.003\n"))

@@ -38,7 +38,9 @@ import Testing
             try WatchUpdate.decode(Array(message.utf8), layout: layout)
                 == .changes(
                     [
-                        .put(rule: ssh, peer: PeerAddress("192.0.2.10")!, value: GrantValue(expires: 1_758_000_060, origin: "gw-a", protocol: .knock), revision: 41),
+                        .put(
+                            rule: ssh, peer: PeerAddress("192.0.2.10")!, value: GrantValue(expires: 1_758_000_060, origin: "gw-a", protocol: .knock),
+                            revision: 41),
                         .delete(rule: ssh, peer: PeerAddress("2001:db8::5")!, revision: 42),
                     ], revision: 42))
     }
