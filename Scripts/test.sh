@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: unit tests, root-only kernel tests in a private network
+# The whole test suite, as CI runs it: unit tests, the etcd client against a real etcd, root-only kernel tests in a private network
 # namespace, the end-to-end namespace tests, the nft goldens against real nft, swift format lint,
 # and the Debian packages (built, installed, tested end to end with /opt/swift hidden, purged).
 # Run as root on Debian:
@@ -47,6 +47,11 @@ fi
 
 run_stage unit swift test --skip-build --parallel
 count_swift_testing "$LOGS/unit.log"
+
+# The etcd client against a real etcd on loopback (started and stopped by the tests, by PID): on its
+# own, because the unit stage's CPU-heavy tests starve these async tests of the cooperative pool.
+run_stage fleet-etcd env PKNOCK_ETCD_TESTS=1 swift test --skip-build --filter FleetEtcdSystemTests
+count_swift_testing "$LOGS/fleet-etcd.log"
 
 run_stage fuzz Scripts/fuzz.sh 20
 

@@ -31,6 +31,14 @@ def syn(host, port):
     return s
 
 
+def connected(s):
+    try:
+        s.getpeername()
+        return True
+    except OSError:
+        return False
+
+
 def one_run(host, protected, knocks):
     for port in knocks:
         syn(host, port).close()
@@ -47,8 +55,13 @@ def one_run(host, protected, knocks):
                 next_probe = now + PROBE_INTERVAL
             _, writable, _ = select.select([], pending, [], 0.00002)
             for s in writable:
-                if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                # Reading SO_ERROR clears it: a probe refused with a reset (closed_port_response =
+                # "reset") leaves the list at once, or the next select would see it writable with no
+                # error and count it as connected. getpeername confirms the connection.
+                if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0 and connected(s):
                     return time.perf_counter() - start
+                pending.remove(s)
+                s.close()
     finally:
         for s in pending:
             s.close()

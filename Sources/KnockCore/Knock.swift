@@ -122,8 +122,9 @@ public struct KnockEvent: Equatable, Sendable {
     public var spa2Rejection: SPAv2Verifier.Rejection?
     /// Why an fwknop packet was refused, for logs and events; nil otherwise.
     public var fwknopRejection: FwknopVerifier.Rejection?
-    /// What makes an SPA open unique (for `allowed` events of SPA rules): a fleet puts it in etcd so
-    /// the same packet opens nothing at another gateway. Nil for knock sequences and `pknock open`.
+    /// What makes an SPA open unique (for `allowed` events of SPA rules).
+    ///
+    /// A fleet puts it in etcd so the same packet opens nothing at another gateway. Nil for knock sequences and `pknock open`.
     public var replayKey: ReplayKey?
 
     /// Makes an event.

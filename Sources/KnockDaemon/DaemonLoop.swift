@@ -47,11 +47,15 @@ public final class DaemonControl: Sendable {
 public struct IntakePacing: Sendable {
     /// How long a busy wake leaves the packet source unpolled; zero turns pacing off.
     public var pause: Duration
+    /// The most packets one read delivers (the source's limit): a read that reached it left packets
+    /// queued, so the next read comes at once, or the socket's buffer could overflow during a pause.
+    public var readLimit: Int
     private var lastPacketWake: Instant?
 
     /// Makes pacing with `pause` (``DaemonLoop/defaultPause`` in the daemon).
-    public init(pause: Duration) {
+    public init(pause: Duration, readLimit: Int = NFLogReader.maxDatagramsPerReceive) {
         self.pause = pause
+        self.readLimit = readLimit
     }
 
     /// Called after each read of the packet source, which gave `delivered` packets at `now`: how long
@@ -59,6 +63,7 @@ public struct IntakePacing: Sendable {
     public mutating func afterReading(_ delivered: Int, at now: Instant) -> Duration? {
         guard delivered > 0, pause > .zero else { return nil }
         defer { lastPacketWake = now }
+        if delivered >= readLimit { return nil }
         let busy = delivered > 1 || lastPacketWake.map { now - $0 < pause } ?? false
         return busy ? pause : nil
     }

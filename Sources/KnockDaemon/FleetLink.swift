@@ -98,8 +98,10 @@ extension KnockService {
             replayTTLSeconds: window, grantProtocol: GrantValue.grantProtocol(replayKey: event.replayKey, admin: admin))
     }
 
-    /// Takes the fleet service's results: applies committed grants, rolls refused ones back, and
-    /// mirrors etcd's changes. Call on the intake thread.
+    /// Takes the fleet service's results.
+    ///
+    /// Applies committed grants, rolls refused ones back, and mirrors etcd's changes. Call on the
+    /// intake thread.
     public func handleFleetResults(now: Instant, wallTime: WallTime) {
         guard let fleet else { return }
         fleet.bridge.drain { result in handleFleetResult(result, now: now, wallTime: wallTime) }

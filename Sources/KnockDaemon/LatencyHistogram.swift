@@ -9,7 +9,9 @@ import KnockCore
 /// A value type with storage allocated once; recording allocates nothing. Owned by the intake loop.
 public struct LatencyHistogram: Equatable, Sendable {
     /// Bucket upper bounds, in microseconds (Prometheus `le`), then +Inf.
-    public static let boundsMicroseconds: [Int64] = [25, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 50_000]
+    public static let boundsMicroseconds: [Int64] = [
+        25, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000, 1_000_000,
+    ]
     /// How many of the latest samples are kept for percentiles.
     public static let recentCapacity = 4096
 

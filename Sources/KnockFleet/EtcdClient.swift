@@ -31,8 +31,9 @@ public struct EtcdEndpoints: Sendable {
     }
 }
 
-/// A thin etcd v3 client over the JSON gateway (HTTP/1.1): each call one POST, the watch a
-/// streamed response. Fails over between endpoints; keeps the auth token and re-authenticates
+/// A thin etcd v3 client over the JSON gateway (HTTP/1.1).
+///
+/// Each call is one POST, the watch a streamed response. Fails over between endpoints; keeps the auth token and re-authenticates
 /// when etcd says the token is invalid.
 public final class EtcdClient: Sendable {
     private let http: HTTPClient
@@ -92,8 +93,9 @@ public final class EtcdClient: Sendable {
         return id
     }
 
-    /// Watches every key from `prefix` on, from `revision`, with progress notifications and only
-    /// while the member has a leader; calls `onObject` with each message until the stream ends
+    /// Watches every key from `prefix` on, from `revision`.
+    ///
+    /// With progress notifications and only while the member has a leader; calls `onObject` with each message until the stream ends
     /// (returns) or fails (throws). `onObject` returning false ends the watch.
     public func watch(prefix: String, fromRevision revision: Int64, onObject: ([UInt8]) async throws -> Bool) async throws {
         let body = EtcdMessages.WatchRequest(

@@ -1,7 +1,7 @@
 import Foundation
 import KnockCore
 
-/// Where the fleet keeps its keys in etcd, all under one prefix:
+/// Where the fleet keeps its keys in etcd, all under one prefix.
 ///
 ///     PREFIX/grants/RULE/PEER                      a grant (value: ``GrantValue``)
 ///     PREFIX/replay/spa1/RULE/PEER/EPOCH_MINUTE    an SPA v1 open (value: the origin node)

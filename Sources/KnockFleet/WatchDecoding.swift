@@ -17,7 +17,9 @@ public struct JSONObjectSplitter: Sendable {
     /// Makes a splitter.
     public init(maximumObjectSize: Int = 16 << 20) { self.maximumObjectSize = maximumObjectSize }
 
-    /// Adds `bytes`; returns the objects they complete. Throws when an object grows past the maximum.
+    /// Adds `bytes`; returns the objects they complete.
+    ///
+    /// Throws when an object grows past the maximum.
     public mutating func feed(_ bytes: some Sequence<UInt8>) throws(FleetError) -> [[UInt8]] {
         var objects: [[UInt8]] = []
         for byte in bytes {

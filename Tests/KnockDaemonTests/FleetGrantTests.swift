@@ -10,8 +10,9 @@ import Logging
 import Netfilter
 import Testing
 
-/// The grant path with `[fleet]`: grants wait for their etcd transaction, refused ones roll back,
-/// etcd's grants are mirrored. The fleet service is played by the test through the ``FleetBridge``.
+/// The grant path with `[fleet]`.
+///
+/// Grants wait for their etcd transaction, refused ones roll back, etcd's grants are mirrored. The fleet service is played by the test through the ``FleetBridge``.
 @Suite struct FleetGrantTests {
     let server = PeerAddress(ipv4: 0xC000_0201)  // 192.0.2.1
     let client = PeerAddress(ipv4: 0xC000_0202)  // 192.0.2.2

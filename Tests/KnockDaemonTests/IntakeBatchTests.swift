@@ -26,6 +26,15 @@ import Testing
         #expect(pacing.afterReading(2, at: .seconds(1)) == pause)
     }
 
+    /// A read that stopped at the reader's limit left packets queued: no pause, or the socket's
+    /// buffer fills during it (the ENOBUFS seen at the sender's maximum rate).
+    @Test func aReadThatReachedTheLimitReadsAgainAtOnce() {
+        var pacing = IntakePacing(pause: pause, readLimit: 512)
+        #expect(pacing.afterReading(512, at: .seconds(1)) == nil)
+        #expect(pacing.afterReading(511, at: .seconds(1) + .microseconds(100)) == pause)
+        #expect(IntakePacing(pause: pause).readLimit == NFLogReader.maxDatagramsPerReceive)
+    }
+
     @Test func packetsCloserThanThePausePause() {
         var pacing = IntakePacing(pause: pause)
         #expect(pacing.afterReading(1, at: .seconds(1)) == nil)
