@@ -49,17 +49,17 @@ for _ in \$(seq 1 300); do
 done"
 if [ "$LONE" = lone ]; then
     echo "lone gateways (no [fleet]): knock at A (${FLEET_IP[A]}) -> TCP 22 accepts at A, $RUNS runs:"
-    fx client python3 Scripts/bench/fleet_latency.py "${FLEET_IP[A]}" "${FLEET_IP[A]}" "$RUNS" 22 2002 2001 2004 \
+    fx client python3 Scripts/bench/latency.py --probe-host "${FLEET_IP[A]}" --interval-us 200 --give-up 3 "${FLEET_IP[A]}" "$RUNS" 22 2002 2001 2004 \
         -- bash -c "$RESET" > "$FLEET_WORK/latency-a.txt"
     tail -1 "$FLEET_WORK/latency-a.txt" | sed 's/^/knock->open at A (us): /'
     exit 0
 fi
 echo "knock at A (${FLEET_IP[A]}) -> TCP 22 accepts at B (${FLEET_IP[B]}), $RUNS runs:"
-fx client python3 Scripts/bench/fleet_latency.py "${FLEET_IP[A]}" "${FLEET_IP[B]}" "$RUNS" 22 2002 2001 2004 \
+fx client python3 Scripts/bench/latency.py --probe-host "${FLEET_IP[B]}" --interval-us 200 --give-up 3 "${FLEET_IP[A]}" "$RUNS" 22 2002 2001 2004 \
     -- bash -c "$RESET" > "$FLEET_WORK/latency.txt"
 tail -1 "$FLEET_WORK/latency.txt" | sed 's/^/knock->open at B (us): /'
 # The same knock probed at A itself: A applies the grant once its Txn committed, B after the watch.
-fx client python3 Scripts/bench/fleet_latency.py "${FLEET_IP[A]}" "${FLEET_IP[A]}" "$RUNS" 22 2002 2001 2004 \
+fx client python3 Scripts/bench/latency.py --probe-host "${FLEET_IP[A]}" --interval-us 200 --give-up 3 "${FLEET_IP[A]}" "$RUNS" 22 2002 2001 2004 \
     -- bash -c "$RESET" > "$FLEET_WORK/latency-a.txt"
 tail -1 "$FLEET_WORK/latency-a.txt" | sed 's/^/knock->open at A itself (us): /'
 echo "A's commit latency (pknock_fleet_commit_latency_seconds):"
