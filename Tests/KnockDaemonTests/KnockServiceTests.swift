@@ -121,34 +121,16 @@ import Testing
 
     /// Issue 11 item 7: a reload that changed `spa2_clock_window` used to drop the nonce memory.
     @Test func aReloadThatChangesTheSPAv2WindowStillRefusesAReplay() throws {
-        func configuration(window: String) throws -> Configuration {
-            var loaded = try ConfigLoader.parseTOML(
-                """
-                [daemon]
-                spa2_clock_window = "\(window)"
-                [[rule]]
-                name = "SSH"
-                spa = "v2"
-                knock = ["4500:udp"]
-                protect = [22]
-                [[client]]
-                id = "laptop"
-                rules = ["SSH"]
-                ed25519_public_key = "ebVWLo/mVPlAeLES6KmLp5AfhTrmlb7X4OORC60ElmQ="
-                """, file: "/etc/pknock/pknock.toml", secrets: InMemorySecretSource())
-            loaded.daemon.table = "pk_test"
-            return loaded
-        }
         let udp = PacketBuilder.udp(from: client, to: server, port: 4500, payload: try Self.docsSPAv2Packet())
         let now = WallTime(secondsSinceEpoch: 1_764_072_005)
         let executor = RecordingNFTExecutor()
         let service = KnockService(
-            configuration: try configuration(window: "60s"), executor: executor,
+            configuration: try Self.spa2Configuration(window: "60s"), executor: executor,
             logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
         try service.start(now: .zero)
         service.handle(packet: udp, etherType: 0x0800, now: .seconds(1), wallTime: now)
         #expect(service.counters.allowed == 1)
-        try service.reload(to: try configuration(window: "120s"), now: .seconds(2))
+        try service.reload(to: try Self.spa2Configuration(window: "120s"), now: .seconds(2))
         let changes = executor.changes.count
         service.handle(packet: udp, etherType: 0x0800, now: .seconds(3), wallTime: now)
         #expect(service.counters.allowed == 1)
@@ -161,23 +143,8 @@ import Testing
         let directory = NSTemporaryDirectory() + "pknock-service-horizon-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: directory) }
         func service(window: String) throws -> KnockService {
-            var loaded = try ConfigLoader.parseTOML(
-                """
-                [daemon]
-                spa2_clock_window = "\(window)"
-                [[rule]]
-                name = "SSH"
-                spa = "v2"
-                knock = ["4500:udp"]
-                protect = [22]
-                [[client]]
-                id = "laptop"
-                rules = ["SSH"]
-                ed25519_public_key = "ebVWLo/mVPlAeLES6KmLp5AfhTrmlb7X4OORC60ElmQ="
-                """, file: "/etc/pknock/pknock.toml", secrets: InMemorySecretSource())
-            loaded.daemon.table = "pk_test"
-            return KnockService(
-                configuration: loaded, executor: RecordingNFTExecutor(),
+            KnockService(
+                configuration: try Self.spa2Configuration(window: window), executor: RecordingNFTExecutor(),
                 logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }), replayStore: ReplayStore(directory: directory))
         }
         let udp = PacketBuilder.udp(from: client, to: server, port: 4500, payload: try Self.docsSPAv2Packet())
@@ -194,6 +161,27 @@ import Testing
         try restarted.start(now: .zero, wallTime: later)
         restarted.handle(packet: udp, etherType: 0x0800, now: .seconds(1), wallTime: later)
         #expect(restarted.counters.allowed == 0, "a forgotten nonce opened again under the wider window")
+    }
+
+    /// Rule SSH (SPA v2, knock 4500/udp, protects 22) and client laptop (the Docs/spa-v2.md key),
+    /// with `spa2_clock_window` = `window`, in table pk_test.
+    static func spa2Configuration(window: String) throws -> Configuration {
+        var loaded = try ConfigLoader.parseTOML(
+            """
+            [daemon]
+            spa2_clock_window = "\(window)"
+            [[rule]]
+            name = "SSH"
+            spa = "v2"
+            knock = ["4500:udp"]
+            protect = [22]
+            [[client]]
+            id = "laptop"
+            rules = ["SSH"]
+            ed25519_public_key = "ebVWLo/mVPlAeLES6KmLp5AfhTrmlb7X4OORC60ElmQ="
+            """, file: "/etc/pknock/pknock.toml", secrets: InMemorySecretSource())
+        loaded.daemon.table = "pk_test"
+        return loaded
     }
 
     /// The Ed25519 vector of Docs/spa-v2.md: client laptop, rule SSH, timestamp 1764072000.
