@@ -25,9 +25,15 @@ public struct FleetService: Service, CustomStringConvertible {
         self.client = try EtcdClient(
             endpoints: EtcdEndpoints(
                 urls: settings.endpoints, caFile: settings.caFile, certFile: settings.certFile, keyFile: settings.keyFile,
-                username: settings.username, password: settings.password))
+                username: settings.username, password: settings.password, connectTimeout: Self.connectTimeout(commitTimeout: settings.commitTimeout)))
         self.layout = FleetKeyLayout(prefix: settings.prefix)
         self.logger = logger
+    }
+
+    /// How long a connection to one etcd member may take before the next is tried: half the
+    /// commit timeout (so a grant still reaches a second member in time), from 50 ms to 2 s.
+    public static func connectTimeout(commitTimeout: Duration) -> Duration {
+        min(.seconds(2), max(.milliseconds(50), commitTimeout / 2))
     }
 
     public func run() async throws {
@@ -73,8 +79,9 @@ public struct FleetService: Service, CustomStringConvertible {
             let leases = try await (grantLease, replayLease)
             let remaining = timeout - (ContinuousClock.now - started)
             guard remaining > .zero else { throw FleetError("commit_timeout passed") }
+            let token = UInt64.random(in: 1...UInt64.max)
             let request = FleetTransactions.grantTransaction(
-                grant, layout: layout, origin: bridge.settings.node, grantLease: leases.0, replayLease: leases.1)
+                grant, layout: layout, origin: bridge.settings.node, token: token, grantLease: leases.0, replayLease: leases.1)
             let response = try await client.txn(request, timeout: remaining)
             let finished = ContinuousClock.now
             let revision = response.header?.revisionNumber ?? 0
@@ -82,7 +89,8 @@ public struct FleetService: Service, CustomStringConvertible {
                 status.commitLatency.record(finished - started)
                 status.revision = max(status.revision, revision)
             }
-            guard response.succeeded == true else { return .replayed(id: id) }
+            let replayValue = FleetTransactions.replayValue(origin: bridge.settings.node, token: token)
+            guard FleetTransactions.committed(response, replayValue: replayValue) else { return .replayed(id: id) }
             await pendingEchoes.note(revision: revision, at: finished)
             return .committed(id: id)
         } catch {
@@ -176,8 +184,9 @@ public struct FleetService: Service, CustomStringConvertible {
             }
             logger.debug("fleet: the watch stream ended")
         } catch {
-            logger.debug("fleet: the watch failed", metadata: ["error": "\(error)"])
-            if !Task.isCancelled { markUnreachable("watch: \(error)") }
+            // A member that died or lost its leader: the resync that follows moves to another member,
+            // and says etcd is unreachable only when none answers.
+            logger.debug("fleet: the watch failed; resyncing", metadata: ["error": "\(error)"])
         }
     }
 

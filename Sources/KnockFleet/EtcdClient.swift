@@ -16,13 +16,16 @@ public struct EtcdEndpoints: Sendable {
     /// etcd user name and password (`/v3/auth/authenticate`).
     public var username: String?
     public var password: String?
+    /// How long a connection to one endpoint may take before the next endpoint is tried.
+    public var connectTimeout: Duration
 
     /// Makes endpoints.
     public init(
         urls: [String], caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil, username: String? = nil,
-        password: String? = nil
+        password: String? = nil, connectTimeout: Duration = .seconds(2)
     ) {
         self.urls = urls
+        self.connectTimeout = connectTimeout
         self.caFile = caFile
         self.certFile = certFile
         self.keyFile = keyFile
@@ -33,7 +36,10 @@ public struct EtcdEndpoints: Sendable {
 
 /// A thin etcd v3 client over the JSON gateway (HTTP/1.1).
 ///
-/// Each call is one POST, the watch a streamed response. Fails over between endpoints; keeps the auth token and re-authenticates
+/// Each call is one POST, the watch a streamed response. Fails over between endpoints: a connection
+/// that is refused or not made within ``EtcdEndpoints/connectTimeout`` fails at once (the HTTP
+/// client's own retries of a connection are off, since they would spend the whole deadline on a dead
+/// member) and the call moves on to the next endpoint. Keeps the auth token and re-authenticates
 /// when etcd says the token is invalid.
 public final class EtcdClient: Sendable {
     private let http: HTTPClient
@@ -57,7 +63,8 @@ public final class EtcdClient: Sendable {
             }
             configuration.tlsConfiguration = tls
         }
-        configuration.timeout = .init(connect: .seconds(2))
+        configuration.timeout = .init(connect: .nanoseconds(Self.nanoseconds(endpoints.connectTimeout)))
+        configuration.connectionPool.retryConnectionEstablishment = false
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
@@ -102,7 +109,7 @@ public final class EtcdClient: Sendable {
             create_request: .init(
                 key: EtcdMessages.base64(prefix), range_end: EtcdMessages.prefixRangeEnd(prefix), start_revision: "\(revision)",
                 progress_notify: true))
-        let response = try await send("/v3/watch", body: try JSONEncoder().encode(body), deadline: nil)
+        let response = try await openStream("/v3/watch", body: try JSONEncoder().encode(body))
         guard response.status == .ok else {
             let bytes = try await response.body.collect(upTo: 1 << 16)
             throw Self.failure(status: response.status.code, body: Array(buffer: bytes))
@@ -119,10 +126,11 @@ public final class EtcdClient: Sendable {
 
     private func call<Request: Encodable, Response: Decodable>(_ path: String, _ request: Request, timeout: Duration) async throws -> Response {
         let body = try JSONEncoder().encode(request)
-        let deadline = NIODeadline.now() + .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
+        let deadline = NIODeadline.now() + .nanoseconds(Self.nanoseconds(timeout))
         let count = max(1, endpoints.urls.count)
         // Each call walks the endpoints from the last one that answered; a refused or reset
-        // connection moves on to the next while time remains (twice round at most).
+        // connection moves on to the next while time remains (twice round at most), and the next
+        // call starts past the endpoint that failed.
         let first = state.withLock { $0.current }
         var lastError: any Error = FleetError("no endpoints")
         var reauthenticated = false
@@ -147,13 +155,49 @@ public final class EtcdClient: Sendable {
                     state.withLock { $0.token = nil }
                     continue
                 }
+                if response.status == .serviceUnavailable {
+                    // "no leader" and the like: this member cannot serve now, another may.
+                    lastError = failure
+                    moveOn(from: index)
+                    attempt += 1
+                    if NIODeadline.now() >= deadline { break }
+                    continue
+                }
                 throw failure
             } catch let error as FleetError {
                 throw error
             } catch {
                 lastError = error
+                moveOn(from: index)
                 attempt += 1
                 if NIODeadline.now() >= deadline { break }
+            }
+        }
+        throw FleetError("etcd unreachable: \(lastError)")
+    }
+
+    /// The next call starts past `index` (unless another call already moved on).
+    private func moveOn(from index: Int) {
+        let count = max(1, endpoints.urls.count)
+        state.withLock { if $0.current == index { $0.current = (index + 1) % count } }
+    }
+
+    /// Sends a streamed request to the first endpoint that takes it, from the last one that answered.
+    private func openStream(_ path: String, body: Data) async throws -> HTTPClientResponse {
+        let count = max(1, endpoints.urls.count)
+        let first = state.withLock { $0.current }
+        var lastError: any Error = FleetError("no endpoints")
+        for attempt in 0..<count {
+            let index = (first + attempt) % count
+            do {
+                let response = try await send(path, body: body, deadline: nil, endpoint: index)
+                state.withLock { $0.current = index }
+                return response
+            } catch let error as FleetError {
+                throw error
+            } catch {
+                lastError = error
+                moveOn(from: index)
             }
         }
         throw FleetError("etcd unreachable: \(lastError)")
@@ -186,6 +230,15 @@ public final class EtcdClient: Sendable {
         }
         state.withLock { $0.token = token }
         return token
+    }
+
+    /// Nanoseconds of `duration`, saturating (NIO's time amounts are 64-bit nanoseconds).
+    static func nanoseconds(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow { return seconds < 0 ? .min : .max }
+        let (total, carry) = whole.addingReportingOverflow(attoseconds / 1_000_000_000)
+        return carry ? (whole < 0 ? .min : .max) : total
     }
 
     static func failure(status: UInt, body: [UInt8]) -> FleetError {

@@ -68,6 +68,12 @@ public enum EtcdMessages {
     public struct RequestOp: Codable, Equatable, Sendable {
         public var request_put: PutRequest?
         public var request_delete_range: DeleteRangeRequest?
+        public var request_range: RangeRequest?
+    }
+
+    /// The result of one operation of the branch a transaction ran (only ranges are read).
+    public struct ResponseOp: Codable, Equatable, Sendable {
+        public var response_range: RangeResponse?
     }
 
     /// `/v3/kv/txn` request.
@@ -81,6 +87,7 @@ public enum EtcdMessages {
     public struct TxnResponse: Codable, Equatable, Sendable {
         public var header: Header?
         public var succeeded: Bool?
+        public var responses: [ResponseOp]?
     }
 
     /// `/v3/kv/deleterange` response.

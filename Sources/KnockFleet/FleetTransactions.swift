@@ -42,10 +42,20 @@ public enum FleetTransactions {
         (grant.ttlSeconds.map { max(1, $0) + leaseSlackSeconds }, grant.replayKey == nil ? nil : max(1, grant.replayTTLSeconds) + leaseSlackSeconds)
     }
 
-    /// The grant transaction: when there is a replay key, it must never have been created; then the
-    /// replay key (value: the origin node) and the grant key are put, each on its lease.
+    /// The replay key's value: the origin node and a token drawn for this commit, so that a
+    /// transaction sent again after its answer was lost (a member that died mid-call) tells its own
+    /// earlier success from a replay.
+    public static func replayValue(origin: String, token: UInt64) -> String {
+        origin + " " + String(token, radix: 16)
+    }
+
+    /// The grant transaction.
+    ///
+    /// When there is a replay key, it must never have been created; then the replay key (value:
+    /// ``replayValue(origin:token:)``) and the grant key are put, each on its lease. When the replay
+    /// key exists, the transaction reads it back (see ``committed(_:replayValue:)``).
     public static func grantTransaction(
-        _ grant: FleetGrant, layout: FleetKeyLayout, origin: String, grantLease: Int64?, replayLease: Int64?
+        _ grant: FleetGrant, layout: FleetKeyLayout, origin: String, token: UInt64, grantLease: Int64?, replayLease: Int64?
     ) -> EtcdMessages.TxnRequest {
         let value = GrantValue(expires: grant.expires, origin: origin, protocol: grant.grantProtocol)
         let grantPut = EtcdMessages.RequestOp(
@@ -58,7 +68,21 @@ public enum FleetTransactions {
         let key = EtcdMessages.base64(layout.replayKey(replayKey, rule: grant.rule, peer: grant.peer))
         return EtcdMessages.TxnRequest(
             compare: [.init(key: key, target: "CREATE", result: "EQUAL", create_revision: "0")],
-            success: [.init(request_put: .init(key: key, value: EtcdMessages.base64(origin), lease: replayLease.map { "\($0)" })), grantPut],
-            failure: [])
+            success: [
+                .init(request_put: .init(key: key, value: EtcdMessages.base64(replayValue(origin: origin, token: token)), lease: replayLease.map { "\($0)" })),
+                grantPut,
+            ],
+            failure: [.init(request_range: .init(key: key))])
+    }
+
+    /// Whether a grant transaction committed the grant.
+    ///
+    /// It did when it succeeded, or when its replay key already holds `replayValue`, which only
+    /// this commit writes (an earlier try of the same transaction succeeded and its answer was
+    /// lost). Any other value is a replay.
+    public static func committed(_ response: EtcdMessages.TxnResponse, replayValue: String) -> Bool {
+        if response.succeeded == true { return true }
+        let existing = response.responses?.first?.response_range?.kvs?.first?.valueBytes
+        return existing == Array(replayValue.utf8)
     }
 }

@@ -191,6 +191,60 @@ struct FleetEtcdSystemTests {
         await client.shutdown()
     }
 
+    /// Calls `range` at `url` until the member answers (a bounded number of tries); whether it did.
+    func answers(_ url: String) async throws -> Bool {
+        let client = try EtcdClient(endpoints: EtcdEndpoints(urls: [url]))
+        var answered = false
+        for _ in 0..<150 where !answered {
+            answered = (try? await client.range(prefix: "/pk/", timeout: .seconds(1))) != nil
+            if !answered { try? await Task.sleep(for: .milliseconds(100)) }
+        }
+        await client.shutdown()
+        return answered
+    }
+
+    /// The member a client last used dies (SIGKILL: its port refuses connections).
+    ///
+    /// The next call,
+    /// with less time than the HTTP client's connect timeout, moves on to a live member instead of
+    /// retrying the dead one until its deadline; a grant transaction sent twice (its answer lost)
+    /// knows its own commit, and another commit of the same replay key is a replay.
+    @Test func aDeadMemberCostsOneRefusedConnectionAndATransactionSentAgainKnowsItsOwnCommit() async throws {
+        let etcd = try LocalEtcd(members: 3)
+        defer { etcd.stop() }
+        #expect(try await answers(etcd.clientURLs[0]), "the cluster never answered")
+        let client = try EtcdClient(endpoints: EtcdEndpoints(urls: etcd.clientURLs))
+        do {
+            try await afterTheFirstMemberDies(etcd, client)
+        } catch {
+            Issue.record("\(error)")
+        }
+        await client.shutdown()
+    }
+
+    func afterTheFirstMemberDies(_ etcd: LocalEtcd, _ client: EtcdClient) async throws {
+        _ = try await client.range(prefix: "/pk/", timeout: .seconds(2))  // answered by m0, the first endpoint
+        etcd.stop(member: 0)
+        #expect(try await answers(etcd.clientURLs[1]), "m1 and m2 never elected a leader")
+
+        let started = ContinuousClock.now
+        _ = try await client.range(prefix: "/pk/", timeout: .milliseconds(500))
+        #expect(ContinuousClock.now - started < .milliseconds(500))
+
+        let layout = FleetKeyLayout(prefix: "/pk\(UInt32.random(in: 0...UInt32.max))")
+        let grant = FleetGrant(
+            rule: ssh, peer: peer, expires: nil, ttlSeconds: nil, replayKey: .spa2(nonce: [7, 7]), replayTTLSeconds: 60, grantProtocol: .spa2)
+        let request = FleetTransactions.grantTransaction(grant, layout: layout, origin: "gw-a", token: 0xa1, grantLease: nil, replayLease: nil)
+        let own = FleetTransactions.replayValue(origin: "gw-a", token: 0xa1)
+        let first = try await client.txn(request, timeout: .milliseconds(500))
+        #expect(first.succeeded == true && FleetTransactions.committed(first, replayValue: own))
+        let again = try await client.txn(request, timeout: .milliseconds(500))
+        #expect(again.succeeded != true && FleetTransactions.committed(again, replayValue: own))
+        let other = FleetTransactions.grantTransaction(grant, layout: layout, origin: "gw-c", token: 0xc3, grantLease: nil, replayLease: nil)
+        let replay = try await client.txn(other, timeout: .milliseconds(500))
+        #expect(!FleetTransactions.committed(replay, replayValue: FleetTransactions.replayValue(origin: "gw-c", token: 0xc3)))
+    }
+
     /// Runs `service` while `body` runs, then shuts it down gracefully and waits for it.
     func running(_ service: FleetService, _ body: () async -> Void) async throws {
         try await testGracefulShutdown { shutdown in

@@ -262,4 +262,12 @@ import Testing
         #expect(metrics.contains("\npknock_fleet_watch_lag_seconds 0.003\n"))
         #expect(metrics.contains("pknock_fleet_commit_latency_seconds_count 0\n") && metrics.contains("\npknock_fleet_resyncs_total 0\n"))
     }
+
+    /// A connection to one member gets half the commit timeout, so a grant that meets an
+    /// unreachable member still has time for the next; bounded for very short and long timeouts.
+    @Test func aConnectionToOneMemberGetsHalfTheCommitTimeout() {
+        #expect(FleetService.connectTimeout(commitTimeout: .milliseconds(200)) == .milliseconds(100))
+        #expect(FleetService.connectTimeout(commitTimeout: .milliseconds(10)) == .milliseconds(50))
+        #expect(FleetService.connectTimeout(commitTimeout: .seconds(30)) == .seconds(2))
+    }
 }

@@ -63,25 +63,55 @@ import Testing
             rule: ssh, peer: peer, expires: 1_758_000_060, ttlSeconds: 60, replayKey: .spa2(nonce: [1, 2]), replayTTLSeconds: 120,
             grantProtocol: .spa2)
         #expect(FleetTransactions.leaseTTLs(of: grant) == (grant: 65, replay: 125))
-        let body = try json(FleetTransactions.grantTransaction(grant, layout: layout, origin: "gw-a", grantLease: 11, replayLease: 22))
+        let body = try json(FleetTransactions.grantTransaction(grant, layout: layout, origin: "gw-a", token: 0xbeef, grantLease: 11, replayLease: 22))
         let compare = try #require((body["compare"] as? [[String: Any]])?.first)
         #expect(decoded(compare["key"]) == "/pk/replay/spa2/SSH/0102")
         #expect(compare["target"] as? String == "CREATE" && compare["result"] as? String == "EQUAL")
         #expect(compare["create_revision"] as? String == "0")
         let puts = try #require(body["success"] as? [[String: Any]]).compactMap { $0["request_put"] as? [String: Any] }
         #expect(puts.count == 2)
-        #expect(decoded(puts[0]["key"]) == "/pk/replay/spa2/SSH/0102" && decoded(puts[0]["value"]) == "gw-a")
+        #expect(decoded(puts[0]["key"]) == "/pk/replay/spa2/SSH/0102" && decoded(puts[0]["value"]) == "gw-a beef")
         #expect(puts[0]["lease"] as? String == "22")
         #expect(decoded(puts[1]["key"]) == "/pk/grants/SSH/198.51.100.7")
         #expect(decoded(puts[1]["value"]) == #"{"expires":1758000060,"origin":"gw-a","protocol":"spa2"}"#)
         #expect(puts[1]["lease"] as? String == "11")
-        #expect((body["failure"] as? [Any])?.isEmpty == true)
+        // Failing the compare, it reads the replay key back.
+        let reads = try #require(body["failure"] as? [[String: Any]]).compactMap { $0["request_range"] as? [String: Any] }
+        #expect(reads.count == 1 && decoded(reads.first?["key"]) == "/pk/replay/spa2/SSH/0102")
+    }
+
+    /// A transaction's answer as etcd 3.4's gateway writes it: `succeeded` left out when false, the
+    /// failure branch's range under `responses`.
+    func txnResponse(failedWithReplayValue value: String?) throws -> EtcdMessages.TxnResponse {
+        let kvs =
+            value.map {
+                #","kvs":[{"key":"L3BrL3JlcGxheQ==","create_revision":"7","mod_revision":"7","version":"1","#
+                    + #""value":"\#(EtcdMessages.base64($0))","lease":"22"}]"#
+            } ?? ""
+        let json =
+            #"{"header":{"cluster_id":"1","member_id":"2","revision":"9","raft_term":"3"},"#
+            + #""responses":[{"response_range":{"header":{"revision":"9"}\#(kvs),"count":"\#(value == nil ? 0 : 1)"}}]}"#
+        return try JSONDecoder().decode(EtcdMessages.TxnResponse.self, from: Data(json.utf8))
+    }
+
+    @Test func aTransactionThatFindsItsOwnReplayValueCommittedEarlierAndAnyOtherIsAReplay() throws {
+        let own = FleetTransactions.replayValue(origin: "gw-a", token: 0xbeef)
+        #expect(own == "gw-a beef")
+        let succeeded = try JSONDecoder().decode(EtcdMessages.TxnResponse.self, from: Data(#"{"header":{"revision":"9"},"succeeded":true}"#.utf8))
+        #expect(FleetTransactions.committed(succeeded, replayValue: own))
+        // Sent again after a lost answer: the key holds this commit's own value.
+        #expect(FleetTransactions.committed(try txnResponse(failedWithReplayValue: own), replayValue: own))
+        // Another commit's value (a replay at this or another gateway), the same node with another token, or no key read back.
+        #expect(!FleetTransactions.committed(try txnResponse(failedWithReplayValue: "gw-c beef"), replayValue: own))
+        #expect(!FleetTransactions.committed(try txnResponse(failedWithReplayValue: "gw-a beee"), replayValue: own))
+        #expect(!FleetTransactions.committed(try txnResponse(failedWithReplayValue: nil), replayValue: own))
+        #expect(!FleetTransactions.committed(EtcdMessages.TxnResponse(header: nil, succeeded: nil, responses: nil), replayValue: own))
     }
 
     @Test func aKnockGrantWithoutAutocloseIsOnePutWithoutCompareOrLease() throws {
         let grant = FleetGrant(rule: ssh, peer: peer, expires: nil, ttlSeconds: nil, replayKey: nil, replayTTLSeconds: 0, grantProtocol: .knock)
         #expect(FleetTransactions.leaseTTLs(of: grant) == (grant: nil, replay: nil))
-        let body = try json(FleetTransactions.grantTransaction(grant, layout: layout, origin: "gw-b", grantLease: nil, replayLease: nil))
+        let body = try json(FleetTransactions.grantTransaction(grant, layout: layout, origin: "gw-b", token: 1, grantLease: nil, replayLease: nil))
         #expect((body["compare"] as? [Any])?.isEmpty == true)
         let puts = try #require(body["success"] as? [[String: Any]]).compactMap { $0["request_put"] as? [String: Any] }
         #expect(puts.count == 1 && puts[0]["lease"] == nil)
