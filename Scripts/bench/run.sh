@@ -21,6 +21,7 @@
 # Every flood is bounded in count and time. `quick` shrinks counts for a smoke run.
 # BENCH_PKNOCKD=PATH uses that pknockd instead of building one (e.g. an older commit's, to compare);
 # BENCH_SECTIONS="1 5" runs only those sections; BENCH_HUMAN_GAPS and BENCH_HUMAN_RUNS narrow section 5.
+# BENCH_NFLOG_BATCHING=false turns the flood-time NFLOG batching off (nflog_batching), to compare.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 export PATH="$PATH:/opt/swift/usr/bin"
@@ -65,6 +66,7 @@ nflog_group = 27
 max_tracked_peers = $1
 state_directory = "$PK_WORK/state"
 control_socket = "$PK_WORK/control.sock"
+nflog_batching = ${BENCH_NFLOG_BATCHING:-true}
 
 [[rule]]
 name = "SEQ"
@@ -117,6 +119,7 @@ stop_and_count() {
     line=$(grep "pknockd stopping" "$PK_WORK/pknockd.all.log" | tail -1)
     PROCESSED=$(echo "$line" | grep -o ' packets=[0-9]*' | cut -d= -f2)
     ENOBUFS=$(echo "$line" | grep -o 'nflog.enobufs=[0-9]*' | cut -d= -f2)
+    DATAGRAMS=$(echo "$line" | grep -o 'nflog.datagrams=[0-9]*' | cut -d= -f2)
 }
 
 # flood COUNT PPS SECONDS [FIRST_INDEX] [tcp|udp] [PORT]: spoofed knocks from client B's namespace.
@@ -138,7 +141,7 @@ REPEAT=${BENCH_REPEAT:-3}
 echo
 echo "=== 1. throughput: spoofed first knocks (TCP SYN to 2002, IPv6, distinct sources), $REPEAT runs per rate"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-10s %4s %10s %10s %10s %10s %8s %10s %12s\n' rate run sent kernel pknockd lost enobufs sent_pps cpu_us/pkt
+printf '%-10s %4s %10s %10s %10s %10s %8s %10s %12s %10s\n' rate run sent kernel pknockd lost enobufs sent_pps cpu_us/pkt pkt/dgram
 write_config 65536 10
 # median_spread VALUES...: "median (min–max)" of numbers.
 median_spread() {
@@ -160,11 +163,12 @@ for rate in $RATES; do
         after=$(cpu_ticks)
         kernel=$(kernel_count)
         stop_and_count; processed=$PROCESSED; enobufs=$ENOBUFS
+        per_datagram=$(awk -v p="$processed" -v d="${DATAGRAMS:-0}" 'BEGIN { printf "%.1f", d ? p / d : 0 }')
         sent=$(sed_field "$out" sent)
         cpu_us=$(awk -v t=$((after - before)) -v hz="$TICKS" -v n="$processed" 'BEGIN { printf "%.2f", n ? t / hz * 1e6 / n : 0 }')
         cpus+=("$cpu_us"); losts+=($((kernel - processed))); ppss+=("$(sed_field "$out" pps)")
-        printf '%-10s %4s %10s %10s %10s %10s %8s %10s %12s\n' "${rate/#0/max}" "$run" "$sent" "$kernel" "$processed" \
-            $((kernel - processed)) "$enobufs" "$(sed_field "$out" pps)" "$cpu_us"
+        printf '%-10s %4s %10s %10s %10s %10s %8s %10s %12s %10s\n' "${rate/#0/max}" "$run" "$sent" "$kernel" "$processed" \
+            $((kernel - processed)) "$enobufs" "$(sed_field "$out" pps)" "$cpu_us" "$per_datagram"
     done
     echo "rate ${rate/#0/max}: cpu µs/packet $(median_spread "${cpus[@]}"), lost $(median_spread "${losts[@]}")," \
         "sent pps $(median_spread "${ppss[@]}")  [median (min–max) of $REPEAT runs]"

@@ -19,12 +19,21 @@ syn() {
     ip netns exec "$1" timeout 1 hping3 -q -S -c 1 -s "$SYN_SOURCE_PORT" -M "$((RANDOM * 32768 + RANDOM))" -p "$3" "$2" >/dev/null 2>&1
 }
 
+# nflog_threshold: the queue threshold pknockd's metrics show now (refreshed once a second).
+nflog_threshold() {
+    ip netns exec "$NS_S" curl -s --max-time 2 http://127.0.0.1:9640/metrics | awk '/^pknock_nflog_queue_threshold / { print $2 }'
+}
+
 scenario "a client knocking with 1 s gaps gets in during a spoofed --rand-source flood of the first knock port"
-start_daemon --config "$CONFIG"
+( umask 077; sed '/^\[daemon\]/a metrics_listen = "127.0.0.1:9640"' "$CONFIG" > "$PK_WORK/flood.toml" )
+start_daemon --config "$PK_WORK/flood.toml"
 ( exec ip netns exec "$NS_B" timeout "$FLOOD_SECONDS" hping3 -q --flood --rand-source -S -p 2002 198.51.100.1 \
     > "$PK_WORK/hping-flood.out" 2>&1 ) &
 FLOOD70_PID=$!
 sleep 2   # the first-knock table is full of the flood's sources before the client starts
+FLOOD70_RAISED=$(nflog_threshold)
+[ "${FLOOD70_RAISED:-1}" -gt 1 ] && pass "during the flood the kernel gathers ${FLOOD70_RAISED} packets per NFLOG message" \
+    || fail "the queue threshold did not rise during the flood (${FLOOD70_RAISED:-no metrics})"
 # A flood at the sender's maximum can overflow NFLOG (counted as ENOBUFS) and lose one of the
 # client's knocks; a person would knock again, so up to three tries (without the dense first-knock
 # table no try could work: the flood evicts a first knock within a second).
@@ -39,11 +48,21 @@ kill -0 "$FLOOD70_PID" 2>/dev/null && pass "the flood was still running when the
     || fail "the flood had ended before the client was done"
 wait "$FLOOD70_PID"
 expect closed "$NS_B" 198.51.100.1 22 "the flooding side is not let in"
+# Once pknockd has read what the flood left queued, packets come one at a time again.
+deadline=$((SECONDS + 30))
+while [ "$(nflog_threshold)" != 1 ] && [ $SECONDS -lt $deadline ]; do sleep 0.5; done
+[ "$(nflog_threshold)" = 1 ] && pass "after the flood the kernel sends packets one by one again" \
+    || fail "the queue threshold stayed raised after the flood: $(nflog_threshold)"
 stop_daemon
 FLOOD70_PACKETS=$(grep "pknockd stopping" "$PK_WORK/pknockd.last.log" | tail -1 | grep -o ' packets=[0-9]*' | cut -d= -f2)
 echo "  info: pknockd processed ${FLOOD70_PACKETS:-?} packets, $(grep "pknockd stopping" "$PK_WORK/pknockd.last.log" | tail -1 | grep -o 'nflog.enobufs=[0-9]*')"
 [ "${FLOOD70_PACKETS:-0}" -gt 100000 ] && pass "the flood reached pknockd (${FLOOD70_PACKETS} packets)" \
     || fail "the flood did not reach pknockd (${FLOOD70_PACKETS:-?} packets)"
+# During the flood the kernel gathered packets into batches (NFLogBatching).
+FLOOD70_DATAGRAMS=$(grep "pknockd stopping" "$PK_WORK/pknockd.last.log" | tail -1 | grep -o 'nflog.datagrams=[0-9]*' | cut -d= -f2)
+[ -n "$FLOOD70_DATAGRAMS" ] && [ "$((FLOOD70_DATAGRAMS * 4))" -lt "${FLOOD70_PACKETS:-0}" ] \
+    && pass "the flood's packets came in batches (${FLOOD70_PACKETS} packets in ${FLOOD70_DATAGRAMS} NFLOG datagrams)" \
+    || fail "the flood was not batched (${FLOOD70_PACKETS:-?} packets in ${FLOOD70_DATAGRAMS:-?} datagrams)"
 
 scenario "a strict rule: 2002, 2002 (a new connection), 2001, 2004 stays closed; a retransmitted SYN does not reset"
 start_daemon --config "$CONFIG"

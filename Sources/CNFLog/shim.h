@@ -9,6 +9,8 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include <string.h>
+#include <arpa/inet.h>
 
 /// NFULNL_COPY_PACKET as a typed constant (the macro is not imported with a fixed type).
 static const uint8_t CNFLog_copyPacket = NFULNL_COPY_PACKET;
@@ -52,6 +54,38 @@ static inline int CNFLog_receiveBatch(int fd, uint8_t *buffer, size_t slotBytes,
         flags[i] = (uint32_t)headers[i].msg_hdr.msg_flags;
     }
     return (int)count;
+}
+
+/// Sets how many packets the kernel gathers into one datagram for NFLOG `group` (the queue
+/// threshold) and how long it may hold a partial batch (1/100 s), on the socket bound to the group.
+/// The config message asks for no acknowledgement, so no answer interleaves with the packets this
+/// socket reads (a refusal still comes back as an error message, which the reader skips).
+/// Returns 0, or -1 with errno.
+static inline int CNFLog_sendQueueThreshold(int fd, uint16_t group, uint32_t threshold, uint32_t flushTimeout) {
+    struct {
+        struct nlmsghdr header;
+        struct nfgenmsg general;
+        struct nlattr thresholdAttribute;
+        uint32_t thresholdValue;
+        struct nlattr timeoutAttribute;
+        uint32_t timeoutValue;
+    } message;
+    memset(&message, 0, sizeof message);
+    message.header.nlmsg_len = sizeof message;
+    message.header.nlmsg_type = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_CONFIG;
+    message.header.nlmsg_flags = NLM_F_REQUEST;
+    message.general.nfgen_family = AF_UNSPEC;
+    message.general.version = NFNETLINK_V0;
+    message.general.res_id = htons(group);
+    message.thresholdAttribute.nla_len = sizeof(struct nlattr) + sizeof(uint32_t);
+    message.thresholdAttribute.nla_type = NFULA_CFG_QTHRESH;
+    message.thresholdValue = htonl(threshold);
+    message.timeoutAttribute.nla_len = sizeof(struct nlattr) + sizeof(uint32_t);
+    message.timeoutAttribute.nla_type = NFULA_CFG_TIMEOUT;
+    message.timeoutValue = htonl(flushTimeout);
+    struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+    ssize_t sent = sendto(fd, &message, sizeof message, 0, (struct sockaddr *)&kernel, sizeof kernel);
+    return sent == (ssize_t)sizeof message ? 0 : -1;
 }
 
 #endif

@@ -38,6 +38,9 @@ public struct DaemonSettings: Equatable, Sendable {
     public var fwknopClockWindow: Duration = .seconds(120)
     /// How knock ports and not-yet-opened protected ports answer (`closed_port_response`).
     public var closedPortResponse: ClosedPortResponse = .reset
+    /// Whether the kernel may gather knock packets into one NFLOG message during a flood
+    /// (`nflog_batching`; off: one message per packet at every rate).
+    public var nflogBatching = true
 
     /// Makes daemon settings; every argument has the documented default.
     public init(

@@ -14,7 +14,7 @@ struct TOMLConfigReader<Secrets: SecretSource> {
     static var daemonKeys: [String] {
         [
             "table", "nflog_group", "state_directory", "control_socket", "max_tracked_peers", "hook_timeout", "metrics_listen",
-            "spa2_clock_window", "fwknop_clock_window", "closed_port_response", "first_knock_capacity",
+            "spa2_clock_window", "fwknop_clock_window", "closed_port_response", "first_knock_capacity", "nflog_batching",
         ]
     }
     static var clientKeys: [String] {
@@ -360,6 +360,8 @@ struct TOMLConfigReader<Secrets: SecretSource> {
                 } else {
                     error(entry.line, field: field, "expected \"reset\" or \"drop\", found \"\(text)\"")
                 }
+            case "nflog_batching":
+                if let on = boolean(entry, field: field) { daemon.nflogBatching = on }
             case "metrics_listen":
                 guard let text = string(entry, field: field) else { continue }
                 if let address = MetricsListenAddress(parsing: text) {

@@ -69,6 +69,61 @@ public struct IntakePacing: Sendable {
     }
 }
 
+/// How many packets the kernel gathers into one NFLOG datagram (its queue threshold), following the
+/// packet rate: one at a time while knocks are sparse, so a lone knock is sent at once; during a
+/// flood about as many as arrive in ``targetDelay``, so the cost of a datagram (a wake-up, a
+/// receive, the kernel's buffer) is shared by that many packets while a knock waits about
+/// ``targetDelay`` longer for its datagram (at most the kernel's flush timeout, 10 ms, when a
+/// flood stops).
+///
+/// The rate is measured over windows of ``window``; the threshold changes only to or from one, or
+/// by a factor of two or more, so a steady flood sends the kernel a config message now and then,
+/// not every window.
+public struct NFLogBatching: Sendable {
+    /// How long a rate is measured before the threshold is reviewed.
+    public var window: Duration = .milliseconds(50)
+    /// About how long a packet may wait for its batch at the measured rate.
+    public var targetDelay: Duration = .milliseconds(1)
+    /// Below this many packets per ``targetDelay`` (4,000 per second with the defaults), packets
+    /// are sent one at a time.
+    public var minimumBatch: Int = 4
+    /// The largest threshold asked for (the kernel also sends a datagram when its buffer is full,
+    /// about 25 knock packets).
+    public var maximumBatch: Int = 64
+    /// The threshold asked for last.
+    public private(set) var threshold: UInt32 = 1
+    private var windowStart: Instant?
+    private var packets = 0
+
+    /// Makes the policy with the defaults.
+    public init() {}
+
+    /// Called on every wake of the intake loop with the packets it read (0 for none): the new
+    /// threshold when it is due for a change, else nil.
+    public mutating func afterReading(_ delivered: Int, at now: Instant) -> UInt32? {
+        packets &+= delivered
+        guard let start = windowStart else {
+            windowStart = now
+            return nil
+        }
+        let elapsed = now - start
+        guard elapsed >= window else { return nil }
+        windowStart = now
+        let counted = packets
+        packets = 0
+        let perDelay = Int(min(Int64(Int32.max), Int64(counted) * targetDelay.nanosecondsClamped / max(1, elapsed.nanosecondsClamped)))
+        let desired = UInt32(perDelay < minimumBatch ? 1 : min(perDelay, maximumBatch))
+        let current = threshold
+        guard desired != current, desired == 1 || current == 1 || desired >= 2 * current || 2 * desired <= current else { return nil }
+        threshold = desired
+        return desired
+    }
+
+    /// While batching, the loop wakes at least this often, so the threshold comes down when a flood
+    /// stops; nil while packets are sent one at a time.
+    public var reviewInterval: Duration? { threshold > 1 ? window : nil }
+}
+
 /// The daemon's single intake loop: NFLOG packets and timers into the ``KnockService``.
 ///
 /// One thread does everything, in order, so the engine needs no locks. It sleeps in one `poll` on
@@ -94,6 +149,8 @@ public final class DaemonLoop: @unchecked Sendable {
     public static let defaultPause: Duration = .microseconds(250)
     /// How reads of the packet source are paced during a flood.
     public var pacing = IntakePacing(pause: DaemonLoop.defaultPause)
+    /// How many packets the kernel batches per NFLOG datagram; nil leaves the source's threshold alone.
+    public var batching: NFLogBatching? = NFLogBatching()
     /// Control-socket requests, answered between packets on this thread; nil without a control socket.
     ///
     /// Make it with the control's ``DaemonControl/wake`` so a request wakes the loop.
@@ -195,6 +252,9 @@ public final class DaemonLoop: @unchecked Sendable {
                 }
                 datagramReadAt = nil
                 pause = pacing.afterReading(delivered, at: readAt)
+                reviewBatching(delivered, at: readAt)
+            } else {
+                reviewBatching(0, at: now())
             }
             service.tick(now: now(), wallTime: Self.wallTime())
             if service.tableProtection == .watched {
@@ -225,12 +285,25 @@ public final class DaemonLoop: @unchecked Sendable {
                 "knocks.matching": "\(counters.matching)", "knocks.allowed": "\(counters.allowed)",
                 "knocks.rejected": "\(counters.rejected)", "knocks.expired": "\(counters.expired)",
                 "grants.closed": "\(counters.closed)", "firewall.errors": "\(counters.firewallErrors)",
-                "nflog.enobufs": "\(reader.enobufsCount)",
+                "nflog.enobufs": "\(reader.enobufsCount)", "nflog.datagrams": "\(reader.datagramCount)",
+                "nflog.queue_threshold": "\(batching?.threshold ?? 1)",
                 "nft.protection": "\(service.tableProtection.rawValue)", "nft.repairs": "\(counters.tableRepairs)",
                 "grant.count": "\(grantLatency.count)",
                 "grant.latency.p50.us": "\(grantLatency.quantile(0.5).map { "\($0.nanosecondsClamped / 1_000)" } ?? "-")",
                 "grant.latency.p99.us": "\(grantLatency.quantile(0.99).map { "\($0.nanosecondsClamped / 1_000)" } ?? "-")",
             ])
+    }
+
+    private func reviewBatching(_ delivered: Int, at now: Instant) {
+        guard let threshold = batching?.afterReading(delivered, at: now) else { return }
+        do {
+            try reader.setQueueThreshold(threshold)
+            logger.debug("NFLOG queue threshold changed", metadata: ["nflog.queue_threshold": "\(threshold)"])
+        } catch {
+            // Knocks still arrive; only the batching is lost.
+            logger.warning("cannot change the NFLOG queue threshold; batching during floods is off", metadata: ["error": "\(error)"])
+            batching = nil
+        }
     }
 
     private func updateMetrics() {
@@ -243,17 +316,21 @@ public final class DaemonLoop: @unchecked Sendable {
     /// The counters as the metrics responder shows them.
     public func snapshot() -> MetricsSnapshot {
         let engine = service.knockEngine
-        return MetricsSnapshot(
+        var snapshot = MetricsSnapshot(
             counters: service.counters,
             peers: service.configuration.rules.compactMap { rule in
                 engine.peerCounts(of: rule.name).map { (rule.name.rawValue, $0.matching, $0.allowed) }
             },
             enobufs: reader.enobufsCount, hookFailures: hooks?.failures ?? 0, hooksDropped: hooks?.dropped ?? 0, eventReaders: events?.count ?? 0,
             grantLatency: grantLatency, fleet: service.fleet?.bridge.status)
+        snapshot.datagrams = reader.datagramCount
+        snapshot.queueThreshold = Int(batching?.threshold ?? 1)
+        return snapshot
     }
 
     private func millisecondsUntilNextDeadline() -> Int32 {
-        let ceiling = maximumWait.nanosecondsClamped / 1_000_000
+        let longest = batching?.reviewInterval.map { min($0, maximumWait) } ?? maximumWait
+        let ceiling = longest.nanosecondsClamped / 1_000_000
         guard let deadline = service.nextDeadline else { return Int32(ceiling) }
         let remaining = (deadline - now()).nanosecondsClamped
         // Round up so the tick after the wait finds the deadline passed.

@@ -12,6 +12,10 @@ public struct MetricsSnapshot: Equatable, Sendable {
     public var peers: [(rule: String, matching: Int, allowed: Int)]
     /// NFLOG messages the kernel dropped (ENOBUFS).
     public var enobufs: Int
+    /// NFLOG datagrams read (a batch of packets is one).
+    public var datagrams: Int = 0
+    /// How many packets the kernel gathers per NFLOG datagram now (``NFLogBatching``).
+    public var queueThreshold: Int = 1
     /// Hook runs that failed, timed out or were dropped.
     public var hookFailures: Int
     /// Open hooks dropped for a full queue.
@@ -41,7 +45,8 @@ public struct MetricsSnapshot: Equatable, Sendable {
 
     /// Compares every field.
     public static func == (lhs: MetricsSnapshot, rhs: MetricsSnapshot) -> Bool {
-        lhs.counters == rhs.counters && lhs.enobufs == rhs.enobufs && lhs.hookFailures == rhs.hookFailures
+        lhs.counters == rhs.counters && lhs.enobufs == rhs.enobufs && lhs.datagrams == rhs.datagrams
+            && lhs.queueThreshold == rhs.queueThreshold && lhs.hookFailures == rhs.hookFailures
             && lhs.hooksDropped == rhs.hooksDropped && lhs.eventReaders == rhs.eventReaders && lhs.grantLatency == rhs.grantLatency
             && lhs.fleet == rhs.fleet && lhs.peers.elementsEqual(rhs.peers) { $0 == $1 }
     }
@@ -68,6 +73,10 @@ public struct MetricsSnapshot: Equatable, Sendable {
             [("", c.refusedGrants)])
         metric("pknock_firewall_errors_total", "counter", "Firewall changes the kernel refused.", [("", c.firewallErrors)])
         metric("pknock_nflog_enobufs_total", "counter", "NFLOG messages lost to a full socket buffer.", [("", enobufs)])
+        metric("pknock_nflog_datagrams_total", "counter", "NFLOG datagrams read (a batch of packets counts once).", [("", datagrams)])
+        metric(
+            "pknock_nflog_queue_threshold", "gauge", "Packets the kernel gathers per NFLOG datagram now (more than 1 during a flood).",
+            [("", queueThreshold)])
         metric(
             "pknock_table_foreign_changes_total", "counter", "Changes to the table by other processes (watch mode).",
             [("", c.foreignTableChanges)])

@@ -33,6 +33,17 @@ public protocol PacketSource: AnyObject {
     var enobufsCount: Int { get }
     /// Hands every queued packet to `handler` without waiting; returns how many.
     func receiveQueued(_ handler: (NFLogPacketView) -> Void) throws(NetfilterError) -> Int
+    /// Asks the kernel to gather up to `threshold` packets per datagram (1: each at once).
+    func setQueueThreshold(_ threshold: UInt32) throws(NetfilterError)
+    /// Datagrams read (a batch of packets is one).
+    var datagramCount: Int { get }
+}
+
+extension PacketSource {
+    /// Sources that are not the kernel's (fakes, tests) have no queue to batch.
+    public func setQueueThreshold(_ threshold: UInt32) throws(NetfilterError) {}
+    /// Sources that are not the kernel's count no datagrams.
+    public var datagramCount: Int { 0 }
 }
 
 /// One logged packet as a view into the reader's receive buffer: valid during the handler call

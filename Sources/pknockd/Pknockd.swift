@@ -174,6 +174,7 @@ struct Pknockd: AsyncParsableCommand {
         }
         let loop = DaemonLoop(
             service: service, reader: reader, control: control, loadConfiguration: loadConfiguration, logger: logger)
+        if !configuration.daemon.nflogBatching { loop.batching = nil }
 
         // Events go to the log (KnockService), the event stream and the hooks; neither blocks the loop.
         let events = EventHub()

@@ -132,6 +132,14 @@ enum Fixture {
         #expect(configuration.daemon.firstKnockCapacity == 65536)
     }
 
+    @Test func nflogBatchingIsOnByDefaultAndCanBeTurnedOff() throws {
+        let rule = "[[rule]]\nname = \"A\"\nknock = [1000]\nprotect = [22]\n"
+        #expect(try Fixture.load(rule).daemon.nflogBatching)
+        #expect(try !Fixture.load("[daemon]\nnflog_batching = false\n" + rule).daemon.nflogBatching)
+        let refused = Fixture.errors("[daemon]\nnflog_batching = \"no\"\n" + rule)
+        #expect(refused.count == 1 && refused.first?.line == 2 && refused.first?.message.hasPrefix("expected true or false") == true, "\(refused)")
+    }
+
     @Test func daemonMaxTrackedPeersIsTheRulesDefault() throws {
         let configuration = try Fixture.load("[daemon]\nmax_tracked_peers = 12\n[[rule]]\nname = \"A\"\nknock = [1000]\nprotect = [22]\n")
         #expect(configuration.rules.first?.maxTrackedPeers == 12)

@@ -59,6 +59,69 @@ import Testing
     }
 }
 
+/// How many packets per NFLOG datagram the daemon asks the kernel for, by the rate (pure).
+@Suite struct NFLogBatchingTests {
+    let start = Instant.seconds(10)
+
+    /// Feeds `packets` spread over one 50 ms window starting at `at`; the change it asks for.
+    func window(_ batching: inout NFLogBatching, _ packets: Int, at: Instant) -> UInt32? {
+        _ = batching.afterReading(packets / 2, at: at + .milliseconds(25))
+        return batching.afterReading(packets - packets / 2, at: at + .milliseconds(50))
+    }
+
+    @Test func sparseKnocksAreSentOneByOne() {
+        var batching = NFLogBatching()
+        #expect(batching.afterReading(1, at: start) == nil)
+        // 200 and 3,000 packets/s: below 4 per millisecond.
+        #expect(window(&batching, 10, at: start) == nil)
+        #expect(window(&batching, 150, at: start + .milliseconds(50)) == nil)
+        #expect(batching.threshold == 1 && batching.reviewInterval == nil)
+    }
+
+    @Test func aFloodBatchesAboutAMillisecondOfPacketsThenStaysPut() {
+        var batching = NFLogBatching()
+        _ = batching.afterReading(0, at: start)
+        // 50k packets/s: 50 per millisecond.
+        #expect(window(&batching, 2_500, at: start) == 50)
+        #expect(batching.reviewInterval == .milliseconds(50))
+        // The rate wobbling between 35k and 65k packets/s sends the kernel nothing more.
+        #expect(window(&batching, 1_750, at: start + .milliseconds(50)) == nil)
+        #expect(window(&batching, 3_250, at: start + .milliseconds(100)) == nil)
+        // Falling to 20k/s (less than half): 20.
+        #expect(window(&batching, 1_000, at: start + .milliseconds(150)) == 20)
+        #expect(batching.threshold == 20)
+    }
+
+    @Test func theSendersMaximumIsCappedAt64() {
+        var batching = NFLogBatching()
+        _ = batching.afterReading(0, at: start)
+        #expect(window(&batching, 7_500, at: start) == 64)
+        #expect(window(&batching, 100_000, at: start + .milliseconds(50)) == nil)
+    }
+
+    /// When the flood stops no packet wakes the loop; it wakes within ``NFLogBatching/reviewInterval``
+    /// and the first empty window sends packets one by one again.
+    @Test func theFloodEndingSendsKnocksOneByOneAgain() {
+        var batching = NFLogBatching()
+        _ = batching.afterReading(0, at: start)
+        #expect(window(&batching, 2_500, at: start) == 50)
+        #expect(batching.afterReading(0, at: start + .milliseconds(100)) == 1)
+        #expect(batching.threshold == 1 && batching.reviewInterval == nil)
+        // A lone knock afterwards changes nothing.
+        #expect(batching.afterReading(1, at: start + .milliseconds(160)) == nil)
+    }
+
+    @Test func aWindowIsReviewedOnlyWhenItHasPassed() {
+        var batching = NFLogBatching()
+        _ = batching.afterReading(0, at: start)
+        // 600 packets in 10 ms is 60 per millisecond, but the window is not over.
+        #expect(batching.afterReading(600, at: start + .milliseconds(10)) == nil)
+        #expect(batching.afterReading(0, at: start + .milliseconds(49)) == nil)
+        // Counted over the whole window: 600 in 50 ms, 12 per millisecond.
+        #expect(batching.afterReading(0, at: start + .milliseconds(50)) == 12)
+    }
+}
+
 /// The intake loop's packet path over borrowed bytes: batches of first knocks served from one
 /// preallocated buffer, as ``NFLogReader`` serves them from its receive slots.
 @Suite struct IntakeBatchTests {

@@ -22,7 +22,10 @@ import Testing
         counters.packets = 12
         counters.allowed = 2
         counters.rejected = 5
-        return MetricsSnapshot(counters: counters, peers: [("SSH", 1, 2)], enobufs: 3, hookFailures: 4, eventReaders: 1)
+        var snapshot = MetricsSnapshot(counters: counters, peers: [("SSH", 1, 2)], enobufs: 3, hookFailures: 4, eventReaders: 1)
+        snapshot.datagrams = 7
+        snapshot.queueThreshold = 50
+        return snapshot
     }
 
     @Test func theExpositionHasEveryCounter() {
@@ -31,6 +34,7 @@ import Testing
             "# TYPE pknock_packets_total counter", "pknock_packets_total 12", "pknock_knocks_total{outcome=\"allowed\"} 2",
             "pknock_knocks_total{outcome=\"rejected\"} 5", "pknock_nflog_enobufs_total 3", "pknock_hook_failures_total 4",
             "pknock_peers{rule=\"SSH\",state=\"matching\"} 1", "pknock_peers{rule=\"SSH\",state=\"allowed\"} 2", "pknock_event_readers 1",
+            "pknock_nflog_datagrams_total 7", "# TYPE pknock_nflog_queue_threshold gauge", "pknock_nflog_queue_threshold 50",
         ] {
             #expect(text.split(separator: "\n").contains(Substring(line)), "missing \(line)")
         }

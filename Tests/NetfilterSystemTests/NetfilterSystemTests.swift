@@ -183,6 +183,45 @@ final class NetfilterSystemTests {
         #expect(reader.truncatedCount == 0)
     }
 
+    /// The queue threshold changed on a bound reader: the kernel sends batches of packets per
+    /// datagram, read whole and in order; back at 1, each packet is a datagram of its own again.
+    @Test func aQueueThresholdSetWhileBoundBatchesPacketsAndOneSendsThemSingly() throws {
+        let reader = try NFLogReader(group: 49, snaplen: 512)
+        defer { reader.close() }
+        try addLogRule(group: 49)
+        func send(_ indices: Range<Int>) throws {
+            for index in indices {
+                try Loopback.sendUDP(to: "127.0.0.1", port: 4000, payload: [UInt8(index >> 8), UInt8(index & 0xFF)] + [UInt8](repeating: 0x5A, count: 30))
+            }
+        }
+        func read(until count: Int) throws -> [Int] {
+            var indices: [Int] = []
+            let deadline = ContinuousClock.now + .seconds(2)
+            while indices.count < count, ContinuousClock.now < deadline {
+                // The flush timeout (10 ms) sends a partial batch.
+                _ = try reader.receive(timeoutMilliseconds: 50) { packet in
+                    let udp = Int(packet.payload.first! & 0x0F) * 4
+                    indices.append(Int(packet.payload[udp + 8]) << 8 | Int(packet.payload[udp + 9]))
+                }
+            }
+            return indices
+        }
+
+        try reader.setQueueThreshold(16)
+        #expect(reader.queueThreshold == 16)
+        try send(0..<48)
+        #expect(try read(until: 48) == Array(0..<48))
+        let batched = reader.datagramCount
+        #expect(batched >= 3 && batched <= 12, "48 packets came in \(batched) datagrams")
+        #expect(reader.truncatedCount == 0)
+
+        try reader.setQueueThreshold(1)
+        try send(48..<53)
+        #expect(try read(until: 5) == Array(48..<53))
+        #expect(reader.datagramCount - batched == 5)
+        #expect(reader.truncatedCount == 0)
+    }
+
     @Test func receiveReturnsZeroWhenNothingArrives() throws {
         let reader = try NFLogReader(group: 42)
         defer { reader.close() }

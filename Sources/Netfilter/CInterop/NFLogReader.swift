@@ -29,15 +29,25 @@ public final class NFLogReader: PacketSource {
     private var handle: OpaquePointer?
     private var groupHandle: OpaquePointer?
     private let descriptor: Int32
-    /// `slots` datagram slots of `slotBytes` each, filled by one `recvmmsg`.
+    /// `slots` datagram slots of `slotBytes` each, filled by one `recvmmsg`: 64 slots sized for one
+    /// packet, or, while the kernel may send batches, fewer slots sized for a batch.
     private var buffer: [UInt8]
-    private let slots: Int
-    private let slotBytes: Int
+    private var slots: Int
+    private var slotBytes: Int
+    /// The queue threshold the kernel applies now (``setQueueThreshold(_:)``).
+    public private(set) var queueThreshold: UInt32
+    private let flushTimeoutCentiseconds: UInt32
+    /// After batching ends: once the socket was found empty past this instant, no batch can be
+    /// queued any more and the one-packet slots come back.
+    private var singleSlotsAfter: ContinuousClock.Instant?
+    /// How many datagrams were read (a batch is one).
+    public private(set) var datagramCount: Int = 0
     private var lengths: [UInt32]
     private var flags: [UInt32]
 
-    /// The most datagrams one ``receiveQueued(_:)`` reads before returning, so a flood cannot keep
-    /// a caller from checking for shutdown (about a millisecond of work).
+    /// The most datagrams, or packets in batched datagrams, one ``receiveQueued(_:)`` reads before
+    /// returning, so a flood cannot keep a caller from checking for shutdown (about a millisecond of
+    /// work).
     public static let maxDatagramsPerReceive = 512
 
     /// Binds a new netlink socket to NFLOG `group` in copy-packet mode.
@@ -67,12 +77,14 @@ public final class NFLogReader: PacketSource {
     ) throws(NetfilterError) {
         self.group = group
         self.snaplen = snaplen
-        // With a queue threshold of 1 a datagram holds one packet: the snap length and its netlink
-        // and attribute headers (under 300 bytes). A batching kernel fills datagrams up to its
-        // netlink buffer (NLMSG_GOODSIZE, under 8 KiB), or one packet if that is larger.
-        self.slotBytes = queueThreshold > 1 ? 8_192 + Int(snaplen) : (Int(snaplen) + 1_024 + 63) & ~63
-        self.slots = Int(CNFLog_batchMax)
-        self.buffer = [UInt8](repeating: 0, count: slots * slotBytes)
+        self.queueThreshold = queueThreshold
+        self.flushTimeoutCentiseconds = flushTimeoutCentiseconds
+        let single = Self.singlePacketSlotBytes(snaplen: snaplen)
+        let batch = Self.batchSlotBytes(snaplen: snaplen)
+        // One buffer for both layouts: 64 one-packet slots, or as many batch slots as fit (at least 4).
+        self.buffer = [UInt8](repeating: 0, count: max(Int(CNFLog_batchMax) * single, 4 * batch))
+        self.slotBytes = queueThreshold > 1 ? batch : single
+        self.slots = min(Int(CNFLog_batchMax), buffer.count / slotBytes)
         self.lengths = [UInt32](repeating: 0, count: slots)
         self.flags = [UInt32](repeating: 0, count: slots)
 
@@ -128,6 +140,51 @@ public final class NFLogReader: PacketSource {
         close()
     }
 
+    /// A one-packet datagram: the snap length and its netlink and attribute headers (under 300 bytes).
+    private static func singlePacketSlotBytes(snaplen: UInt32) -> Int { (Int(snaplen) + 1_024 + 63) & ~63 }
+    /// A batching kernel fills datagrams up to its netlink buffer (NLMSG_GOODSIZE, under 8 KiB), or
+    /// one packet if that is larger.
+    private static func batchSlotBytes(snaplen: UInt32) -> Int { 8_192 + Int(snaplen) }
+
+    /// Tells the kernel to gather up to `threshold` packets into one datagram (1: each packet at
+    /// once), keeping the flush timeout the reader was made with.
+    ///
+    /// Sent on the reader's own socket without an acknowledgement, so packets keep flowing; from
+    /// the first threshold above 1 the receive slots are sized for batches, until the socket was
+    /// found empty two flush timeouts after batching ended (a partial batch the kernel still held
+    /// has come by then). The corresponding C function is `sendto` (an `NFULNL_MSG_CONFIG` message
+    /// with `NFULA_CFG_QTHRESH` and `NFULA_CFG_TIMEOUT`).
+    public func setQueueThreshold(_ threshold: UInt32) throws(NetfilterError) {
+        try requireOpen("NFLogReader.setQueueThreshold")
+        let threshold = max(1, threshold)
+        guard threshold != queueThreshold else { return }
+        if CNFLog_sendQueueThreshold(descriptor, group, threshold, flushTimeoutCentiseconds) != 0 {
+            throw NetfilterError(
+                operation: "sendto(NFULNL_MSG_CONFIG)", errno: Self.errnoOrUnknown(),
+                message: "setting the queue threshold of NFLOG group \(group)")
+        }
+        queueThreshold = threshold
+        if threshold > 1 {
+            singleSlotsAfter = nil
+            useSlots(of: Self.batchSlotBytes(snaplen: snaplen))
+        } else {
+            singleSlotsAfter = .now + .milliseconds(20 * Int64(max(1, flushTimeoutCentiseconds)))
+        }
+    }
+
+    private func useSlots(of bytes: Int) {
+        slotBytes = bytes
+        slots = min(Int(CNFLog_batchMax), buffer.count / bytes)
+    }
+
+    /// The socket was found empty: after batching ended and its last partial batch was due, one-packet slots again.
+    private func socketWasEmpty() {
+        if let after = singleSlotsAfter, ContinuousClock.now >= after {
+            singleSlotsAfter = nil
+            useSlots(of: Self.singlePacketSlotBytes(snaplen: snaplen))
+        }
+    }
+
     /// The netlink socket's descriptor (for an external poll loop); -1 once closed.
     ///
     /// The corresponding C function is `nflog_fd`.
@@ -177,14 +234,16 @@ public final class NFLogReader: PacketSource {
     /// queued), each into its own slot of the one receive buffer, and parsed in place by
     /// ``NFLogMessages``: each packet is a view into that buffer (no copy, no allocation), valid
     /// during the call. Reading stops when the socket is empty or after
-    /// ``maxDatagramsPerReceive`` datagrams, so a flood cannot keep the caller from its other work.
+    /// ``maxDatagramsPerReceive`` datagrams or packets, so a flood cannot keep the caller from its
+    /// other work.
     /// `ENOBUFS` is counted in ``enobufsCount``, not thrown. The corresponding C function is
     /// `recvmmsg`.
     public func receiveQueued(_ handler: (NFLogPacketView) -> Void) throws(NetfilterError) -> Int {
         try requireOpen("NFLogReader.receiveQueued")
         var delivered = 0
         var read = 0
-        batches: while read < Self.maxDatagramsPerReceive {
+        // Batches count as their packets: one call does about the same work either way.
+        batches: while read < Self.maxDatagramsPerReceive && delivered < Self.maxDatagramsPerReceive {
             let count = unsafe buffer.withUnsafeMutableBytes { bytes in
                 unsafe lengths.withUnsafeMutableBufferPointer { lengths in
                     unsafe flags.withUnsafeMutableBufferPointer { flags in
@@ -199,6 +258,7 @@ public final class NFLogReader: PacketSource {
                 case EINTR:
                     continue batches
                 case EAGAIN, EWOULDBLOCK:
+                    if singleSlotsAfter != nil { socketWasEmpty() }
                     break batches
                 case ENOBUFS:
                     // The kernel dropped messages; what is still queued can be read.
@@ -210,6 +270,7 @@ public final class NFLogReader: PacketSource {
             }
             if count == 0 { break }
             read += Int(count)
+            datagramCount &+= Int(count)
             // One reference for the whole batch: the views below are slices of it.
             let bytes = buffer
             for slot in 0..<Int(count) {
@@ -224,7 +285,10 @@ public final class NFLogReader: PacketSource {
                 }
             }
             // Fewer than the slots: the socket is empty (a recvmmsg more would only say EAGAIN).
-            if Int(count) < slots { break }
+            if Int(count) < slots {
+                if singleSlotsAfter != nil { socketWasEmpty() }
+                break
+            }
         }
         return delivered
     }
