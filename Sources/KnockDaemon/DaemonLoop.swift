@@ -88,7 +88,7 @@ public struct NFLogBatching: Sendable {
     /// are sent one at a time.
     public var minimumBatch: Int = 4
     /// The largest threshold asked for (the kernel also sends a datagram when its buffer is full,
-    /// about 25 knock packets).
+    /// about 20 knock packets).
     public var maximumBatch: Int = 64
     /// The threshold asked for last.
     public private(set) var threshold: UInt32 = 1

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import KnockCore
 import NIOCore
 import NIOSSL
 import Synchronization
@@ -63,7 +64,7 @@ public final class EtcdClient: Sendable {
             }
             configuration.tlsConfiguration = tls
         }
-        configuration.timeout = .init(connect: .nanoseconds(Self.nanoseconds(endpoints.connectTimeout)))
+        configuration.timeout = .init(connect: .nanoseconds(endpoints.connectTimeout.nanosecondsClamped))
         configuration.connectionPool.retryConnectionEstablishment = false
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
@@ -126,7 +127,7 @@ public final class EtcdClient: Sendable {
 
     private func call<Request: Encodable, Response: Decodable>(_ path: String, _ request: Request, timeout: Duration) async throws -> Response {
         let body = try JSONEncoder().encode(request)
-        let deadline = NIODeadline.now() + .nanoseconds(Self.nanoseconds(timeout))
+        let deadline = NIODeadline.now() + .nanoseconds(timeout.nanosecondsClamped)
         let count = max(1, endpoints.urls.count)
         // Each call walks the endpoints from the last one that answered; a refused or reset
         // connection moves on to the next while time remains (twice round at most), and the next
@@ -230,15 +231,6 @@ public final class EtcdClient: Sendable {
         }
         state.withLock { $0.token = token }
         return token
-    }
-
-    /// Nanoseconds of `duration`, saturating (NIO's time amounts are 64-bit nanoseconds).
-    static func nanoseconds(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        if overflow { return seconds < 0 ? .min : .max }
-        let (total, carry) = whole.addingReportingOverflow(attoseconds / 1_000_000_000)
-        return carry ? (whole < 0 ? .min : .max) : total
     }
 
     static func failure(status: UInt, body: [UInt8]) -> FleetError {
