@@ -57,11 +57,14 @@ static inline int CNFLog_receiveBatch(int fd, uint8_t *buffer, size_t slotBytes,
 }
 
 /// Sets how many packets the kernel gathers into one datagram for NFLOG `group` (the queue
-/// threshold) and how long it may hold a partial batch (1/100 s), on the socket bound to the group.
-/// The config message asks for no acknowledgement, so no answer interleaves with the packets this
-/// socket reads (a refusal still comes back as an error message, which the reader skips).
-/// Returns 0, or -1 with errno.
-static inline int CNFLog_sendQueueThreshold(int fd, uint16_t group, uint32_t threshold, uint32_t flushTimeout) {
+/// threshold) and how long it may hold a partial batch (1/100 s), on the socket bound to the group;
+/// a nonzero `bufferBytes` also sets the kernel's buffer for a batch (NFULA_CFG_NLBUFSIZ: a datagram
+/// is sent when it is full; the kernel ignores values below its default, NLMSG_GOODSIZE, or above
+/// 128 KiB). The config message asks for no acknowledgement, so no answer interleaves with the
+/// packets this socket reads (a refusal still comes back as an error message, which the reader
+/// skips). Returns 0, or -1 with errno.
+static inline int CNFLog_sendQueueThreshold(int fd, uint16_t group, uint32_t threshold, uint32_t flushTimeout,
+                                            uint32_t bufferBytes) {
     struct {
         struct nlmsghdr header;
         struct nfgenmsg general;
@@ -69,9 +72,10 @@ static inline int CNFLog_sendQueueThreshold(int fd, uint16_t group, uint32_t thr
         uint32_t thresholdValue;
         struct nlattr timeoutAttribute;
         uint32_t timeoutValue;
+        struct nlattr bufferAttribute;
+        uint32_t bufferValue;
     } message;
     memset(&message, 0, sizeof message);
-    message.header.nlmsg_len = sizeof message;
     message.header.nlmsg_type = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_CONFIG;
     message.header.nlmsg_flags = NLM_F_REQUEST;
     message.general.nfgen_family = AF_UNSPEC;
@@ -83,9 +87,18 @@ static inline int CNFLog_sendQueueThreshold(int fd, uint16_t group, uint32_t thr
     message.timeoutAttribute.nla_len = sizeof(struct nlattr) + sizeof(uint32_t);
     message.timeoutAttribute.nla_type = NFULA_CFG_TIMEOUT;
     message.timeoutValue = htonl(flushTimeout);
+    size_t length = sizeof message;
+    if (bufferBytes != 0) {
+        message.bufferAttribute.nla_len = sizeof(struct nlattr) + sizeof(uint32_t);
+        message.bufferAttribute.nla_type = NFULA_CFG_NLBUFSIZ;
+        message.bufferValue = htonl(bufferBytes);
+    } else {
+        length -= sizeof(struct nlattr) + sizeof(uint32_t);
+    }
+    message.header.nlmsg_len = (uint32_t)length;
     struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
-    ssize_t sent = sendto(fd, &message, sizeof message, 0, (struct sockaddr *)&kernel, sizeof kernel);
-    return sent == (ssize_t)sizeof message ? 0 : -1;
+    ssize_t sent = sendto(fd, &message, length, 0, (struct sockaddr *)&kernel, sizeof kernel);
+    return sent == (ssize_t)length ? 0 : -1;
 }
 
 #endif

@@ -186,22 +186,38 @@ public struct FirstKnockTable {
         find(place(rule: rule, source: source), now: now)
     }
 
+    /// The entries of `bucket`, or nil while its chunk was never written (every slot free).
+    @inline(__always)
+    private func entries(ofBucket bucket: Int) -> UnsafeMutablePointer<Entry>? {
+        let chunk = bucket / Self.bucketsPerChunk
+        guard let entries = chunks[chunk] else { return nil }
+        return entries + (bucket - chunk * Self.bucketsPerChunk) * Self.bucketSize
+    }
+
     /// The entry at `place`, if any, lapsed or not.
+    ///
+    /// The two buckets are scanned side by side, so their memory is fetched at once: during a flood
+    /// nearly every lookup finds nothing, and a table of megabytes is not in the cache.
     public func find(_ place: Place, now: Instant) -> Attempt? {
-        let nowTicks = Self.ticks(now)
-        for choice in 0..<place.choices {
-            let base = place.bucket(choice) * Self.bucketSize
-            for slot in base..<(base + Self.bucketSize) {
-                let value = entry(at: slot)
-                guard value.word0 >> 8 == place.tag else { continue }
-                let deadline = value.word1 >> 24
-                let remaining = Self.remaining(deadline, now: nowTicks)
-                return Attempt(
-                    slot: slot, deadline: nowTicks + remaining, wrongKnocks: UInt8(truncatingIfNeeded: value.word0),
-                    retransmission: UInt32(truncatingIfNeeded: value.word1) & Self.retransmissionMask, lapsed: remaining < 0)
+        let first = entries(ofBucket: place.first)
+        let second = place.choices == 2 ? entries(ofBucket: place.second) : nil
+        for index in 0..<Self.bucketSize {
+            if let first, first[index].word0 >> 8 == place.tag {
+                return attempt(first[index], slot: place.first * Self.bucketSize + index, now: now)
+            }
+            if let second, second[index].word0 >> 8 == place.tag {
+                return attempt(second[index], slot: place.second * Self.bucketSize + index, now: now)
             }
         }
         return nil
+    }
+
+    private func attempt(_ value: Entry, slot: Int, now: Instant) -> Attempt {
+        let nowTicks = Self.ticks(now)
+        let remaining = Self.remaining(value.word1 >> 24, now: nowTicks)
+        return Attempt(
+            slot: slot, deadline: nowTicks + remaining, wrongKnocks: UInt8(truncatingIfNeeded: value.word0),
+            retransmission: UInt32(truncatingIfNeeded: value.word1) & Self.retransmissionMask, lapsed: remaining < 0)
     }
 
     /// Remembers a first knock of (rule, source) until `deadline` (ticks), replacing its entry if it
@@ -302,15 +318,19 @@ extension FirstKnockTable {
     final class Owner {
         private(set) var allocated: [UnsafeMutablePointer<Entry>] = []
 
+        /// A bucket's size, so that no bucket straddles more than its two cache lines.
+        static let alignment = FirstKnockTable.bucketSize * MemoryLayout<Entry>.stride
+
         func allocateChunk() -> UnsafeMutablePointer<Entry> {
-            let entries = UnsafeMutablePointer<Entry>.allocate(capacity: FirstKnockTable.entriesPerChunk)
-            entries.initialize(repeating: Entry(), count: FirstKnockTable.entriesPerChunk)
+            let bytes = UnsafeMutableRawPointer.allocate(
+                byteCount: FirstKnockTable.entriesPerChunk * MemoryLayout<Entry>.stride, alignment: Self.alignment)
+            let entries = bytes.initializeMemory(as: Entry.self, repeating: Entry(), count: FirstKnockTable.entriesPerChunk)
             allocated.append(entries)
             return entries
         }
 
         deinit {
-            for entries in allocated { entries.deallocate() }
+            for entries in allocated { UnsafeMutableRawPointer(entries).deallocate() }
         }
     }
 }

@@ -60,8 +60,11 @@ public struct IntakePacing: Sendable {
 
     /// Called after each read of the packet source, which gave `delivered` packets at `now`: how long
     /// to leave the source unpolled before the next read, or nil to poll it at once.
-    public mutating func afterReading(_ delivered: Int, at now: Instant) -> Duration? {
-        guard delivered > 0, pause > .zero else { return nil }
+    ///
+    /// While the kernel batches (`kernelBatches`: its queue threshold is above 1) its datagrams are
+    /// the batches, and a pause would only add a second wake-up per datagram: nil.
+    public mutating func afterReading(_ delivered: Int, at now: Instant, kernelBatches: Bool = false) -> Duration? {
+        guard delivered > 0, pause > .zero, !kernelBatches else { return nil }
         defer { lastPacketWake = now }
         if delivered >= readLimit { return nil }
         let busy = delivered > 1 || lastPacketWake.map { now - $0 < pause } ?? false
@@ -129,8 +132,9 @@ public struct NFLogBatching: Sendable {
 /// One thread does everything, in order, so the engine needs no locks. It sleeps in one `poll` on
 /// the packet source, the nf_tables monitor (watch mode) and the control's ``DaemonControl/wake``,
 /// until one is readable or the engine's next deadline; `maximumWait` only bounds how stale the
-/// metrics snapshot may get. During a flood, ``pacing`` leaves the packet source unpolled for a
-/// moment after each read, so packets are read in batches.
+/// metrics snapshot may get. During a flood the kernel gathers packets into batched datagrams
+/// (``batching``); while it sends them one at a time (batching off, or not yet on), ``pacing`` leaves
+/// the packet source unpolled for a moment after each busy read, so packets are read in batches.
 ///
 /// `@unchecked Sendable`: it is handed to the thread that runs it and used there only
 /// (``IntakeService`` does that); the properties are set before it runs.
@@ -246,12 +250,15 @@ public final class DaemonLoop: @unchecked Sendable {
                 // acknowledgement (onFirewallApplied), before logging and events.
                 let readAt = now()
                 datagramReadAt = readAt
-                // The packet is a view into the reader's buffer: handled in place, not copied.
+                // Every packet of one read is handled at the read's instant (a read takes well under
+                // a millisecond): no clock reads per packet. The packet is a view into the reader's
+                // buffer: handled in place, not copied.
+                let wallTime = Self.wallTime()
                 let delivered = try reader.receiveQueued { packet in
-                    service.handle(packet: packet.payload, etherType: packet.hardwareProtocol, now: now(), wallTime: Self.wallTime())
+                    service.handle(packet: packet.payload, etherType: packet.hardwareProtocol, now: readAt, wallTime: wallTime)
                 }
                 datagramReadAt = nil
-                pause = pacing.afterReading(delivered, at: readAt)
+                pause = pacing.afterReading(delivered, at: readAt, kernelBatches: (batching?.threshold ?? 1) > 1)
                 reviewBatching(delivered, at: readAt)
             } else {
                 reviewBatching(0, at: now())

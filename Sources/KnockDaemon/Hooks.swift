@@ -25,6 +25,15 @@ public struct HookJob: Equatable, Sendable {
         self.hook = hook
     }
 
+    /// Whether an event of `kind` can run a hook at all (allowed, closed, autoclosed): the others,
+    /// every knock of a flood among them, need no look at the configuration.
+    public static func mayRun(for kind: KnockEvent.Kind) -> Bool {
+        switch kind {
+        case .allowed, .closed, .autoclosed: true
+        default: false
+        }
+    }
+
     /// The job `event` calls for under `hooks`, or nil: `on_open` runs for allowed, `on_close` for
     /// closed and autoclosed.
     ///
@@ -197,7 +206,7 @@ public final class HookRunner: Sendable {
 
     /// Queues the hook `event` calls for under `configuration`, if any.
     public func handle(_ event: KnockEvent, configuration: Configuration) {
-        guard let hooks = configuration.hooks[event.rule] else { return }
+        guard HookJob.mayRun(for: event.kind), let hooks = configuration.hooks[event.rule] else { return }
         let rule = configuration.rules.first { $0.name == event.rule }
         if let job = HookJob.job(for: event, hooks: hooks, rule: rule) { enqueue(job) }
     }

@@ -87,6 +87,9 @@ public final class KnockService {
     var engine: KnockEngine
     private let executor: any NFTExecutor
     let logger: Logger
+    /// The logger's level, read once: the daemon never changes it, and per knock of a flood even the
+    /// level check through the log handler is a cost.
+    private let logLevel: Logger.Level
     /// The fleet's grant hold and mirror, when `[fleet]` is configured (``attachFleet(_:)``).
     public internal(set) var fleet: FleetLink?
 
@@ -113,6 +116,7 @@ public final class KnockService {
             firstKnockCapacity: configuration.daemon.firstKnockCapacity, fingerprintKey: .random())
         self.executor = executor
         self.logger = logger
+        self.logLevel = logger.logLevel
         self.replayStore = replayStore
     }
 
@@ -526,6 +530,7 @@ public final class KnockService {
             counters.expired += 1
             (level, message) = (.debug, "attempt forgotten")
         }
+        guard level >= logLevel else { return }
         logger.log(level: level, message, metadata: Self.metadata(for: event))
     }
 

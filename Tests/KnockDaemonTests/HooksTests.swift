@@ -65,6 +65,13 @@ import Testing
     ])
     func otherEventsRunNoHook(kind: KnockEvent.Kind) {
         #expect(HookJob.job(for: event(kind), hooks: hooks, rule: nil) == nil)
+        // The daemon does not even look at the configuration for them (every knock of a flood).
+        #expect(!HookJob.mayRun(for: kind))
+    }
+
+    @Test(arguments: [KnockEvent.Kind.allowed(until: nil), .closed, .autoclosed])
+    func openAndCloseEventsMayRunAHook(kind: KnockEvent.Kind) {
+        #expect(HookJob.mayRun(for: kind))
     }
 
     @Test func aRuleWithoutThatHookRunsNothing() {

@@ -52,6 +52,16 @@ import Testing
         #expect(pacing.afterReading(1, at: .seconds(3)) == nil)
     }
 
+    /// While the kernel batches, each datagram is a batch already: a pause would cost a second
+    /// wake-up per datagram.
+    @Test func noPauseWhileTheKernelBatches() {
+        var pacing = IntakePacing(pause: pause)
+        #expect(pacing.afterReading(50, at: .seconds(1), kernelBatches: true) == nil)
+        #expect(pacing.afterReading(64, at: .seconds(1) + .microseconds(20), kernelBatches: true) == nil)
+        // Batching over (threshold back to 1): a busy read pauses again.
+        #expect(pacing.afterReading(3, at: .seconds(2), kernelBatches: false) == pause)
+    }
+
     @Test func aZeroPauseNeverPauses() {
         var pacing = IntakePacing(pause: .zero)
         #expect(pacing.afterReading(64, at: .seconds(1)) == nil)

@@ -222,6 +222,31 @@ final class NetfilterSystemTests {
         #expect(reader.truncatedCount == 0)
     }
 
+    /// While batching, the kernel's batch buffer is raised (NFULA_CFG_NLBUFSIZ), so a batch ends at
+    /// the threshold: at the kernel's default buffer (NLMSG_GOODSIZE) it would end at about 20 knock
+    /// packets, and 192 packets would take 9 datagrams or more.
+    @Test func aBatchHoldsSixtyFourKnockPackets() throws {
+        let reader = try NFLogReader(group: 50, snaplen: 512)
+        defer { reader.close() }
+        try addLogRule(group: 50)
+        try reader.setQueueThreshold(64)
+        for index in 0..<192 {
+            try Loopback.sendUDP(to: "127.0.0.1", port: 4000, payload: [UInt8(index >> 8), UInt8(index & 0xFF)] + [UInt8](repeating: 0x5A, count: 30))
+        }
+        var indices: [Int] = []
+        let deadline = ContinuousClock.now + .seconds(2)
+        while indices.count < 192, ContinuousClock.now < deadline {
+            _ = try reader.receive(timeoutMilliseconds: 50) { packet in
+                let udp = Int(packet.payload.first! & 0x0F) * 4
+                indices.append(Int(packet.payload[udp + 8]) << 8 | Int(packet.payload[udp + 9]))
+            }
+        }
+        #expect(indices == Array(0..<192))
+        // Three full batches; a flush timeout (10 ms) while sending may split one or two.
+        #expect(reader.datagramCount >= 3 && reader.datagramCount <= 6, "192 packets came in \(reader.datagramCount) datagrams")
+        #expect(reader.truncatedCount == 0)
+    }
+
     @Test func receiveReturnsZeroWhenNothingArrives() throws {
         let reader = try NFLogReader(group: 42)
         defer { reader.close() }

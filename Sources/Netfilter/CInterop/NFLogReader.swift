@@ -142,9 +142,20 @@ public final class NFLogReader: PacketSource {
 
     /// A one-packet datagram: the snap length and its netlink and attribute headers (under 300 bytes).
     private static func singlePacketSlotBytes(snaplen: UInt32) -> Int { (Int(snaplen) + 1_024 + 63) & ~63 }
-    /// A batching kernel fills datagrams up to its netlink buffer (NLMSG_GOODSIZE, under 8 KiB), or
-    /// one packet if that is larger.
-    private static func batchSlotBytes(snaplen: UInt32) -> Int { 8_192 + Int(snaplen) }
+    /// A batching kernel fills datagrams up to its batch buffer (``batchBufferBytes``), or one packet
+    /// if that is larger.
+    private static func batchSlotBytes(snaplen: UInt32) -> Int { (batchBufferBytes + Int(snaplen) + 1_024 + 63) & ~63 }
+
+    /// The kernel's buffer for a batch while batching (`NFULA_CFG_NLBUFSIZ`), sent with every
+    /// threshold above 1.
+    ///
+    /// Room for about 80 knock packets (a knock's message is about 190 bytes), so
+    /// a batch ends at its threshold (at most 64) rather than at the kernel's default buffer
+    /// (NLMSG_GOODSIZE, about 3.7 KiB: 20 knocks). Just under 16 KiB with the kernel's bookkeeping,
+    /// so a batch's buffer is an order-2 allocation. The kernel keeps it after batching ends (it
+    /// refuses sizes below its default, so it cannot be set back); a lone packet's datagram is
+    /// trimmed to its size before it is queued.
+    public static let batchBufferBytes = 16_000
 
     /// Tells the kernel to gather up to `threshold` packets into one datagram (1: each packet at
     /// once), keeping the flush timeout the reader was made with.
@@ -153,12 +164,14 @@ public final class NFLogReader: PacketSource {
     /// the first threshold above 1 the receive slots are sized for batches, until the socket was
     /// found empty two flush timeouts after batching ended (a partial batch the kernel still held
     /// has come by then). The corresponding C function is `sendto` (an `NFULNL_MSG_CONFIG` message
-    /// with `NFULA_CFG_QTHRESH` and `NFULA_CFG_TIMEOUT`).
+    /// with `NFULA_CFG_QTHRESH` and `NFULA_CFG_TIMEOUT`, and above 1 `NFULA_CFG_NLBUFSIZ` of
+    /// ``batchBufferBytes``).
     public func setQueueThreshold(_ threshold: UInt32) throws(NetfilterError) {
         try requireOpen("NFLogReader.setQueueThreshold")
         let threshold = max(1, threshold)
         guard threshold != queueThreshold else { return }
-        if CNFLog_sendQueueThreshold(descriptor, group, threshold, flushTimeoutCentiseconds) != 0 {
+        let bufferBytes = threshold > 1 ? UInt32(Self.batchBufferBytes) : 0
+        if CNFLog_sendQueueThreshold(descriptor, group, threshold, flushTimeoutCentiseconds, bufferBytes) != 0 {
             throw NetfilterError(
                 operation: "sendto(NFULNL_MSG_CONFIG)", errno: Self.errnoOrUnknown(),
                 message: "setting the queue threshold of NFLOG group \(group)")
