@@ -37,10 +37,11 @@ public final class EventHub: Sendable {
 
     /// Hands `event` to every reader.
     ///
-    /// Encodes it once, and not at all when nobody listens.
-    public func publish(_ event: KnockEvent, wallTime: WallTime) {
+    /// Encodes it once, and not at all when nobody listens (then `wallTime` is not even read: every
+    /// knock of a flood comes here).
+    public func publish(_ event: KnockEvent, wallTime: @autoclosure () -> WallTime) {
         guard count > 0 else { return }
-        let line = EventReport(event, wallTime: wallTime).line
+        let line = EventReport(event, wallTime: wallTime()).line
         let current = subscribers.withLock { Array($0.values) }
         for subscription in current { subscription.offer(line) }
     }

@@ -205,8 +205,13 @@ public final class HookRunner: Sendable {
     }
 
     /// Queues the hook `event` calls for under `configuration`, if any.
-    public func handle(_ event: KnockEvent, configuration: Configuration) {
-        guard HookJob.mayRun(for: event.kind), let hooks = configuration.hooks[event.rule] else { return }
+    ///
+    /// `configuration` is read only for an event that may run a hook (``HookJob/mayRun(for:)``): the
+    /// others, every knock of a flood among them, cost no copy of it.
+    public func handle(_ event: KnockEvent, configuration: @autoclosure () -> Configuration) {
+        guard HookJob.mayRun(for: event.kind) else { return }
+        let configuration = configuration()
+        guard let hooks = configuration.hooks[event.rule] else { return }
         let rule = configuration.rules.first { $0.name == event.rule }
         if let job = HookJob.job(for: event, hooks: hooks, rule: rule) { enqueue(job) }
     }

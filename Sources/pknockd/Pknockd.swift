@@ -180,10 +180,9 @@ struct Pknockd: AsyncParsableCommand {
         let events = EventHub()
         let hooks = HookRunner(timeout: configuration.daemon.hookTimeout, logger: logger)
         service.onEvent = { [unowned service] event in
-            // Every knock of a flood comes here: the clock and the configuration (a copy) only when
-            // a reader listens or a hook may run.
-            if events.count > 0 { events.publish(event, wallTime: DaemonLoop.wallTime()) }
-            if HookJob.mayRun(for: event.kind) { hooks.handle(event, configuration: service.configuration) }
+            // Both read the clock and the configuration only when a reader listens or a hook may run.
+            events.publish(event, wallTime: DaemonLoop.wallTime())
+            hooks.handle(event, configuration: service.configuration)
         }
         loop.events = events
         loop.hooks = hooks

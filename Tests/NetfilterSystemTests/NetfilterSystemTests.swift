@@ -124,6 +124,27 @@ final class NetfilterSystemTests {
                 """))
     }
 
+    /// Sends one knock-sized UDP datagram to 127.0.0.1:4000 per index, the index in its first two bytes.
+    func sendIndexed(_ indices: Range<Int>) throws {
+        for index in indices {
+            try Loopback.sendUDP(to: "127.0.0.1", port: 4000, payload: [UInt8(index >> 8), UInt8(index & 0xFF)] + [UInt8](repeating: 0x5A, count: 30))
+        }
+    }
+
+    /// The indices of ``sendIndexed(_:)``'s datagrams as NFLOG delivers them, until `count` came or
+    /// two seconds passed (the flush timeout, 10 ms, sends a partial batch).
+    func receiveIndices(_ reader: NFLogReader, count: Int) throws -> [Int] {
+        var indices: [Int] = []
+        let deadline = ContinuousClock.now + .seconds(2)
+        while indices.count < count, ContinuousClock.now < deadline {
+            _ = try reader.receive(timeoutMilliseconds: 50) { packet in
+                let udp = Int(packet.payload.first! & 0x0F) * 4
+                indices.append(Int(packet.payload[udp + 8]) << 8 | Int(packet.payload[udp + 9]))
+            }
+        }
+        return indices
+    }
+
     /// Receives until `count` packets came or two seconds passed.
     func receive(_ reader: NFLogReader, count: Int) throws -> [NFLogPacket] {
         var packets: [NFLogPacket] = []
@@ -189,35 +210,17 @@ final class NetfilterSystemTests {
         let reader = try NFLogReader(group: 49, snaplen: 512)
         defer { reader.close() }
         try addLogRule(group: 49)
-        func send(_ indices: Range<Int>) throws {
-            for index in indices {
-                try Loopback.sendUDP(to: "127.0.0.1", port: 4000, payload: [UInt8(index >> 8), UInt8(index & 0xFF)] + [UInt8](repeating: 0x5A, count: 30))
-            }
-        }
-        func read(until count: Int) throws -> [Int] {
-            var indices: [Int] = []
-            let deadline = ContinuousClock.now + .seconds(2)
-            while indices.count < count, ContinuousClock.now < deadline {
-                // The flush timeout (10 ms) sends a partial batch.
-                _ = try reader.receive(timeoutMilliseconds: 50) { packet in
-                    let udp = Int(packet.payload.first! & 0x0F) * 4
-                    indices.append(Int(packet.payload[udp + 8]) << 8 | Int(packet.payload[udp + 9]))
-                }
-            }
-            return indices
-        }
-
         try reader.setQueueThreshold(16)
         #expect(reader.queueThreshold == 16)
-        try send(0..<48)
-        #expect(try read(until: 48) == Array(0..<48))
+        try sendIndexed(0..<48)
+        #expect(try receiveIndices(reader, count: 48) == Array(0..<48))
         let batched = reader.datagramCount
         #expect(batched >= 3 && batched <= 12, "48 packets came in \(batched) datagrams")
         #expect(reader.truncatedCount == 0)
 
         try reader.setQueueThreshold(1)
-        try send(48..<53)
-        #expect(try read(until: 5) == Array(48..<53))
+        try sendIndexed(48..<53)
+        #expect(try receiveIndices(reader, count: 5) == Array(48..<53))
         #expect(reader.datagramCount - batched == 5)
         #expect(reader.truncatedCount == 0)
     }
@@ -230,18 +233,8 @@ final class NetfilterSystemTests {
         defer { reader.close() }
         try addLogRule(group: 50)
         try reader.setQueueThreshold(64)
-        for index in 0..<192 {
-            try Loopback.sendUDP(to: "127.0.0.1", port: 4000, payload: [UInt8(index >> 8), UInt8(index & 0xFF)] + [UInt8](repeating: 0x5A, count: 30))
-        }
-        var indices: [Int] = []
-        let deadline = ContinuousClock.now + .seconds(2)
-        while indices.count < 192, ContinuousClock.now < deadline {
-            _ = try reader.receive(timeoutMilliseconds: 50) { packet in
-                let udp = Int(packet.payload.first! & 0x0F) * 4
-                indices.append(Int(packet.payload[udp + 8]) << 8 | Int(packet.payload[udp + 9]))
-            }
-        }
-        #expect(indices == Array(0..<192))
+        try sendIndexed(0..<192)
+        #expect(try receiveIndices(reader, count: 192) == Array(0..<192))
         // Three full batches; a flush timeout (10 ms) while sending may split one or two.
         #expect(reader.datagramCount >= 3 && reader.datagramCount <= 6, "192 packets came in \(reader.datagramCount) datagrams")
         #expect(reader.truncatedCount == 0)
