@@ -59,6 +59,13 @@ expect() {
 
 knock() { local ns=$1; shift; ip netns exec "$ns" "$PKNOCK" knock "$@" --delay 10; }
 
+# within_one_minute SECONDS: returns once the wall clock has at least SECONDS left in this minute
+# (sleeping into the next one if not), for checks that two fresh SPA v1 packets share a minute.
+within_one_minute() {
+    local second=$((10#$(date +%S)))
+    [ $((60 - second)) -ge "$1" ] || sleep $((61 - second))
+}
+
 # expect_log TEXT WHAT: pknockd's log (since start) contains TEXT.
 expect_log() {
     local deadline=$((SECONDS + 3))
