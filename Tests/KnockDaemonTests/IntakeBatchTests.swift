@@ -73,38 +73,38 @@ import Testing
 @Suite struct NFLogBatchingTests {
     let start = Instant.seconds(10)
 
-    /// Feeds `packets` spread over one 50 ms window starting at `at`; the change it asks for.
+    /// Feeds `packets` read at the end of one 50 ms window starting at `at`; the change it asks for.
     func window(_ batching: inout NFLogBatching, _ packets: Int, at: Instant) -> UInt32? {
-        _ = batching.afterReading(packets / 2, at: at + .milliseconds(25))
-        return batching.afterReading(packets - packets / 2, at: at + .milliseconds(50))
+        batching.afterReading(packets, at: at + .milliseconds(50))
     }
 
     @Test func sparseKnocksAreSentOneByOne() {
         var batching = NFLogBatching()
         #expect(batching.afterReading(1, at: start) == nil)
-        // 200 and 3,000 packets/s: below 4 per millisecond.
+        // 200 and 3,000 packets/s: below 2 per half millisecond.
         #expect(window(&batching, 10, at: start) == nil)
         #expect(window(&batching, 150, at: start + .milliseconds(50)) == nil)
         #expect(batching.threshold == 1 && batching.reviewInterval == nil)
     }
 
-    @Test func aFloodBatchesAboutAMillisecondOfPacketsThenStaysPut() {
+    @Test func aFloodBatchesAboutHalfAMillisecondOfPacketsThenStaysPut() {
         var batching = NFLogBatching()
         _ = batching.afterReading(0, at: start)
-        // 50k packets/s: 50 per millisecond.
-        #expect(window(&batching, 2_500, at: start) == 50)
+        // 50k packets/s: 25 per half millisecond.
+        #expect(window(&batching, 2_500, at: start) == 25)
         #expect(batching.reviewInterval == .milliseconds(50))
         // The rate wobbling between 35k and 65k packets/s sends the kernel nothing more.
         #expect(window(&batching, 1_750, at: start + .milliseconds(50)) == nil)
         #expect(window(&batching, 3_250, at: start + .milliseconds(100)) == nil)
-        // Falling to 20k/s (less than half): 20.
-        #expect(window(&batching, 1_000, at: start + .milliseconds(150)) == 20)
-        #expect(batching.threshold == 20)
+        // Falling to 20k/s (less than half): 10.
+        #expect(window(&batching, 1_000, at: start + .milliseconds(150)) == 10)
+        #expect(batching.threshold == 10)
     }
 
     @Test func theSendersMaximumIsCappedAt64() {
         var batching = NFLogBatching()
         _ = batching.afterReading(0, at: start)
+        // 150k packets/s: 75 per half millisecond.
         #expect(window(&batching, 7_500, at: start) == 64)
         #expect(window(&batching, 100_000, at: start + .milliseconds(50)) == nil)
     }
@@ -114,21 +114,39 @@ import Testing
     @Test func theFloodEndingSendsKnocksOneByOneAgain() {
         var batching = NFLogBatching()
         _ = batching.afterReading(0, at: start)
-        #expect(window(&batching, 2_500, at: start) == 50)
+        #expect(window(&batching, 2_500, at: start) == 25)
         #expect(batching.afterReading(0, at: start + .milliseconds(100)) == 1)
         #expect(batching.threshold == 1 && batching.reviewInterval == nil)
         // A lone knock afterwards changes nothing.
         #expect(batching.afterReading(1, at: start + .milliseconds(160)) == nil)
     }
 
-    @Test func aWindowIsReviewedOnlyWhenItHasPassed() {
+    @Test func whileBatchingAWindowIsReviewedOnlyWhenItHasPassed() {
         var batching = NFLogBatching()
         _ = batching.afterReading(0, at: start)
-        // 600 packets in 10 ms is 60 per millisecond, but the window is not over.
-        #expect(batching.afterReading(600, at: start + .milliseconds(10)) == nil)
-        #expect(batching.afterReading(0, at: start + .milliseconds(49)) == nil)
-        // Counted over the whole window: 600 in 50 ms, 12 per millisecond.
-        #expect(batching.afterReading(0, at: start + .milliseconds(50)) == 12)
+        #expect(window(&batching, 1_000, at: start) == 10)
+        // 1,200 packets in 10 ms is 60 per half millisecond, but the window is not over.
+        #expect(batching.afterReading(1_200, at: start + .milliseconds(60)) == nil)
+        #expect(batching.afterReading(0, at: start + .milliseconds(99)) == nil)
+        // Counted over the whole window: 1,200 in 50 ms, 12 per half millisecond: less than twice 10.
+        #expect(batching.afterReading(0, at: start + .milliseconds(100)) == nil)
+        #expect(window(&batching, 3_000, at: start + .milliseconds(100)) == 30)
+    }
+
+    /// Packets sent one at a time cost a datagram each: at a sender's maximum (300k packets/s) a
+    /// whole 50 ms window of them overflowed the socket before the first review.
+    @Test func aFloodsOnsetIsBatchedWithinMilliseconds() {
+        var batching = NFLogBatching()
+        _ = batching.afterReading(0, at: start)
+        // 300k packets/s: the first read after 2 ms with 256 or more packets switches.
+        #expect(batching.afterReading(300, at: start + .milliseconds(1)) == nil)
+        #expect(batching.afterReading(300, at: start + .milliseconds(2)) == 64)
+        #expect(batching.reviewInterval == .milliseconds(50))
+        // A burst of 255 packets is not an onset; the window ends with 2.55 per half millisecond.
+        var short = NFLogBatching()
+        _ = short.afterReading(0, at: start)
+        #expect(short.afterReading(255, at: start + .milliseconds(5)) == nil)
+        #expect(short.afterReading(0, at: start + .milliseconds(50)) == 2)
     }
 }
 
