@@ -213,18 +213,34 @@ echo "=== 3. latency: last knock → protected port accepts (LAT: 6001,6002 → 
 # The table is pknockd's (owner flag): grants are taken back through its control socket, not nft.
 RESET=(ip netns exec "$NS_S" "$PKNOCK" close LAT 192.0.2.2 --control-socket "$PK_WORK/control.sock")
 write_config 65536 10
+# own_share LABEL: stops pknockd and prints its own share of the grants it made (its stop log).
+own_share() {
+    stop_and_count
+    local stopping
+    stopping=$(grep "pknockd stopping" "$PK_WORK/pknockd.all.log" | tail -1)
+    echo "  pknockd's own share ($1; NFLOG message read → grant acknowledged by the kernel):" \
+        "p50 $(sed_field "$stopping" grant.latency.p50.us) µs, p99 $(sed_field "$stopping" grant.latency.p99.us) µs" \
+        "over $(sed_field "$stopping" grant.count) grants"
+}
 start_daemon --config "$PK_WORK/bench.toml" || exit 1
 echo "idle:          $(a python3 "$LATENCY" 192.0.2.1 "$N_LAT" 8080 6001 6002 -- "${RESET[@]}" | tail -1)"
+own_share idle
+# The probing client busy-waits: on a small machine it competes with pknockd for a CPU. The same
+# idle runs with each on a CPU of its own (CPU 0: pknockd's threads, CPU 1: the client).
+if [ "$(nproc)" -ge 2 ]; then
+    start_daemon --config "$PK_WORK/bench.toml" || exit 1
+    taskset -a -p -c 0 "$DAEMON_PID" >/dev/null
+    echo "idle, pknockd and the client on CPUs of their own:" \
+        "$(a taskset -c 1 python3 "$LATENCY" 192.0.2.1 "$N_LAT" 8080 6001 6002 -- "${RESET[@]}" | tail -1)"
+    own_share "idle, CPUs of their own"
+fi
+start_daemon --config "$PK_WORK/bench.toml" || exit 1
 ( exec ip netns exec "$NS_B" "$FLOOD" eth0 "$SERVER_MAC" "$CLIENT_MAC" 2001:db8:2::1 2002 100000000 50000 $((N_LAT / 20 + 10)) tcp 5000000 >/dev/null ) &
 FLOOD_PID=$!
 sleep 0.5
 echo "50k pps flood: $(a python3 "$LATENCY" 192.0.2.1 "$N_LAT" 8080 6001 6002 -- "${RESET[@]}" | tail -1)"
 kill "$FLOOD_PID" 2>/dev/null; wait "$FLOOD_PID" 2>/dev/null
-stop_and_count
-stopping=$(grep "pknockd stopping" "$PK_WORK/pknockd.all.log" | tail -1)
-echo "pknockd's own share (NFLOG message read → grant acknowledged by the kernel), both runs:" \
-    "p50 $(sed_field "$stopping" grant.latency.p50.us) µs, p99 $(sed_field "$stopping" grant.latency.p99.us) µs" \
-    "over $(sed_field "$stopping" grant.count) grants"
+own_share "50k pps flood"
 fi
 
 if section 4; then
