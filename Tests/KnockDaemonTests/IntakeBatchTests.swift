@@ -21,9 +21,28 @@ import Testing
         #expect(pacing.afterReading(1, at: .seconds(2) + .milliseconds(1)) == nil)
     }
 
-    @Test func severalPacketsInOneReadPause() {
+    @Test func manyPacketsInOneReadPause() {
         var pacing = IntakePacing(pause: pause)
-        #expect(pacing.afterReading(2, at: .seconds(1)) == pause)
+        #expect(pacing.afterReading(16, at: .seconds(1)) == pause)
+    }
+
+    /// knockd's `knock` and our client send a sequence back to back: its last knock must not wait
+    /// for a pause (with three knocks it did, about 0.24 ms).
+    @Test func aSequenceSentBackToBackIsReadWithoutAPause() {
+        var pacing = IntakePacing(pause: pause)
+        #expect(pacing.streakPackets == Rule.maximumKnockPorts + 1)
+        #expect(pacing.afterReading(1, at: .seconds(1)) == nil)
+        #expect(pacing.afterReading(2, at: .seconds(1) + .microseconds(30)) == nil)
+        var at = Duration.microseconds(30)
+        for _ in 0..<12 {
+            at += .microseconds(30)
+            #expect(pacing.afterReading(1, at: .seconds(1) + at) == nil)
+        }
+        // Sixteen packets closer than the pause: a flood, not a sequence.
+        #expect(pacing.afterReading(1, at: .seconds(1) + at + .microseconds(30)) == pause)
+        // A sequence later on starts a new streak.
+        #expect(pacing.afterReading(0, at: .seconds(2)) == nil)
+        #expect(pacing.afterReading(3, at: .seconds(3)) == nil)
     }
 
     /// A read that stopped at the reader's limit left packets queued: no pause, or the socket's
@@ -37,11 +56,14 @@ import Testing
 
     @Test func packetsCloserThanThePausePause() {
         var pacing = IntakePacing(pause: pause)
-        #expect(pacing.afterReading(1, at: .seconds(1)) == nil)
         // Evenly spaced at 50k packets/s: one packet each wake, 20 µs apart.
-        #expect(pacing.afterReading(1, at: .seconds(1) + .microseconds(20)) == pause)
-        // After the pause, the queued packets come in one read: still busy.
-        #expect(pacing.afterReading(13, at: .seconds(1) + .microseconds(290)) == pause)
+        for index in 0..<15 {
+            #expect(pacing.afterReading(1, at: .seconds(1) + .microseconds(20 * Int64(index))) == nil)
+        }
+        #expect(pacing.afterReading(1, at: .seconds(1) + .microseconds(300)) == pause)
+        // After the pause (more than a pause since the last wake), the queued packets come in one
+        // read: the streak goes on.
+        #expect(pacing.afterReading(13, at: .seconds(1) + .microseconds(570)) == pause)
     }
 
     @Test func theFloodEndingEndsThePausing() {
@@ -59,7 +81,7 @@ import Testing
         #expect(pacing.afterReading(50, at: .seconds(1), kernelBatches: true) == nil)
         #expect(pacing.afterReading(64, at: .seconds(1) + .microseconds(20), kernelBatches: true) == nil)
         // Batching over (threshold back to 1): a busy read pauses again.
-        #expect(pacing.afterReading(3, at: .seconds(2), kernelBatches: false) == pause)
+        #expect(pacing.afterReading(16, at: .seconds(2), kernelBatches: false) == pause)
     }
 
     @Test func aZeroPauseNeverPauses() {
