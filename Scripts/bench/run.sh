@@ -12,7 +12,9 @@
 #      every run, then the median and min–max spread, with the load average before and after;
 #   2. memory: pknockd RSS with 0, 10k, 100k and 1M tracked peers (bytes per peer), and with the
 #      default cap under a 2M-source flood (bounded by configuration);
-#   3. latency: last knock → protected port accepting, p50/p90/p99, idle and under a flood;
+#   3. latency: last knock → protected port accepting, p50/p90/p99: idle (also with pknockd and the
+#      client on CPUs of their own, and for a 3-knock sequence) and under a flood, with pknockd's own
+#      share of each set;
 #   4. the legitimate client (a sequence and an SPA) during a flood of spoofed first knocks from
 #      ≥ 1M distinct IPv6 sources (2001:db8:ff00::/40), several runs;
 #   5. the same at human speed (issue #12): the sequence knocked with 1 s and with 5 s between
@@ -209,7 +211,7 @@ fi
 
 if section 3; then
 echo
-echo "=== 3. latency: last knock → protected port accepts (LAT: 6001,6002 → 8080), µs"
+echo "=== 3. latency: last knock → protected port accepts (LAT: 6001,6002 → 8080; SEQ: 2002,2001,2004 → 22), µs"
 # The table is pknockd's (owner flag): grants are taken back through its control socket, not nft.
 RESET=(ip netns exec "$NS_S" "$PKNOCK" close LAT 192.0.2.2 --control-socket "$PK_WORK/control.sock")
 write_config 65536 10
@@ -234,6 +236,12 @@ if [ "$(nproc)" -ge 2 ]; then
         "$(a taskset -c 1 python3 "$LATENCY" 192.0.2.1 "$N_LAT" 8080 6001 6002 -- "${RESET[@]}" | tail -1)"
     own_share "idle, CPUs of their own"
 fi
+# A three-knock sequence sent back to back, as knockd's `knock` client sends one (SEQ: 2002, 2001,
+# 2004 → 22).
+start_daemon --config "$PK_WORK/bench.toml" || exit 1
+echo "idle, 3 knocks: $(a python3 "$LATENCY" 192.0.2.1 "$N_LAT" 22 2002 2001 2004 -- \
+    ip netns exec "$NS_S" "$PKNOCK" close SEQ 192.0.2.2 --control-socket "$PK_WORK/control.sock" | tail -1)"
+own_share "idle, 3 knocks"
 start_daemon --config "$PK_WORK/bench.toml" || exit 1
 ( exec ip netns exec "$NS_B" "$FLOOD" eth0 "$SERVER_MAC" "$CLIENT_MAC" 2001:db8:2::1 2002 100000000 50000 $((N_LAT / 20 + 10)) tcp 5000000 >/dev/null ) &
 FLOOD_PID=$!
