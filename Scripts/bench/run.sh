@@ -24,6 +24,8 @@
 # BENCH_PKNOCKD=PATH uses that pknockd instead of building one (e.g. an older commit's, to compare);
 # BENCH_SECTIONS="1 5" runs only those sections; BENCH_HUMAN_GAPS and BENCH_HUMAN_RUNS narrow section 5.
 # BENCH_NFLOG_BATCHING=false turns the flood-time NFLOG batching off (nflog_batching), to compare.
+# BENCH_BACKLOG=1 also prints, per section-1 run, the most bytes the NFLOG socket held (sampled every
+# 2 ms; the sampler keeps a CPU busy, which lowers pknockd's CPU per packet: not for CPU figures).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 export PATH="$PATH:/opt/swift/usr/bin"
@@ -162,6 +164,20 @@ for rate in $RATES; do
         before=$(cpu_ticks)
         seconds=$((N_FLOOD / 100000 + 2)); [ "$rate" != 0 ] && seconds=3
         count=$N_FLOOD; [ "$rate" != 0 ] && count=$((rate * 3))
+        if [ "${BENCH_BACKLOG:-0}" = 1 ]; then
+            # The largest Rmem of a netfilter netlink socket (protocol 12) in the server namespace.
+            ( exec ip netns exec "$NS_S" python3 -c '
+import sys, time
+peak, end = 0, time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end:
+    with open("/proc/net/netlink") as table:
+        for line in table.readlines()[1:]:
+            field = line.split()
+            if field[1] == "12": peak = max(peak, int(field[4]))
+    time.sleep(0.002)
+print(peak)' "$((seconds + 1))" > "$PK_WORK/backlog" ) &
+            BACKLOG_PID=$!
+        fi
         # Fresh sources every run: each knock is a first knock, never a retransmission.
         out=$(flood "$count" "$rate" "$seconds" $((run * 100000000)))
         sleep 1
@@ -174,6 +190,10 @@ for rate in $RATES; do
         cpus+=("$cpu_us"); losts+=($((kernel - processed))); ppss+=("$(sed_field "$out" pps)")
         printf '%-10s %4s %10s %10s %10s %10s %8s %10s %12s %10s\n' "${rate/#0/max}" "$run" "$sent" "$kernel" "$processed" \
             $((kernel - processed)) "$enobufs" "$(sed_field "$out" pps)" "$cpu_us" "$per_datagram"
+        if [ "${BENCH_BACKLOG:-0}" = 1 ]; then
+            wait "$BACKLOG_PID"
+            echo "           NFLOG socket's peak queue: $(cat "$PK_WORK/backlog") bytes"
+        fi
     done
     echo "rate ${rate/#0/max}: cpu µs/packet $(median_spread "${cpus[@]}"), lost $(median_spread "${losts[@]}")," \
         "sent pps $(median_spread "${ppss[@]}")  [median (min–max) of $REPEAT runs]"

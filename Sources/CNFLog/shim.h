@@ -59,8 +59,8 @@ static inline int CNFLog_receiveBatch(int fd, uint8_t *buffer, size_t slotBytes,
 /// Sets how many packets the kernel gathers into one datagram for NFLOG `group` (the queue
 /// threshold) and how long it may hold a partial batch (1/100 s), on the socket bound to the group;
 /// a nonzero `bufferBytes` also sets the kernel's buffer for a batch (NFULA_CFG_NLBUFSIZ: a datagram
-/// is sent when it is full; the kernel ignores values below its default, NLMSG_GOODSIZE, or above
-/// 128 KiB). The config message asks for no acknowledgement, so no answer interleaves with the
+/// is sent when it is full; the kernel refuses values below its default, NLMSG_GOODSIZE, or above
+/// 128 KiB, and keeps the size it had). The config message asks for no acknowledgement, so no answer interleaves with the
 /// packets this socket reads (a refusal still comes back as an error message, which the reader
 /// skips). Returns 0, or -1 with errno.
 static inline int CNFLog_sendQueueThreshold(int fd, uint16_t group, uint32_t threshold, uint32_t flushTimeout,

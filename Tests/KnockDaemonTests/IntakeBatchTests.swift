@@ -26,8 +26,9 @@ import Testing
         #expect(pacing.afterReading(16, at: .seconds(1)) == pause)
     }
 
-    /// knockd's `knock` and our client send a sequence back to back: its last knock must not wait
-    /// for a pause (with three knocks it did, about 0.24 ms).
+    /// knockd's `knock` sends a sequence back to back (15–250 µs between its SYNs; our client waits
+    /// 20 ms by default): its last knock must not wait for a pause (with three knocks it did, about
+    /// 0.24 ms).
     @Test func aSequenceSentBackToBackIsReadWithoutAPause() {
         var pacing = IntakePacing(pause: pause)
         #expect(pacing.streakPackets == Rule.maximumKnockPorts + 1)
