@@ -124,6 +124,100 @@ import Testing
         #expect(table.liveCount(at: later) == 512)
     }
 
+    @Test func levelsDoubleFromTheFirstUpToTheCapacity() {
+        let buckets = FirstKnockTable.defaultCapacity / 8
+        #expect(FirstKnockTable.levelCount(bucketCount: buckets) == 8)
+        #expect(FirstKnockTable.buckets(atLevel: 0, bucketCount: buckets) == 0..<2048)
+        #expect(FirstKnockTable.buckets(atLevel: 1, bucketCount: buckets) == 2048..<6144)
+        #expect(FirstKnockTable.buckets(atLevel: 6, bucketCount: buckets) == 129_024..<260_096)
+        #expect(FirstKnockTable.buckets(atLevel: 7, bucketCount: buckets) == 0..<buckets, "the last level is the whole table")
+        #expect(FirstKnockTable.levelCount(bucketCount: 512) == 1)
+        #expect(FirstKnockTable.levelCount(bucketCount: 6143) == 1, "no room for a level 1 and a last level after it")
+        #expect(FirstKnockTable.levelCount(bucketCount: 6144) == 2)
+        let small = FirstKnockTable(capacity: 4096, key: Fixture.fingerprintKey)
+        #expect(small.activeBuckets == 0..<512, "a table smaller than a level is all one level")
+        let table = FirstKnockTable(capacity: FirstKnockTable.defaultCapacity, key: Fixture.fingerprintKey)
+        #expect(table.activeBuckets == 0..<FirstKnockTable.firstLevelBuckets)
+    }
+
+    @Test func theTableGrowsWithItsLiveEntriesNotItsCapacity() {
+        // 100,000 first knocks within one rule time: the table moves to a level twice the size
+        // whenever half the current one's slots are taken (levels 0-3 hold 8,192 + 16,384 + 32,768 +
+        // 65,536 at half), so it touches a few MiB, not 80; and entries put at every level are found.
+        var table = FirstKnockTable(capacity: FirstKnockTable.defaultCapacity, key: Fixture.fingerprintKey)
+        for index in 0..<100_000 {
+            let now = Instant(nanoseconds: Int64(index) * 20_000)
+            table.insert(rule: rule, source: source(index), deadline: FirstKnockTable.ticks(now) + lifetime, retransmission: 1, now: now)
+        }
+        let now = Instant.seconds(2)
+        #expect((3...4).contains(table.level), "level \(table.level)")
+        let levelFourEnd = FirstKnockTable.buckets(atLevel: 4, bucketCount: table.capacity / 8).upperBound
+        #expect(levelFourEnd == 63_488)
+        #expect(table.residentBytes <= levelFourEnd * 128, "\(table.residentBytes) bytes")
+        #expect(table.evictions == 0)
+        #expect(table.occupied == 100_000)
+        let found = (0..<100_000).count { table.find(rule: rule, source: source($0), now: now).map { !$0.lapsed } ?? false }
+        #expect(found == 100_000, "every level is scanned: \(found)")
+        #expect(table.liveCount(at: now) == 100_000)
+    }
+
+    @Test func aKnockAgainAfterGrowthReplacesItsEntryAtItsLevel() {
+        // The entry of a source that knocked before the table grew stays where it was put; knocking
+        // again updates it there. A second entry at the new level would outlive the removal of the
+        // first and bring the attempt back.
+        var table = FirstKnockTable(capacity: FirstKnockTable.defaultCapacity, key: Fixture.fingerprintKey)
+        table.insert(rule: rule, source: source(0), deadline: lifetime, retransmission: 1, now: .zero)
+        for index in 1..<20_000 {
+            table.insert(rule: rule, source: source(index), deadline: lifetime, retransmission: 1, now: .zero)
+        }
+        #expect(table.level == 1)
+        let occupied = table.occupied
+        table.insert(rule: rule, source: source(0), deadline: lifetime + 100, retransmission: 9, now: Instant(nanoseconds: 100_000_000))
+        #expect(table.occupied == occupied, "replaced in place")
+        guard let entry = table.find(rule: rule, source: source(0), now: Instant(nanoseconds: 100_000_000)) else {
+            Issue.record("entry not found")
+            return
+        }
+        #expect(entry.retransmission == 9)
+        #expect(entry.deadline == lifetime + 100)
+        table.remove(entry.slot)
+        #expect(table.find(rule: rule, source: source(0), now: Instant(nanoseconds: 100_000_000)) == nil, "no copy left behind")
+    }
+
+    @Test func aLevelIsNoLongerScannedOnceItsLastEntryLapsed() {
+        // Level 0's entries lapse at 10 s; the first insert after that retires the level, so a lookup
+        // of one of them is a miss at the current level instead of a lapsed entry found at level 0.
+        var table = FirstKnockTable(capacity: FirstKnockTable.defaultCapacity, key: Fixture.fingerprintKey)
+        for index in 0..<8_192 {
+            table.insert(rule: rule, source: source(index), deadline: lifetime, retransmission: 1, now: .zero)
+        }
+        let later = Instant.seconds(5)
+        table.insert(rule: rule, source: source(900_001), deadline: FirstKnockTable.ticks(later) + lifetime, retransmission: 1, now: later)
+        #expect(table.level == 1)
+        guard let atLevelZeroOnly = (0..<8_192).first(where: { table.find(rule: rule, source: source($0), now: later) != nil }) else {
+            Issue.record("level 0's entries are not found")
+            return
+        }
+        let lapsed = Instant.seconds(11)
+        #expect(table.find(rule: rule, source: source(atLevelZeroOnly), now: lapsed)?.lapsed == true)
+        table.insert(rule: rule, source: source(900_002), deadline: FirstKnockTable.ticks(lapsed) + lifetime, retransmission: 1, now: lapsed)
+        #expect(table.find(rule: rule, source: source(atLevelZeroOnly), now: lapsed) == nil)
+        #expect(table.find(rule: rule, source: source(900_001), now: lapsed).map { !$0.lapsed } == true, "level 1 is still scanned")
+    }
+
+    @Test func aQuietLifeStaysAtTheFirstLevel() {
+        // A million first knocks ten a second, 100 live at a time: lapsed slots are taken before
+        // never-used ones, so the table stays at its first 256 KiB instead of filling it and growing.
+        var table = FirstKnockTable(capacity: FirstKnockTable.defaultCapacity, key: Fixture.fingerprintKey)
+        for index in 0..<1_000_000 {
+            let now = Instant(nanoseconds: Int64(index) * 100_000_000)
+            table.insert(rule: rule, source: source(index), deadline: FirstKnockTable.ticks(now) + lifetime, retransmission: 1, now: now)
+        }
+        #expect(table.level == 0)
+        #expect(table.residentBytes == 256 * 1024)
+        #expect(table.evictions == 0)
+    }
+
     @Test func wrongKnocksAndRemovalAreKeptInTheEntry() {
         var table = FirstKnockTable(capacity: 1024, key: Fixture.fingerprintKey)
         table.insert(rule: rule, source: source(7), deadline: lifetime, retransmission: 0xAB_CDEF, now: .zero)
