@@ -326,8 +326,7 @@ public struct FirstKnockTable {
                 activeOccupied += 1
                 store(value, at: index)
             case .full(let victim):
-                // Before the last level, a full pair of buckets is a sign the table is too small here
-                // (earlier levels' entries crowd the start of it): grow rather than evict.
+                // Before the last level there is room elsewhere: grow rather than evict.
                 if growthThreshold != Int.max {
                     grow()
                     continue
