@@ -17,6 +17,7 @@ Scripts/install-deps.sh || exit 1
 passed=0
 failed=0
 stage_failed=()
+stage_times=()
 
 # count_swift_testing LOG: adds a Swift Testing run's passed/failed test counts to the totals.
 count_swift_testing() {
@@ -31,10 +32,12 @@ count_swift_testing() {
 run_stage() {
     local name=$1; shift
     local log="$LOGS/$name.log"
+    local started=$SECONDS
     echo "=== $name: $*"
     "$@" 2>&1 | tee "$log"
     local status=${PIPESTATUS[0]}
     if [[ $status != 0 ]]; then stage_failed+=("$name (exit $status)"); fi
+    stage_times+=("$name $((SECONDS - started)) s")
     return $status
 }
 
@@ -87,6 +90,7 @@ fi
 rm -rf "$DEB_DIR"
 
 echo
+echo "stage times: $(IFS=,; echo "${stage_times[*]}" | sed 's/,/, /g'), total $SECONDS s"
 for stage in "${stage_failed[@]}"; do echo "FAILED stage: $stage"; done
 if ((${#stage_failed[@]})) && ((failed == 0)); then failed=${#stage_failed[@]}; fi
 echo "tests: $passed passed, $failed failed"
