@@ -8,20 +8,8 @@
 ///
 /// Layout: buckets of ``bucketSize`` entries; each (rule, source) may live in one of two buckets
 /// chosen by SipHash-2-4 under a per-process random key (so nobody can aim sources at one bucket).
-/// An entry whose deadline has passed is a free slot (taken before a never-used one); when both buckets
-/// are full of live entries, the one closest to its deadline is evicted (the oldest, for entries of one
-/// rule).
-///
-/// Growth: new entries go to ``activeBuckets``, the current level's buckets. Level 0 is the first
-/// ``firstLevelBuckets``; each next level is the range after it, twice as long, as long as it fits
-/// with room for one more; the last level is the whole table. The table moves to the next level
-/// when half the current one's slots are taken, or when an entry finds both its buckets full of live
-/// entries (so it evicts only at the last level). Nothing moves when it grows: an entry stays where it
-/// was put, and a lookup also scans its two buckets at each earlier level until the last entry put at
-/// that level has lapsed. So the memory a flood touches, and the cache and TLB misses of every lookup,
-/// follow the number of live first knocks rather than `capacity`; a flood's onset is a few levels in
-/// quick succession, and a rule's `time` after it a lookup scans two buckets again. Levels do not
-/// overlap before the last, so no range is crowded by the entries of several.
+/// An entry whose deadline has passed is a free slot; when both buckets are full of live entries, the
+/// one closest to its deadline is evicted (the oldest, for entries of one rule).
 ///
 /// Entry (two words, 16 bytes, no other overhead):
 /// - word 0: fingerprint tag (56 bits, never 0: 0 marks a free slot) | wrong knocks so far (8 bits);
@@ -29,15 +17,14 @@
 ///   fingerprint of the knock (24 bits: TCP source port and sequence number, or UDP source port and
 ///   payload).
 ///
-/// A lookup compares the 56-bit tag with the 16 entries of its two buckets at each level still live,
-/// whose placement came from other hash bits, so a source that never knocked matches someone else's
-/// entry with probability at most 16 × 2⁻⁵⁶ ≈ 2.2 × 10⁻¹⁶ per level scanned: at most 8 levels at the
-/// default capacity (1.8 × 10⁻¹⁵), one or two once a flood's size has settled.
+/// A lookup compares the 56-bit tag with the 16 entries of its two buckets, whose placement came from
+/// other hash bits, so a source that never knocked matches someone else's entry with probability at
+/// most 16 × 2⁻⁵⁶ ≈ 2.2 × 10⁻¹⁶.
 ///
 /// Storage is taken in chunks of 512 buckets (64 KiB) the first time an entry in the chunk is
-/// written; an untouched chunk reads as all free. Idle, the table costs a pointer per chunk; the
-/// first level is 4 chunks (256 KiB), and a flood grows it to `capacity` × 16 bytes and no further.
-/// Allocation happens at most once per chunk over the table's life, never per knock afterwards.
+/// written; an untouched chunk reads as all free. Idle, the table costs a pointer per chunk; a flood
+/// grows it to `capacity` × 16 bytes and no further. Allocation happens at most once per chunk over
+/// the table's life, never per knock afterwards.
 ///
 /// Empty on init. Not safe for concurrent use; owned by ``KnockEngine``.
 public struct FirstKnockTable {
@@ -70,11 +57,8 @@ public struct FirstKnockTable {
     ///
     /// At 250,000 spoofed first
     /// knocks a second and a 10 s `time`, 2.5M entries are live (48 % of the slots), and a simulation of
-    /// this insert policy with growth by levels (10M inserts) evicted none; at 300,000/s, 26 in 12M, none
-    /// younger than 9.3 s (without levels it was 2, none younger than 9.8 s).
+    /// this insert policy (50M inserts) evicted none; at 300,000/s, 2 in 12M, none younger than 9.8 s.
     public static let defaultCapacity = 5_242_880
-    /// Buckets of the first level: 2048 (16,384 entries, 256 KiB).
-    public static let firstLevelBuckets = 2048
     /// The capacities a table may be made with (up to 2³² entries, 64 GiB).
     public static let capacityRange = 1...(1 << 32)
 
@@ -106,20 +90,6 @@ public struct FirstKnockTable {
     public private(set) var occupied = 0
     /// Live entries evicted to make room since the table was made.
     public private(set) var evictions = 0
-    /// The buckets new entries go to: the current level's.
-    public private(set) var activeBuckets: Range<Int>
-    /// The current level: 0 until the first growth.
-    public private(set) var level = 0
-    /// The earliest level that may still hold a live entry; lookups scan it and every level after.
-    private var oldestLiveLevel = 0
-    /// The latest deadline put at each earlier level (index: level), in ticks.
-    private var levelDeadlines: [Int64] = []
-    /// The latest deadline put at the current level, in ticks.
-    private var currentLevelDeadline = Int64.min
-    /// Slots of ``activeBuckets`` taken (at the last level: `occupied`).
-    private var activeOccupied = 0
-    /// `activeOccupied` at which the table grows to the next level (`Int.max` at the last).
-    private var growthThreshold: Int
 
     /// Makes an empty table of at least `capacity` entries (rounded up to whole buckets).
     public init(capacity: Int, key: SipHashKey) {
@@ -129,31 +99,6 @@ public struct FirstKnockTable {
         self.key = key
         chunks = Array(repeating: nil, count: (bucketCount + Self.bucketsPerChunk - 1) / Self.bucketsPerChunk)
         owner = Owner()
-        activeBuckets = Self.buckets(atLevel: 0, bucketCount: bucketCount)
-        growthThreshold = Self.growthThreshold(activeBuckets, bucketCount: bucketCount)
-    }
-
-    /// Levels a table of `bucketCount` buckets may reach, the last one all of them.
-    public static func levelCount(bucketCount: Int) -> Int {
-        var levels = 1
-        while buckets(atLevel: levels - 1, bucketCount: bucketCount).count < bucketCount { levels += 1 }
-        return levels
-    }
-
-    /// The buckets of `level` in a table of `bucketCount`: ``firstLevelBuckets`` × 2^`level` of them
-    /// after those of the levels before, or all the table once the level after would not fit (so the
-    /// last level is at least twice the one before it, as every other level is).
-    public static func buckets(atLevel level: Int, bucketCount: Int) -> Range<Int> {
-        // Level `level` ends at firstLevelBuckets × (2^(level+1) − 1); the one after it, at × (2^(level+2) − 1).
-        guard level < Int.bitWidth - 14, firstLevelBuckets * ((1 << (level + 2)) - 1) <= bucketCount else {
-            return 0..<bucketCount
-        }
-        return firstLevelBuckets * ((1 << level) - 1)..<firstLevelBuckets * ((1 << (level + 1)) - 1)
-    }
-
-    /// Half the slots of `buckets`, or never once they are the whole table.
-    private static func growthThreshold(_ buckets: Range<Int>, bucketCount: Int) -> Int {
-        buckets.count < bucketCount ? buckets.count * bucketSize / 2 : Int.max
     }
 
     /// Bytes of entry storage in use now (chunks written so far).
@@ -175,20 +120,14 @@ public struct FirstKnockTable {
     /// Where (rule, source) may live and its tag: computed once per knock, used for the lookup and
     /// the insert that may follow.
     public struct Place: Equatable, Sendable {
-        /// Hash bits that choose the buckets: the low 32 the first one, the high 32 the second, each
-        /// scaled to a level's bucket count.
-        var placement: UInt64
+        var first: Int
+        var second: Int
         var tag: UInt64
 
-        /// Its two buckets in `buckets` (the same one twice happens).
-        @inline(__always)
-        public func buckets(in buckets: Range<Int>) -> (first: Int, second: Int) {
-            let count = UInt64(buckets.count)
-            return (
-                buckets.lowerBound + Int(((placement & 0xFFFF_FFFF) &* count) >> 32),
-                buckets.lowerBound + Int(((placement >> 32) &* count) >> 32)
-            )
-        }
+        /// One bucket when both choices fell on the same one, else two.
+        var choices: Int { first == second ? 1 : 2 }
+
+        func bucket(_ choice: Int) -> Int { choice == 0 ? first : second }
     }
 
     /// The place of (rule, source).
@@ -197,7 +136,10 @@ public struct FirstKnockTable {
         let (h0, h1) = SipHash.hash128(rule, source.high, source.low, key: key)
         var tag = h0 >> 8
         if tag == 0 { tag = 1 }
-        return Place(placement: h1, tag: tag)
+        let buckets = UInt64(bucketCount)
+        let first = Int(((h1 & 0xFFFF_FFFF) &* buckets) >> 32)
+        let second = Int(((h1 >> 32) &* buckets) >> 32)
+        return Place(first: first, second: second, tag: tag)
     }
 
     @inline(__always)
@@ -252,38 +194,22 @@ public struct FirstKnockTable {
         return entries + (bucket - chunk * Self.bucketsPerChunk) * Self.bucketSize
     }
 
-    /// The entry at `place`, if any, lapsed or not: at the current level, then at each earlier one
-    /// that may still hold a live entry.
-    public func find(_ place: Place, now: Instant) -> Attempt? {
-        if let slot = slot(of: place.tag, in: place.buckets(in: activeBuckets)) {
-            return attempt(at: slot, now: now)
-        }
-        var earlier = level - 1
-        while earlier >= oldestLiveLevel {
-            let buckets = Self.buckets(atLevel: earlier, bucketCount: bucketCount)
-            if let slot = slot(of: place.tag, in: place.buckets(in: buckets)) { return attempt(at: slot, now: now) }
-            earlier -= 1
-        }
-        return nil
-    }
-
-    /// The slot in `buckets` holding `tag`, if any.
+    /// The entry at `place`, if any, lapsed or not.
     ///
     /// The two buckets are scanned side by side, so their memory is fetched at once: during a flood
     /// nearly every lookup finds nothing, and a table of megabytes is not in the cache.
-    @inline(__always)
-    private func slot(of tag: UInt64, in buckets: (first: Int, second: Int)) -> Int? {
-        let first = entries(ofBucket: buckets.first)
-        let second = buckets.first != buckets.second ? entries(ofBucket: buckets.second) : nil
+    public func find(_ place: Place, now: Instant) -> Attempt? {
+        let first = entries(ofBucket: place.first)
+        let second = place.choices == 2 ? entries(ofBucket: place.second) : nil
         for index in 0..<Self.bucketSize {
-            if let first, first[index].word0 >> 8 == tag { return buckets.first * Self.bucketSize + index }
-            if let second, second[index].word0 >> 8 == tag { return buckets.second * Self.bucketSize + index }
+            if let first, first[index].word0 >> 8 == place.tag {
+                return attempt(first[index], slot: place.first * Self.bucketSize + index, now: now)
+            }
+            if let second, second[index].word0 >> 8 == place.tag {
+                return attempt(second[index], slot: place.second * Self.bucketSize + index, now: now)
+            }
         }
         return nil
-    }
-
-    private func attempt(at slot: Int, now: Instant) -> Attempt {
-        attempt(entry(at: slot), slot: slot, now: now)
     }
 
     private func attempt(_ value: Entry, slot: Int, now: Instant) -> Attempt {
@@ -297,10 +223,8 @@ public struct FirstKnockTable {
     /// Remembers a first knock of (rule, source) until `deadline` (ticks), replacing its entry if it
     /// has one.
     ///
-    /// Takes a lapsed or free slot of its two buckets at the current level, growing to the next level
-    /// first when half the slots are taken or both buckets are full; at the last level, with both full
-    /// of live entries, evicts the one closest to its deadline. Returns whether a live entry was
-    /// evicted.
+    /// Takes a free or lapsed slot of its two buckets, else evicts the live entry closest to
+    /// its deadline; returns whether a live entry was evicted.
     @discardableResult
     public mutating func insert(rule: UInt64, source: PeerAddress, deadline: Int64, retransmission: UInt32, now: Instant) -> Bool {
         insert(place(rule: rule, source: source), deadline: deadline, retransmission: retransmission, now: now)
@@ -313,118 +237,48 @@ public struct FirstKnockTable {
         let value = Entry(
             word0: place.tag << 8,
             word1: (UInt64(bitPattern: deadline) & Self.deadlineMask) << 24 | UInt64(retransmission & Self.retransmissionMask))
-        retireLapsedLevels(now: nowTicks)
-        if level > oldestLiveLevel, replaceAtEarlierLevel(value, place: place, deadline: deadline) { return false }
-        if activeOccupied >= growthThreshold { grow() }
-        while true {
-            let slot = slotForInsert(place, now: nowTicks)
-            switch slot {
-            case .holding(let index), .lapsed(let index):
-                store(value, at: index)
-            case .unused(let index):
-                occupied += 1
-                activeOccupied += 1
-                store(value, at: index)
-            case .full(let victim):
-                // Before the last level there is room elsewhere: grow rather than evict.
-                if growthThreshold != Int.max {
-                    grow()
-                    continue
-                }
-                evictions += 1
-                store(value, at: victim)
-            }
-            if deadline > currentLevelDeadline { currentLevelDeadline = deadline }
-            return slot.isEviction
-        }
-    }
-
-    /// Where an insert at the current level goes.
-    private enum InsertSlot {
-        /// The slot already holding the tag.
-        case holding(Int)
-        /// A lapsed slot, reused.
-        case lapsed(Int)
-        /// A slot never used (or freed).
-        case unused(Int)
-        /// Both buckets are full of live entries: the one closest to its deadline.
-        case full(victim: Int)
-
-        var isEviction: Bool {
-            if case .full = self { return true }
-            return false
-        }
-    }
-
-    /// The slot an entry of `place` takes at the current level.
-    ///
-    /// Two choices: the bucket with more free slots (lapsed, or never used) takes the entry, which
-    /// keeps buckets evenly loaded; a lapsed slot goes before a never-used one, so `occupied` follows
-    /// the most entries live at once. When neither has one, the live entry closest to its deadline.
-    @inline(__always)
-    private func slotForInsert(_ place: Place, now nowTicks: Int64) -> InsertSlot {
-        let buckets = place.buckets(in: activeBuckets)
+        // Two choices: the bucket with more free slots (empty, or lapsed) takes the entry, which keeps
+        // buckets evenly loaded. When neither has one, the live entry closest to its deadline goes.
         var target = -1
         var targetFree = 0
-        var targetUnused = false
+        var targetEmpty = false
         var victim = -1
         var victimRemaining = Int64.max
-        for choice in 0..<(buckets.first == buckets.second ? 1 : 2) {
-            let base = (choice == 0 ? buckets.first : buckets.second) * Self.bucketSize
+        for choice in 0..<place.choices {
+            let base = place.bucket(choice) * Self.bucketSize
             var free = 0
             var freeSlot = -1
-            var freeSlotUnused = false
+            var freeSlotEmpty = false
             for slot in base..<(base + Self.bucketSize) {
                 let current = entry(at: slot)
                 if current.word0 == 0 {
                     free += 1
-                    if freeSlot < 0 { (freeSlot, freeSlotUnused) = (slot, true) }
+                    if !freeSlotEmpty { (freeSlot, freeSlotEmpty) = (slot, true) }
                     continue
                 }
-                if current.word0 >> 8 == place.tag { return .holding(slot) }
+                if current.word0 >> 8 == place.tag {
+                    store(value, at: slot)
+                    return false
+                }
                 let remaining = Self.remaining(current.word1 >> 24, now: nowTicks)
                 if remaining < 0 {
                     free += 1
-                    if freeSlot < 0 || freeSlotUnused { (freeSlot, freeSlotUnused) = (slot, false) }
+                    if freeSlot < 0 { freeSlot = slot }
                 } else if remaining < victimRemaining {
                     (victim, victimRemaining) = (slot, remaining)
                 }
             }
-            if free > targetFree { (target, targetFree, targetUnused) = (freeSlot, free, freeSlotUnused) }
+            if free > targetFree { (target, targetFree, targetEmpty) = (freeSlot, free, freeSlotEmpty) }
         }
-        if target < 0 { return .full(victim: victim) }
-        return targetUnused ? .unused(target) : .lapsed(target)
-    }
-
-    /// Stops scanning the earliest levels whose last deadline has passed.
-    @inline(__always)
-    private mutating func retireLapsedLevels(now: Int64) {
-        while oldestLiveLevel < level, levelDeadlines[oldestLiveLevel] < now { oldestLiveLevel += 1 }
-    }
-
-    /// Puts `value` where an entry of its tag already is at an earlier live level, if one is.
-    private mutating func replaceAtEarlierLevel(_ value: Entry, place: Place, deadline: Int64) -> Bool {
-        var earlier = level - 1
-        while earlier >= oldestLiveLevel {
-            let buckets = Self.buckets(atLevel: earlier, bucketCount: bucketCount)
-            if let slot = slot(of: place.tag, in: place.buckets(in: buckets)) {
-                store(value, at: slot)
-                if deadline > levelDeadlines[earlier] { levelDeadlines[earlier] = deadline }
-                return true
-            }
-            earlier -= 1
+        let evicted = target < 0
+        if evicted {
+            target = victim
+            evictions += 1
+        } else if targetEmpty {
+            occupied += 1
         }
-        return false
-    }
-
-    /// Moves new entries to the next level: the next range, twice as long (or all the table).
-    private mutating func grow() {
-        levelDeadlines.append(currentLevelDeadline)
-        currentLevelDeadline = Int64.min
-        level += 1
-        activeBuckets = Self.buckets(atLevel: level, bucketCount: bucketCount)
-        growthThreshold = Self.growthThreshold(activeBuckets, bucketCount: bucketCount)
-        activeOccupied = growthThreshold == Int.max ? occupied : 0
+        store(value, at: target)
+        return evicted
     }
 
     /// Sets the wrong-knock count of the entry at `slot`.
@@ -439,7 +293,6 @@ public struct FirstKnockTable {
     public mutating func remove(_ slot: Int) {
         guard entry(at: slot).word0 != 0 else { return }
         occupied -= 1
-        if activeBuckets.contains(slot / Self.bucketSize) { activeOccupied -= 1 }
         store(Entry(), at: slot)
     }
 
