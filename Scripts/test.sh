@@ -90,7 +90,7 @@ fi
 rm -rf "$DEB_DIR"
 
 echo
-echo "stage times: $(IFS=,; echo "${stage_times[*]}" | sed 's/,/, /g'), total $SECONDS s"
+echo "stage times: $(printf '%s, ' "${stage_times[@]}")total $SECONDS s"
 for stage in "${stage_failed[@]}"; do echo "FAILED stage: $stage"; done
 if ((${#stage_failed[@]})) && ((failed == 0)); then failed=${#stage_failed[@]}; fi
 echo "tests: $passed passed, $failed failed"

@@ -26,6 +26,10 @@
 # BENCH_NFLOG_BATCHING=false turns the flood-time NFLOG batching off (nflog_batching), to compare.
 # BENCH_BACKLOG=1 also prints, per section-1 run, the most bytes the NFLOG socket held (sampled every
 # 2 ms; the sampler keeps a CPU busy, which lowers pknockd's CPU per packet: not for CPU figures).
+# BENCH_ALLOCS=1 also prints, per section-1 run, pknockd's calls to glibc's allocator during the
+# flood from 0.5 s after it began (past the first-knock table's chunks at its onset): uprobes on
+# malloc, posix_memalign, realloc and calloc (perf; added if missing, removed afterwards; the
+# probes and perf cost CPU: not for CPU figures).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 export PATH="$PATH:/opt/swift/usr/bin"
@@ -140,6 +144,16 @@ echo
 echo "=== machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
 
 if section 1; then
+if [ "${BENCH_ALLOCS:-0}" = 1 ]; then
+    command -v perf >/dev/null || { echo "bench: BENCH_ALLOCS=1 needs perf (Debian: apt-get install linux-perf)"; exit 1; }
+    ALLOC_EVENTS=probe_libc:malloc,probe_libc:posix_memalign,probe_libc:realloc,probe_libc:calloc
+    ADDED_PROBES=()
+    for function in malloc posix_memalign realloc calloc; do
+        perf probe -l "probe_libc:$function" 2>/dev/null | grep -q . && continue
+        perf probe -q -x "$(ldd "$PKNOCKD" | awk '/libc\.so\.6/ { print $3 }')" --add "$function" || exit 1
+        ADDED_PROBES+=("probe_libc:$function")
+    done
+fi
 RATES=${BENCH_RATES:-50000 0}
 REPEAT=${BENCH_REPEAT:-3}
 echo
@@ -178,6 +192,10 @@ while time.monotonic() < end:
 print(peak)' "$((seconds + 1))" > "$PK_WORK/backlog" ) &
             BACKLOG_PID=$!
         fi
+        if [ "${BENCH_ALLOCS:-0}" = 1 ]; then
+            ( sleep 0.5; exec perf stat -x, -e "$ALLOC_EVENTS" -p "$DAEMON_PID" -o "$PK_WORK/allocs" -- sleep $((seconds - 1)) ) &
+            ALLOCS_PID=$!
+        fi
         # Fresh sources every run: each knock is a first knock, never a retransmission.
         out=$(flood "$count" "$rate" "$seconds" $((run * 100000000)))
         sleep 1
@@ -194,11 +212,19 @@ print(peak)' "$((seconds + 1))" > "$PK_WORK/backlog" ) &
             wait "$BACKLOG_PID"
             echo "           NFLOG socket's peak queue: $(cat "$PK_WORK/backlog") bytes"
         fi
+        if [ "${BENCH_ALLOCS:-0}" = 1 ]; then
+            wait "$ALLOCS_PID"
+            echo "           allocations mid-flood ($((seconds - 1)) s from 0.5 s in):" \
+                "$(awk -F, '/probe_libc:/ { sub("probe_libc:", "", $3); printf "%s %s  ", $3, $1 }' "$PK_WORK/allocs")"
+        fi
     done
     echo "rate ${rate/#0/max}: cpu µs/packet $(median_spread "${cpus[@]}"), lost $(median_spread "${losts[@]}")," \
         "sent pps $(median_spread "${ppss[@]}")  [median (min–max) of $REPEAT runs]"
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ "${BENCH_ALLOCS:-0}" = 1 ]; then
+    for probe in "${ADDED_PROBES[@]}"; do perf probe -q -d "$probe"; done
+fi
 fi
 
 if section 2; then
