@@ -92,6 +92,9 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // Scripts/bench/coldpath.sh: the knock and grant paths' steps, timed cold and warm, in process.
+        .executableTarget(
+            name: "coldbench", dependencies: ["KnockDaemon", "KnockTestSupport", "KnockConfig", .product(name: "Logging", package: "swift-log")]),
         .target(name: "KnockTestSupport", dependencies: ["KnockCore", "Netfilter", "KnockPOSIX"]),
         // Test-only: counts the heap allocations of a code path (interposes the test binary's malloc).
         .target(name: "CAllocationCounter", path: "Tests/CAllocationCounter"),

@@ -201,6 +201,14 @@ public final class DaemonLoop: @unchecked Sendable {
     /// How often a watched table is checked even without notifications.
     public var tableCheckInterval: Duration = .seconds(2)
     private var lastTableCheck: Instant?
+    /// How often the engine's timers run when none of its deadlines is due: for the housekeeping
+    /// that has no deadline (pruning SPA replay memory past its clock window).
+    ///
+    /// Between those, a wake runs the timers only when the engine's next deadline has come, not
+    /// after every read: on a guest whose idle CPU loses its caches, running them cold cost about
+    /// 20 µs a wake (BENCHMARKS.md, "Grant path").
+    public var housekeepingInterval: Duration = .seconds(1)
+    private var lastHousekeeping: Instant?
 
     /// Makes a loop; `loadConfiguration` is called on each reload request.
     public init(
@@ -248,7 +256,9 @@ public final class DaemonLoop: @unchecked Sendable {
         var pause: Duration? = nil
         while !control.stopRequested {
             if control.takeReloadRequest() { reload() }
-            let waitMilliseconds = millisecondsUntilNextDeadline()
+            // Whatever falls due before the wait ends is known now: packets only add later deadlines.
+            let deadline = service.nextDeadline
+            let waitMilliseconds = milliseconds(until: deadline)
             let ready: (first: Bool, second: Bool, third: Bool)
             do {
                 if let paused = pause {
@@ -289,7 +299,11 @@ public final class DaemonLoop: @unchecked Sendable {
             } else {
                 reviewBatching(0, at: now())
             }
-            service.tick(now: now(), wallTime: Self.wallTime())
+            let current = now()
+            if deadline.map({ $0 <= current }) ?? false || lastHousekeeping.map({ current - $0 >= housekeepingInterval }) ?? true {
+                lastHousekeeping = current
+                service.tick(now: current, wallTime: Self.wallTime())
+            }
             if service.tableProtection == .watched {
                 let current = now()
                 if lastTableCheck.map({ current - $0 >= tableCheckInterval }) ?? true {
@@ -361,10 +375,12 @@ public final class DaemonLoop: @unchecked Sendable {
         return snapshot
     }
 
-    private func millisecondsUntilNextDeadline() -> Int32 {
+    /// How long the wait may last: until `deadline` (the engine's next), within ``maximumWait`` and
+    /// the batching review.
+    private func milliseconds(until deadline: Instant?) -> Int32 {
         let longest = batching?.reviewInterval.map { min($0, maximumWait) } ?? maximumWait
         let ceiling = longest.nanosecondsClamped / 1_000_000
-        guard let deadline = service.nextDeadline else { return Int32(ceiling) }
+        guard let deadline else { return Int32(ceiling) }
         let remaining = (deadline - now()).nanosecondsClamped
         // Round up so the tick after the wait finds the deadline passed.
         let milliseconds = max(0, (remaining + 999_999) / 1_000_000)

@@ -40,13 +40,19 @@ import Netfilter
 /// unquoted by nft (checked with nft 1.0.6); nft cannot quote set names in these commands.
 public struct FirewallLayout: Equatable, Sendable {
     /// The table's name, in family `inet`.
-    public var table: String
+    public var table: String {
+        didSet { grantBatches = Self.grantBatches(table: table, rules: rules) }
+    }
     /// The NFLOG group knocks are logged to.
     public var nflogGroup: UInt16
     /// How many bytes of each logged packet NFLOG copies (network header onwards).
     public var snaplen: Int
     /// The rules, in configuration order.
-    public var rules: [Rule]
+    public var rules: [Rule] {
+        didSet { grantBatches = Self.grantBatches(table: table, rules: rules) }
+    }
+    /// Each rule's grant and revoke messages, encoded once per table and rules (``commandBatch(_:)``).
+    private var grantBatches: [GrantBatches]
     /// How refused packets are answered: like a closed port (`.reset`) or not at all (`.drop`).
     public var closedPortResponse: ClosedPortResponse
 
@@ -71,6 +77,7 @@ public struct FirewallLayout: Equatable, Sendable {
         self.snaplen = snaplen
         self.rules = rules
         self.closedPortResponse = closedPortResponse
+        self.grantBatches = Self.grantBatches(table: table, rules: rules)
     }
 
     /// Describes the table of `configuration`: its daemon settings and rules.
@@ -312,15 +319,21 @@ public struct FirewallLayout: Equatable, Sendable {
     /// expired succeeds. Timeouts are whole seconds, rounded up, at least 1 and at most
     /// ``maximumTimeoutSeconds``.
     public func commandScript(_ command: FirewallCommand) -> String {
+        Self.commandScript(command, table: table)
+    }
+
+    /// ``commandScript(_:)`` for the table `table`: what a batch's script closure captures (the
+    /// table's name, not the whole layout).
+    static func commandScript(_ command: FirewallCommand, table: String) -> String {
         switch command {
         case .allow(let rule, let peer, let ttl):
-            let prefix = elementPrefix(rule: rule, peer: peer)
+            let prefix = elementPrefix(table: table, rule: rule, peer: peer)
             let timeout = ttl.map { " timeout \(Self.timeoutSeconds($0))s" } ?? ""
             return "add element \(prefix) { \(peer) }\n"
                 + "delete element \(prefix) { \(peer) }\n"
                 + "add element \(prefix) { \(peer)\(timeout) }\n"
         case .revoke(let rule, let peer):
-            let prefix = elementPrefix(rule: rule, peer: peer)
+            let prefix = elementPrefix(table: table, rule: rule, peer: peer)
             return "add element \(prefix) { \(peer) }\n"
                 + "delete element \(prefix) { \(peer) }\n"
         }
@@ -329,30 +342,65 @@ public struct FirewallLayout: Equatable, Sendable {
     /// `command` as prepared set-element changes (what ``commandScript(_:)`` says, without the
     /// text parse): the same add / delete / add with timeout, or add / delete, in one batch.
     ///
-    /// The batch's script is rendered only when read (issue #14: not on every grant).
+    /// The messages come from the rule's templates, encoded when the layout was made: a grant
+    /// builds no set names and no messages, and its script is rendered only when read (issue #14).
     public func commandBatch(_ command: FirewallCommand) -> NFTablesNetlink.ElementBatch {
+        // The script closure captures the name alone, not a copy of the layout.
+        let table = self.table
         switch command {
         case .allow(let rule, let peer, let ttl):
-            let set = Self.setName(rule: rule, kind: .allowed, family: peer.isIPv4 ? .ipv4 : .ipv6)
-            let key = peer.networkBytes
-            let milliseconds = ttl.map { UInt64(Self.timeoutSeconds($0)) * 1000 }
+            let batches = grantBatches(of: rule)
+            let family = peer.isIPv4 ? 0 : 1
             return .init(
-                table: table,
-                changes: [
-                    .init(.add, set: set, key: key), .init(.delete, set: set, key: key), .init(.add, set: set, key: key, timeoutMilliseconds: milliseconds),
-                ],
-                script: NFTScript(commandScript(command)))
+                template: ttl == nil ? batches.allowWithoutTimeout[family] : batches.allow[family], key: Self.elementKey(peer),
+                timeoutMilliseconds: ttl.map { UInt64(Self.timeoutSeconds($0)) * 1000 }, script: NFTScript(Self.commandScript(command, table: table)))
         case .revoke(let rule, let peer):
-            let set = Self.setName(rule: rule, kind: .allowed, family: peer.isIPv4 ? .ipv4 : .ipv6)
-            let key = peer.networkBytes
             return .init(
-                table: table, changes: [.init(.add, set: set, key: key), .init(.delete, set: set, key: key)],
-                script: NFTScript(commandScript(command)))
+                template: grantBatches(of: rule).revoke[peer.isIPv4 ? 0 : 1], key: Self.elementKey(peer), timeoutMilliseconds: nil,
+                script: NFTScript(Self.commandScript(command, table: table)))
         }
     }
 
-    private func elementPrefix(rule: RuleName, peer: PeerAddress) -> String {
-        "inet \(table) \(Self.setName(rule: rule, kind: .allowed, family: peer.isIPv4 ? .ipv4 : .ipv6))"
+    /// One rule's element batches, by family (index 0: its `…_allowed4` set, 1: `…_allowed6`).
+    struct GrantBatches: Equatable, Sendable {
+        var rule: RuleName
+        /// Add, delete, add with the grant's timeout: a grant, or a renewal that replaces the timeout.
+        var allow: [NFTablesNetlink.ElementBatchTemplate]
+        /// The same for a grant without a time limit.
+        var allowWithoutTimeout: [NFTablesNetlink.ElementBatchTemplate]
+        /// Add, delete: gone whether it was there or not.
+        var revoke: [NFTablesNetlink.ElementBatchTemplate]
+
+        init(table: String, rule: RuleName) {
+            self.rule = rule
+            func batches(_ steps: (String) -> [NFTablesNetlink.ElementBatchTemplate.Step]) -> [NFTablesNetlink.ElementBatchTemplate] {
+                [(IPFamily.ipv4, 4), (IPFamily.ipv6, 16)].map { family, keyLength in
+                    .init(table: table, steps: steps(FirewallLayout.setName(rule: rule, kind: .allowed, family: family)), keyLength: keyLength)
+                }
+            }
+            allow = batches { [.init(.add, set: $0), .init(.delete, set: $0), .init(.add, set: $0, timed: true)] }
+            allowWithoutTimeout = batches { [.init(.add, set: $0), .init(.delete, set: $0), .init(.add, set: $0)] }
+            revoke = batches { [.init(.add, set: $0), .init(.delete, set: $0)] }
+        }
+    }
+
+    private static func grantBatches(table: String, rules: [Rule]) -> [GrantBatches] {
+        rules.map { GrantBatches(table: table, rule: $0.name) }
+    }
+
+    /// The rule's batches; encoded on the spot for a rule not in the layout (a command that
+    /// outlived its rule's reload).
+    private func grantBatches(of rule: RuleName) -> GrantBatches {
+        grantBatches.first { $0.rule == rule } ?? GrantBatches(table: table, rule: rule)
+    }
+
+    /// The peer's address as a set element key: 4 bytes for IPv4, 16 for IPv6.
+    static func elementKey(_ peer: PeerAddress) -> NFTablesNetlink.ElementKey {
+        .init(high: peer.high, low: peer.low, count: peer.isIPv4 ? 4 : 16)
+    }
+
+    private static func elementPrefix(table: String, rule: RuleName, peer: PeerAddress) -> String {
+        "inet \(table) \(setName(rule: rule, kind: .allowed, family: peer.isIPv4 ? .ipv4 : .ipv6))"
     }
 
     private static func addressType(_ family: IPFamily) -> String { family == .ipv4 ? "ipv4_addr" : "ipv6_addr" }

@@ -118,30 +118,225 @@ public enum NFTablesNetlink {
         }
     }
 
-    /// Set-element changes to apply as one transaction, with the nft text that says the same (for
-    /// logs, errors, and executors that only speak text).
+    /// A set element's key, held inline (no heap storage): up to 16 bytes in network byte order,
+    /// 4 for an IPv4 address and 16 for an IPv6 one.
+    public struct ElementKey: Hashable, Sendable {
+        /// The key right-aligned in 16 bytes, big-endian: bytes 0–7 of that form...
+        public let high: UInt64
+        /// ...and bytes 8–15.
+        public let low: UInt64
+        /// How many of the 16 bytes, counted from the end, are the key.
+        public let count: Int
+
+        /// The last `count` bytes of the 16-byte big-endian value `high`:`low` (an IPv4-mapped
+        /// address with `count` 4 is the IPv4 address).
+        public init(high: UInt64, low: UInt64, count: Int) {
+            precondition((0...16).contains(count), "a set element key has at most 16 bytes")
+            self.high = count > 8 ? high & (count == 16 ? ~0 : (1 << UInt64(8 * (count - 8))) - 1) : 0
+            self.low = count >= 8 ? low : low & ((1 << UInt64(8 * count)) - 1)
+            self.count = count
+        }
+
+        /// The key of `bytes`, in network byte order (at most 16).
+        public init(_ bytes: some Collection<UInt8>) {
+            precondition(bytes.count <= 16, "a set element key has at most 16 bytes")
+            var high: UInt64 = 0
+            var low: UInt64 = 0
+            for byte in bytes {
+                high = high << 8 | low >> 56
+                low = low << 8 | UInt64(byte)
+            }
+            self.init(high: high, low: low, count: bytes.count)
+        }
+
+        /// Byte `index` of the key (0 is the first on the wire).
+        public subscript(index: Int) -> UInt8 {
+            let position = 16 - count + index
+            let word = position < 8 ? high : low
+            return UInt8(truncatingIfNeeded: word >> UInt64(8 * (7 - position % 8)))
+        }
+
+        /// The key's bytes, in network byte order.
+        public var bytes: [UInt8] { (0..<count).map { self[$0] } }
+    }
+
+    /// The messages of one element batch, encoded once, less the key, the timeout and the numbers.
+    ///
+    /// It holds its table and, per change, the kind, the set and whether the change carries the
+    /// timeout. Each use fills in the key, the timeout and
+    /// the sequence numbers (``encode(key:timeoutMilliseconds:sequence:into:)``), so a grant is a
+    /// copy and a few stores, not a build of its messages: building them (strings, nested
+    /// attributes, closures) was most of pknockd's share of a grant, because between knocks that
+    /// code runs cold (BENCHMARKS.md, "Grant path").
+    ///
+    /// Batch begin (sequence `s`), one message per change (`s + 1` …), batch end. Only the last
+    /// change asks for an acknowledgement (`NLM_F_ACK`): the kernel reports a refused change
+    /// whether or not it asked, and sends its answers after the whole batch has been committed or
+    /// aborted, so the last change's answer says the batch is done.
+    public final class ElementBatchTemplate: Equatable, Sendable {
+        /// One change of the batch.
+        public struct Step: Equatable, Sendable {
+            /// Add (`add element`: an existing element stays, its timeout too) or delete.
+            public var kind: ElementChange.Kind
+            /// The set's name.
+            public var set: String
+            /// Whether the change carries the batch's timeout (added elements only).
+            public var timed: Bool
+
+            /// Makes a step.
+            public init(_ kind: ElementChange.Kind, set: String, timed: Bool = false) {
+                precondition(!timed || kind == .add, "only an added element has a timeout")
+                self.kind = kind
+                self.set = set
+                self.timed = timed
+            }
+        }
+
+        /// The `inet` table whose sets change.
+        public let table: String
+        /// The changes, in order.
+        public let steps: [Step]
+        /// The length of the key every change carries (4 or 16 for addresses).
+        public let keyLength: Int
+        /// The batch with zero keys, timeouts and sequence numbers.
+        let bytes: [UInt8]
+        let keyOffsets: [Int]
+        let timeoutOffsets: [Int]
+        /// Where each message's sequence number is, in order (the message at index i has `s + i`).
+        let sequenceOffsets: [Int]
+
+        /// Encodes the batch of `steps` on `table`, for keys of `keyLength` bytes.
+        public init(table: String, steps: [Step], keyLength: Int) {
+            precondition(!steps.isEmpty && (0...16).contains(keyLength))
+            self.table = table
+            self.steps = steps
+            self.keyLength = keyLength
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(64 + steps.count * 96)
+            var keyOffsets: [Int] = []
+            var timeoutOffsets: [Int] = []
+            var sequenceOffsets: [Int] = [bytes.count + 8]
+            appendMessage(to: &bytes, type: batchBegin, flags: flagRequest, sequence: 0, family: 0, resourceID: subsystem) { _ in }
+            for (index, step) in steps.enumerated() {
+                let kind: MessageKind = step.kind == .add ? .newSetElement : .deleteSetElement
+                let acknowledged = index == steps.count - 1
+                let flags = flagRequest | (acknowledged ? flagAck : 0) | (step.kind == .add ? flagCreate : 0)
+                sequenceOffsets.append(bytes.count + 8)
+                appendMessage(to: &bytes, type: subsystem << 8 | UInt16(kind.rawValue), flags: flags, sequence: 0, family: familyINet, resourceID: 0) {
+                    body in
+                    appendStringAttribute(to: &body, type: elementListTable, value: table)
+                    appendStringAttribute(to: &body, type: elementListSet, value: step.set)
+                    appendNested(to: &body, type: elementListElements) { elements in
+                        appendNested(to: &elements, type: listElement) { element in
+                            if step.timed {
+                                timeoutOffsets.append(element.count + 4)
+                                appendBigEndianAttribute(to: &element, type: elementTimeout, value: 0)
+                            }
+                            appendNested(to: &element, type: elementKey) { key in
+                                keyOffsets.append(key.count + 4)
+                                appendAttribute(to: &key, type: dataValue, value: [UInt8](repeating: 0, count: keyLength))
+                            }
+                        }
+                    }
+                }
+            }
+            sequenceOffsets.append(bytes.count + 8)
+            appendMessage(to: &bytes, type: batchEnd, flags: flagRequest, sequence: 0, family: 0, resourceID: subsystem) { _ in }
+            self.bytes = bytes
+            self.keyOffsets = keyOffsets
+            self.timeoutOffsets = timeoutOffsets
+            self.sequenceOffsets = sequenceOffsets
+        }
+
+        /// Whether some change carries a timeout.
+        public var hasTimeout: Bool { !timeoutOffsets.isEmpty }
+        /// Messages in the batch, brackets included: the sequence numbers one use takes.
+        public var messageCount: Int { sequenceOffsets.count }
+        /// The sequence number whose answer ends the exchange, for a batch that starts at `sequence`:
+        /// the last change's.
+        public func acknowledgedSequence(startingAt sequence: UInt32) -> UInt32 { sequence &+ UInt32(steps.count) }
+
+        /// Replaces `buffer`'s contents with the batch for `key` (``keyLength`` bytes), the
+        /// timeout of the timed changes, and sequence numbers from `sequence`; keeps the buffer's
+        /// capacity, so a buffer that is reused does not allocate.
+        public func encode(key: ElementKey, timeoutMilliseconds: UInt64, sequence: UInt32, into buffer: inout [UInt8]) {
+            precondition(key.count == keyLength, "the key's length is not the template's")
+            buffer.removeAll(keepingCapacity: true)
+            buffer.append(contentsOf: bytes)
+            for (index, offset) in sequenceOffsets.enumerated() {
+                let value = sequence &+ UInt32(index)
+                for byte in 0..<4 { buffer[offset + byte] = UInt8(truncatingIfNeeded: value >> UInt32(8 * byte)) }
+            }
+            for offset in keyOffsets {
+                for index in 0..<keyLength { buffer[offset + index] = key[index] }
+            }
+            for offset in timeoutOffsets {
+                for byte in 0..<8 { buffer[offset + byte] = UInt8(truncatingIfNeeded: timeoutMilliseconds >> UInt64(8 * (7 - byte))) }
+            }
+        }
+
+        public static func == (lhs: ElementBatchTemplate, rhs: ElementBatchTemplate) -> Bool {
+            lhs === rhs || (lhs.table == rhs.table && lhs.steps == rhs.steps && lhs.keyLength == rhs.keyLength)
+        }
+    }
+
+    /// Set-element changes to apply as one transaction: a template, the key and timeout to fill it
+    /// with, and the nft text that says the same (for logs, errors, and executors that only speak
+    /// text).
     ///
     /// The text is rendered only when asked for: the grant path sends the prepared messages and
     /// needs it only to describe a refusal.
     public struct ElementBatch: Equatable, Sendable {
-        /// The `inet` table whose sets change.
-        public var table: String
-        /// The changes, in order.
-        public var changes: [ElementChange]
+        /// The messages, less the key and timeout.
+        public let template: ElementBatchTemplate
+        /// The key every change carries.
+        public let key: ElementKey
+        /// The timeout of the template's timed changes, whole milliseconds; nil when it has none.
+        public let timeoutMilliseconds: UInt64?
         private let renderScript: @Sendable () -> NFTScript
 
+        /// The `inet` table whose sets change.
+        public var table: String { template.table }
+        /// The changes, in order.
+        public var changes: [ElementChange] {
+            template.steps.map { .init($0.kind, set: $0.set, key: key.bytes, timeoutMilliseconds: $0.timed ? timeoutMilliseconds : nil) }
+        }
         /// The same changes as an nft script (rendered on each use).
         public var script: NFTScript { renderScript() }
 
-        /// Makes a batch; `script` is evaluated only when ``script`` is read.
-        public init(table: String, changes: [ElementChange], script: @escaping @autoclosure @Sendable () -> NFTScript) {
-            self.table = table
-            self.changes = changes
+        /// Fills `template` with `key` and `timeoutMilliseconds` (required exactly when the template
+        /// has timed changes); `script` is evaluated only when ``script`` is read.
+        public init(
+            template: ElementBatchTemplate, key: ElementKey, timeoutMilliseconds: UInt64?,
+            script: @escaping @autoclosure @Sendable () -> NFTScript
+        ) {
+            precondition(key.count == template.keyLength, "the key's length is not the template's")
+            precondition(template.hasTimeout == (timeoutMilliseconds != nil), "a timed template needs a timeout, and only it")
+            self.template = template
+            self.key = key
+            self.timeoutMilliseconds = timeoutMilliseconds
             self.renderScript = script
         }
 
+        /// Makes a batch of `changes` on `table`, encoding a template for it: changes that all
+        /// carry one key and, those that have one, one timeout (as grants and revocations do).
+        public init(table: String, changes: [ElementChange], script: @escaping @autoclosure @Sendable () -> NFTScript) {
+            let key = changes.first?.key ?? []
+            let timeouts = Set(changes.compactMap(\.timeoutMilliseconds))
+            precondition(changes.allSatisfy { $0.key == key } && timeouts.count <= 1, "the changes of one batch share one key and one timeout")
+            let template = ElementBatchTemplate(
+                table: table, steps: changes.map { .init($0.kind, set: $0.set, timed: $0.timeoutMilliseconds != nil) }, keyLength: key.count)
+            self.init(template: template, key: ElementKey(key), timeoutMilliseconds: timeouts.first, script: script())
+        }
+
+        /// Replaces `buffer`'s contents with the batch's messages, numbered from `sequence`.
+        public func encode(sequence: UInt32, into buffer: inout [UInt8]) {
+            template.encode(key: key, timeoutMilliseconds: timeoutMilliseconds ?? 0, sequence: sequence, into: &buffer)
+        }
+
         public static func == (lhs: ElementBatch, rhs: ElementBatch) -> Bool {
-            lhs.table == rhs.table && lhs.changes == rhs.changes && lhs.script == rhs.script
+            lhs.template == rhs.template && lhs.key == rhs.key && lhs.timeoutMilliseconds == rhs.timeoutMilliseconds
+                && lhs.script == rhs.script
         }
     }
 
@@ -150,44 +345,13 @@ public enum NFTablesNetlink {
     static let listElement: UInt16 = 1, elementKey: UInt16 = 1, elementTimeout: UInt16 = 4, dataValue: UInt16 = 1
     static let nestedFlag: UInt16 = 0x8000
 
-    /// One transaction applying `batch`: batch begin (`sequence`), one message per change
-    /// (`sequence + 1` …, each with `NLM_F_ACK`), batch end.
+    /// One transaction applying `batch` (see ``ElementBatchTemplate``), numbered from `sequence`.
     ///
-    /// Returns the bytes and the sequence
-    /// numbers whose answers to wait for.
-    public static func elementBatch(_ batch: ElementBatch, sequence: UInt32) -> (bytes: [UInt8], awaiting: [UInt32]) {
+    /// Returns the bytes and the sequence number whose answer ends the exchange.
+    public static func elementBatch(_ batch: ElementBatch, sequence: UInt32) -> (bytes: [UInt8], awaiting: UInt32) {
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(64 + batch.changes.count * 96)
-        appendMessage(to: &bytes, type: batchBegin, flags: flagRequest, sequence: sequence, family: 0, resourceID: subsystem) { _ in }
-        var awaiting: [UInt32] = []
-        for (offset, change) in batch.changes.enumerated() {
-            let messageSequence = sequence &+ UInt32(offset + 1)
-            awaiting.append(messageSequence)
-            let kind: MessageKind = change.kind == .add ? .newSetElement : .deleteSetElement
-            let flags = flagRequest | flagAck | (change.kind == .add ? flagCreate : 0)
-            appendMessage(
-                to: &bytes, type: subsystem << 8 | UInt16(kind.rawValue), flags: flags, sequence: messageSequence,
-                family: familyINet, resourceID: 0
-            ) { body in
-                appendStringAttribute(to: &body, type: elementListTable, value: batch.table)
-                appendStringAttribute(to: &body, type: elementListSet, value: change.set)
-                appendNested(to: &body, type: elementListElements) { elements in
-                    appendNested(to: &elements, type: listElement) { element in
-                        if let timeout = change.timeoutMilliseconds {
-                            appendBigEndianAttribute(to: &element, type: elementTimeout, value: timeout)
-                        }
-                        appendNested(to: &element, type: elementKey) { key in
-                            appendAttribute(to: &key, type: dataValue, value: change.key)
-                        }
-                    }
-                }
-            }
-        }
-        appendMessage(
-            to: &bytes, type: batchEnd, flags: flagRequest, sequence: sequence &+ UInt32(batch.changes.count + 1), family: 0,
-            resourceID: subsystem
-        ) { _ in }
-        return (bytes, awaiting)
+        batch.encode(sequence: sequence, into: &bytes)
+        return (bytes, batch.template.acknowledgedSequence(startingAt: sequence))
     }
 
     // MARK: - Notifications
@@ -265,12 +429,9 @@ public enum NFTablesNetlink {
 
     /// A NUL-terminated string attribute, written straight from the string's UTF-8.
     private static func appendStringAttribute(to bytes: inout [UInt8], type: UInt16, value: String) {
-        var utf8 = value
-        utf8.withUTF8 { text in
-            appendLittleEndian(UInt16(4 + text.count + 1), to: &bytes)
-            appendLittleEndian(type, to: &bytes)
-            bytes.append(contentsOf: text)
-        }
+        appendLittleEndian(UInt16(4 + value.utf8.count + 1), to: &bytes)
+        appendLittleEndian(type, to: &bytes)
+        bytes.append(contentsOf: value.utf8)
         bytes.append(0)
         pad(&bytes)
     }

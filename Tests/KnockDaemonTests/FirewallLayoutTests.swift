@@ -2,6 +2,7 @@ import Foundation
 import KnockConfig
 import KnockCore
 import KnockDaemon
+import Netfilter
 import Testing
 
 // Goldens: the scripts below are also in testdata/*.nft, where testdata/validate-nft.sh feeds them
@@ -234,6 +235,51 @@ func allowTimeoutsAreWholeSecondsWithinNftLimits(_ ttl: Duration, _ rendered: St
             add element inet pknock ops-team_allowed4 { 198.51.100.9 timeout \(rendered) }
 
             """)
+}
+
+// MARK: - Prepared element batches (the grant path's netlink messages)
+
+/// The changes of `command` as the element commands of ``FirewallLayout/commandScript(_:)`` say them.
+private func expectedChanges(_ set: String, _ key: [UInt8], timeout: UInt64??) -> [NFTablesNetlink.ElementChange] {
+    let pair: [NFTablesNetlink.ElementChange] = [.init(.add, set: set, key: key), .init(.delete, set: set, key: key)]
+    guard let timeout else { return pair }
+    return pair + [.init(.add, set: set, key: key, timeoutMilliseconds: timeout)]
+}
+
+@Test func preparedBatchesSayWhatTheElementCommandsSay() {
+    let v6: [UInt8] = [0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 11) + [7]
+    let commands: [(FirewallCommand, [NFTablesNetlink.ElementChange])] = [
+        (.allow(rule: name("VPN"), peer: address("2001:db8::7"), ttl: .seconds(1800)), expectedChanges("VPN_allowed6", v6, timeout: 1_800_000)),
+        (.allow(rule: name("VPN"), peer: address("192.0.2.7"), ttl: nil), expectedChanges("VPN_allowed4", [192, 0, 2, 7], timeout: .some(nil))),
+        (
+            .allow(rule: name("legacy"), peer: address("192.0.2.7"), ttl: .milliseconds(1200)),
+            expectedChanges("legacy_allowed4", [192, 0, 2, 7], timeout: 2_000)
+        ),
+        (.revoke(rule: name("VPN"), peer: address("2001:db8::7")), expectedChanges("VPN_allowed6", v6, timeout: nil)),
+        (.revoke(rule: name("nocl"), peer: address("::ffff:198.51.100.3")), expectedChanges("nocl_allowed4", [198, 51, 100, 3], timeout: nil)),
+    ]
+    for (command, changes) in commands {
+        let batch = spaLayout.commandBatch(command)
+        #expect(batch.table == "pknock")
+        #expect(batch.changes == changes, "\(command)")
+        #expect(batch.script.text == spaLayout.commandScript(command))
+        // The same bytes as a batch encoded from the changes themselves.
+        let direct = NFTablesNetlink.ElementBatch(table: "pknock", changes: changes, script: "")
+        #expect(NFTablesNetlink.elementBatch(batch, sequence: 40).bytes == NFTablesNetlink.elementBatch(direct, sequence: 40).bytes)
+    }
+}
+
+@Test func preparedBatchesFollowTheTableAndTheRules() {
+    var layout = spaLayout
+    layout.table = "pknock_guard"
+    let grant = FirewallCommand.allow(rule: name("VPN"), peer: address("192.0.2.7"), ttl: .seconds(60))
+    #expect(layout.commandBatch(grant).table == "pknock_guard")
+    #expect(layout.commandBatch(grant).script.text.contains("inet pknock_guard VPN_allowed4"))
+    #expect(NFTablesNetlink.elementBatch(layout.commandBatch(grant), sequence: 1).bytes.firstRange(of: Array("pknock_guard\0".utf8)) != nil)
+    // A rule added later, and one the layout does not have (a command that outlived a reload).
+    layout.rules.append(Rule(name: name("2fa"), knockSequence: [port(4001, .udp)], protectedPorts: [port(22, .tcp)]))
+    #expect(layout.commandBatch(.revoke(rule: name("2fa"), peer: address("192.0.2.7"))).changes.first?.set == "_2fa_allowed4")
+    #expect(layout.commandBatch(.revoke(rule: name("gone"), peer: address("2001:db8::1"))).changes.first?.set == "gone_allowed6")
 }
 
 @Test func ipv4MappedAndIPv6PeersPickTheirSets() {

@@ -282,6 +282,52 @@ import Testing
         #expect(allocations == 0)
     }
 
+    /// The loop runs the engine's timers when a deadline falls due, not on every wake: the
+    /// housekeeping interval is an hour here, so only the deadline can report the lapsed attempt,
+    /// while other packets keep waking the loop.
+    @Test(.timeLimit(.minutes(1)))
+    func timersRunWhenTheirDeadlineComesBetweenHousekeepings() async throws {
+        var configuration = Self.configuration()
+        configuration.rules[0].maxKnockGap = .milliseconds(200)
+        let service = KnockService(configuration: configuration, executor: RecordingNFTExecutor(), logger: Logger(label: "test"))
+        let source = try FakeKnockSource()
+        let control = try DaemonControl()
+        let (events, eventSink) = AsyncStream.makeStream(of: KnockEvent.self)
+        service.onEvent = { eventSink.yield($0) }
+        let loop = DaemonLoop(
+            service: service, reader: source, control: control, loadConfiguration: { configuration }, logger: Logger(label: "test"))
+        loop.housekeepingInterval = .seconds(3_600)
+        loop.maximumWait = .seconds(3_600)
+        let knocker = PeerAddress("2001:db8::2")!
+        try await testGracefulShutdown { shutdown in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await IntakeService(loop: loop, control: control).run() }
+                // Two knocks of three: an attempt past its first knock, which lapses by a deadline
+                // (a first knock alone lapses in place, silently). The housekeeping of the loop's
+                // first wake is behind us once the second knock is seen.
+                source.deliver(PacketBuilder.tcpSYN(from: knocker, to: Self.server, port: 2002), etherType: 0x86DD)
+                source.deliver(PacketBuilder.tcpSYN(from: knocker, to: Self.server, port: 2001, sourcePort: 40001), etherType: 0x86DD)
+                var iterator = events.makeAsyncIterator()
+                while let event = await iterator.next(), !(event.peer == knocker && event.kind == .matching(step: 2, of: 3)) {}
+                let started = ContinuousClock.now
+                group.addTask {
+                    // Strangers' packets to a port no rule knows, every 20 ms: wakes without timers due.
+                    for index in 0..<100 {
+                        try await Task.sleep(for: .milliseconds(20))
+                        source.deliver(
+                            PacketBuilder.tcpSYN(from: PeerAddress(high: 0x2001_0db8_0000_00ff, low: UInt64(index)), to: Self.server, port: 9),
+                            etherType: 0x86DD)
+                    }
+                }
+                while let event = await iterator.next(), !(event.peer == knocker && event.kind == .timeExceeded) {}
+                let waited = ContinuousClock.now - started
+                #expect(waited < .seconds(1), "the lapsed attempt was reported after \(waited)")
+                shutdown.triggerGracefulShutdown()
+                try await group.waitForAll()
+            }
+        }
+    }
+
     @Test(.timeLimit(.minutes(1)))
     func aPausedLoopStillAnswersControlRequestsAndStops() async throws {
         let executor = RecordingNFTExecutor()

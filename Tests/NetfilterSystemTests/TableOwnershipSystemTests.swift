@@ -134,6 +134,23 @@ final class TableOwnershipSystemTests {
         }
         #expect(error?.errno == ENOENT)
         #expect(try !Self.nft("list set inet \(Self.name) a4").output.contains("192.0.2.7"))
+        // Only the last change asks for an answer: a refusal of an earlier one must still be seen.
+        let earlier = #expect(throws: NetfilterError.self) {
+            try context.apply(
+                .init(
+                    table: Self.name, changes: [.init(.add, set: "missing", key: v4), .init(.add, set: "a4", key: v4, timeoutMilliseconds: 60_000)],
+                    script: "bad first"))
+        }
+        #expect(earlier?.errno == ENOENT)
+        #expect(earlier?.message == "bad first")
+        #expect(try !Self.nft("list set inet \(Self.name) a4").output.contains("192.0.2.7"))
+        // The refused batches left nothing that the next exchange takes for its answer.
+        try grant("a4", v4, seconds: 45)
+        #expect(try Self.nft("list set inet \(Self.name) a4").output.contains("192.0.2.7 timeout 45s"))
+        // Nor does libnftables' use of the same socket in between.
+        _ = try context.run(NFTScript("list set inet \(Self.name) a6"))
+        try grant("a6", v6, seconds: 50)
+        #expect(try Self.nft("list set inet \(Self.name) a6").output.contains("2001:db8::9 timeout 50s"))
     }
 
     @Test func monitorSeesOthersChangesToTheTableButNotOurOwn() throws {

@@ -136,7 +136,7 @@ import Testing
             table: "pk", changes: [.init(.add, set: "a4", key: [192, 0, 2, 7], timeoutMilliseconds: 90_000)],
             script: "add element inet pk a4 { 192.0.2.7 timeout 90s }")
         let (bytes, awaiting) = NFTablesNetlink.elementBatch(batch, sequence: 10)
-        #expect(awaiting == [11])
+        #expect(awaiting == 11)
         let expected = Self.bytes(
             """
             14000000 1000 0100 0a000000 00000000 0000000a
@@ -148,20 +148,68 @@ import Testing
         #expect(bytes == expected)
     }
 
-    @Test func aDeletionHasNoTimeoutOrCreateFlagAndEveryMessageIsAcknowledged() {
+    @Test func aDeletionHasNoTimeoutOrCreateFlagAndOnlyTheLastChangeAsksForAnAnswer() {
         let key: [UInt8] = [0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 11) + [7]
         let batch = NFTablesNetlink.ElementBatch(
             table: "pk", changes: [.init(.add, set: "a6", key: key), .init(.delete, set: "a6", key: key)], script: "")
         let (bytes, awaiting) = NFTablesNetlink.elementBatch(batch, sequence: 100)
-        #expect(awaiting == [101, 102])
-        // Message 2, after the 20-byte batch begin and the add (its length in its first byte):
-        // DELSETELEM with REQUEST | ACK, and no timeout attribute.
+        #expect(awaiting == 102)
+        // Message 1, after the 20-byte batch begin: NEWSETELEM with REQUEST | CREATE, no ACK (the
+        // kernel reports a refusal anyway; the last change's answer says the batch is done).
+        #expect(Array(bytes[24...27]) == [0x0c, 0x0a, 0x01, 0x04])
+        // Message 2 (after the add, its length in its first byte): DELSETELEM with REQUEST | ACK,
+        // and no timeout attribute.
         let addLength = Int(bytes[20])
         #expect(addLength == 56 + 12)
         let deletion = Array(bytes[(20 + addLength)...])
         #expect(Array(deletion[4...7]) == [0x0e, 0x0a, 0x05, 0x00])
         #expect(!Array(deletion.prefix(Int(deletion[0]))).windowsMatch([0x0c, 0x00, 0x04, 0x00]))
         #expect(bytes.suffix(20).prefix(6) == [0x14, 0, 0, 0, 0x11, 0])
+        // Sequence numbers: 100 (begin), 101, 102, 103 (end).
+        #expect(Array(bytes[8...11]) == [100, 0, 0, 0] && Array(bytes[28...31]) == [101, 0, 0, 0])
+        #expect(Array(deletion[8...11]) == [102, 0, 0, 0] && Array(bytes.suffix(12).prefix(4)) == [103, 0, 0, 0])
+    }
+
+    @Test(arguments: [[], [192, 0, 2, 7], [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9], [1, 2, 3, 4, 5, 6, 7, 8, 9]] as [[UInt8]])
+    func anElementKeyHoldsItsBytesInline(_ bytes: [UInt8]) {
+        let key = NFTablesNetlink.ElementKey(bytes)
+        #expect(key.count == bytes.count)
+        #expect(key.bytes == bytes)
+    }
+
+    @Test func anIPv4MappedAddressGivesTheFourByteKey() {
+        // ::ffff:192.0.2.7 as the two halves of its IPv6 form.
+        let key = NFTablesNetlink.ElementKey(high: 0, low: 0x0000_FFFF_C000_0207, count: 4)
+        #expect(key == NFTablesNetlink.ElementKey([192, 0, 2, 7]))
+        #expect(
+            NFTablesNetlink.ElementKey(high: 0x2001_0db8_0000_0000, low: 9, count: 16).bytes == [0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 11) + [
+                9
+            ])
+    }
+
+    /// The grant path encodes each batch into one buffer, kept from grant to grant: every fill
+    /// must be the whole batch for its own key, timeout and numbers, with nothing left of the last.
+    @Test func aTemplateFilledAgainInTheSameBufferIsTheFreshBatch() {
+        func changes(_ key: [UInt8], _ milliseconds: UInt64) -> [NFTablesNetlink.ElementChange] {
+            [
+                .init(.add, set: "LAT_allowed6", key: key), .init(.delete, set: "LAT_allowed6", key: key),
+                .init(.add, set: "LAT_allowed6", key: key, timeoutMilliseconds: milliseconds),
+            ]
+        }
+        let first: [UInt8] = [0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 11) + [1]
+        let second: [UInt8] = [0x20, 0x01, 0x0d, 0xb8, 0xff] + [UInt8](repeating: 0xee, count: 11)
+        let template = NFTablesNetlink.ElementBatch(table: "pknock", changes: changes(first, 60_000), script: "").template
+        var buffer: [UInt8] = []
+        NFTablesNetlink.ElementBatch(template: template, key: .init(first), timeoutMilliseconds: 60_000, script: "").encode(sequence: 7, into: &buffer)
+        #expect(buffer == NFTablesNetlink.elementBatch(.init(table: "pknock", changes: changes(first, 60_000), script: ""), sequence: 7).bytes)
+        let capacity = buffer.capacity
+        NFTablesNetlink.ElementBatch(template: template, key: .init(second), timeoutMilliseconds: 3_600_000, script: "")
+            .encode(sequence: UInt32.max - 1, into: &buffer)
+        #expect(buffer == NFTablesNetlink.elementBatch(.init(table: "pknock", changes: changes(second, 3_600_000), script: ""), sequence: UInt32.max - 1).bytes)
+        #expect(buffer.capacity == capacity, "the buffer was reallocated")
+        // The numbers wrap: begin UInt32.max - 1, the changes UInt32.max, 0, 1, the end 2.
+        #expect(Array(buffer.suffix(12).prefix(4)) == [2, 0, 0, 0])
+        #expect(buffer.windowsMatch(second) && !buffer.windowsMatch(first))
     }
 }
 

@@ -128,6 +128,8 @@ public final class NFTContext: NFTExecutor {
             unsafe nft_run_cmd_from_buffer(raw, text)
         }
         let code = currentErrno
+        // libnftables may leave answers unread on the socket ``exchange`` uses.
+        mayHoldStaleAnswers = true
         // Read both buffers every time: reading one rewinds it for the next run.
         let output = unsafe String(cString: nft_ctx_get_output_buffer(raw))
         let errors = unsafe String(cString: nft_ctx_get_error_buffer(raw))
@@ -151,9 +153,11 @@ public final class NFTContext: NFTExecutor {
     /// table is owned by this context already with other flags; `EPERM` when another process owns
     /// it. The corresponding kernel message is `NFT_MSG_NEWTABLE` in its own batch.
     public func claimTable(_ name: String, flags: NFTablesNetlink.TableFlags) throws(NetfilterError) {
+        let first = claimSequence &+ 1
         claimSequence &+= 3
-        let bytes = NFTablesNetlink.claimTableBatch(name: name, flags: flags, sequence: claimSequence)
-        try exchange(bytes, awaiting: [claimSequence &+ 1], operation: "NFT_MSG_NEWTABLE", subject: "claiming table inet \(name)")
+        let bytes = NFTablesNetlink.claimTableBatch(name: name, flags: flags, sequence: first)
+        try exchange(
+            bytes, sequences: first, count: 3, awaiting: first &+ 1, operation: "NFT_MSG_NEWTABLE", subject: "claiming table inet \(name)")
     }
 
     /// Applies `batch` as prepared netlink messages on this context's socket (no text to parse: the
@@ -166,56 +170,78 @@ public final class NFTContext: NFTExecutor {
             _ = try run(batch.script)
             return
         }
-        let sequence = claimSequence &+ 1
-        claimSequence &+= UInt32(batch.changes.count + 2)
-        let (bytes, awaiting) = NFTablesNetlink.elementBatch(batch, sequence: sequence)
+        let first = claimSequence &+ 1
+        let count = batch.template.messageCount
+        claimSequence &+= UInt32(count)
+        // Into a buffer kept from one grant to the next: no allocation on the grant path.
+        batch.encode(sequence: first, into: &sendBuffer)
         // The script is rendered only for an error's message.
-        try exchange(bytes, awaiting: awaiting, operation: "NFT_MSG_NEWSETELEM", subject: batch.script.text)
+        try exchange(
+            sendBuffer, sequences: first, count: count, awaiting: batch.template.acknowledgedSequence(startingAt: first),
+            operation: "NFT_MSG_NEWSETELEM", subject: batch.script.text)
     }
 
-    /// Sends one batch on this context's socket and waits (at most 2 s) for the kernel's answer to
-    /// each of `awaiting`; throws the first refusal.
+    /// Sends one batch (`count` messages numbered from `first`) on this context's socket and waits
+    /// (at most 2 s) for the kernel's answer to `awaiting`; throws the first refusal of any of its
+    /// messages.
     ///
-    /// The kernel handles a batch within `send`, so its answers are usually queued when `send`
-    /// returns: they are read at once, and `poll` is called only when nothing is queued.
+    /// The kernel handles a batch within `send` and queues its answers before `send` returns (the
+    /// refusals, then the acknowledgement asked for), so they are read at once, and `poll` is
+    /// called only when nothing is queued.
     private func exchange(
-        _ bytes: [UInt8], awaiting: [UInt32], operation: String, subject: @autoclosure () -> String
+        _ bytes: [UInt8], sequences first: UInt32, count: Int, awaiting: UInt32, operation: String, subject: @autoclosure () -> String
     ) throws(NetfilterError) {
         guard let descriptor = socketDescriptor else {
             throw NetfilterError(
                 operation: operation, errno: ENOTSUP, message: "the libnftables context's netlink socket could not be identified")
         }
-        // Whatever libnftables left unread must not be taken for our answer.
-        while case .datagram = try NetlinkSocket.receive(on: descriptor, into: &receiveBuffer) {}
+        // Whatever libnftables or an aborted exchange left unread must not be taken for our answer.
+        if mayHoldStaleAnswers {
+            while case .datagram = try NetlinkSocket.receive(on: descriptor, into: &receiveBuffer) {}
+            mayHoldStaleAnswers = false
+        }
         try NetlinkSocket.send(bytes, on: descriptor)
-        var unanswered = awaiting
+        var answered = false
         var refusal: Int32?
         var deadline: ContinuousClock.Instant?
-        while !unanswered.isEmpty {
+        while !answered {
             let received = try NetlinkSocket.receive(on: descriptor, into: &receiveBuffer)
-            guard case .datagram(let count) = received else {
+            guard case .datagram(let length) = received else {
                 let clock = ContinuousClock()
                 let limit = deadline ?? clock.now + .seconds(2)
                 deadline = limit
                 if clock.now >= limit { break }
-                // After a refusal the kernel has aborted the batch; the answers still due come at once.
+                // After a refusal the kernel has aborted the batch; the answer still due comes at once.
                 guard try NetlinkSocket.waitReadable(descriptor, milliseconds: refusal == nil ? 100 : 20) else {
                     if refusal != nil { break }
                     continue
                 }
                 continue
             }
-            NFTablesNetlink.forEachAcknowledgement(in: receiveBuffer[..<count]) { sequence, code in
-                guard let index = unanswered.firstIndex(of: sequence) else { return }
-                unanswered.remove(at: index)
+            NFTablesNetlink.forEachAcknowledgement(in: receiveBuffer[..<length]) { sequence, code in
+                // Wrapping arithmetic: the numbers may run past UInt32.max within one batch.
+                guard sequence &- first < UInt32(count) else { return }
                 if code != 0, refusal == nil { refusal = code }
+                if sequence == awaiting { answered = true }
             }
         }
+        if refusal != nil || !answered { mayHoldStaleAnswers = true }
         if let refusal { throw NetfilterError(operation: operation, errno: refusal, message: subject()) }
-        if !unanswered.isEmpty {
+        if !answered {
             throw NetfilterError(operation: operation, errno: ETIMEDOUT, message: "no answer from the kernel within 2 s: \(subject())")
         }
     }
+
+    /// Whether answers not ours may be queued on the socket: after libnftables used it, or after an
+    /// exchange that ended on a refusal or without its answer.
+    private var mayHoldStaleAnswers = true
+
+    /// Where each batch is encoded before it is sent; reused, so it keeps its capacity.
+    private var sendBuffer: [UInt8] = {
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(1_024)
+        return buffer
+    }()
 
     /// Where answers to our own messages are read; allocated once.
     private var receiveBuffer = [UInt8](repeating: 0, count: 65_536)
