@@ -546,20 +546,21 @@ public struct KnockEngine {
     }
 
     /// The earliest time at which ``expire(at:wallTime:emit:)`` has something to do, if any.
+    ///
+    /// The daemon asks on every wake, so it reads the rules' fields in place: a `for state in
+    /// states` loop copied each rule's whole state (and retained everything in it) per wake.
     public func nextDeadline() -> Instant? {
         var earliest: Instant?
         func consider(_ instant: Instant) {
             if earliest.map({ instant < $0 }) ?? true { earliest = instant }
         }
-        for state in states {
-            if let gap = state.rule.maxKnockGap {
-                if let stalest = state.advanced.stalestEntry {
-                    consider(stalest.value.lastKnock + gap + .nanoseconds(1))
-                }
+        for index in states.indices {
+            if let gap = states[index].rule.maxKnockGap, let lastKnock = states[index].advanced.stalestEntry?.value.lastKnock {
+                consider(lastKnock + gap + .nanoseconds(1))
             }
-            if state.hasIrregularGrants {
-                for (_, grant) in state.allowed.entries { if let until = grant.until { consider(until) } }
-            } else if let until = state.allowed.stalestEntry?.value.until {
+            if states[index].hasIrregularGrants {
+                for (_, grant) in states[index].allowed.entries { if let until = grant.until { consider(until) } }
+            } else if let until = states[index].allowed.stalestEntry?.value.until {
                 consider(until)
             }
         }

@@ -459,7 +459,12 @@ public final class KnockService {
     }
 
     /// When ``tick(now:wallTime:)`` next has work.
-    public var nextDeadline: Instant? { engine.nextDeadline() }
+    ///
+    /// Asked on every wake of the intake loop. The engine is reached in place: reading the stored
+    /// property for the call copied the whole engine, retaining and releasing everything in it.
+    public var nextDeadline: Instant? { Self.nextDeadline(of: &engine) }
+
+    private static func nextDeadline(of engine: inout KnockEngine) -> Instant? { engine.nextDeadline() }
 
     func apply(_ effect: KnockEffect) {
         switch effect {
