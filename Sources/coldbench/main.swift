@@ -87,27 +87,29 @@ var buffer: [UInt8] = []
 
 print("coldbench: gap \(gap) of spinning before each cold run")
 var packets = sequence()
-cold("parse a knock packet", prepare: { packets = sequence() }) { _ = PacketParser.parse(packets.first[...], family: .ipv6) }
-cold("FirewallLayout.commandBatch (a grant)") { _ = layout.commandBatch(grant) }
-cold("encode the grant's batch (reused buffer)") { batch.encode(sequence: 7, into: &buffer) }
-cold("first knock through KnockService", prepare: { packets = sequence() }) {
-    service.handle(packet: packets.first, etherType: 0x86DD, now: now(), wallTime: wall)
+/// One step: its name, what to do before it (not timed), the step, and whether to time it warm too.
+struct Step {
+    var label: String
+    var prepare: () -> Void = {}
+    var body: () -> Void
+    var warm = false
 }
-cold(
-    "completing knock: the grant, encoded",
-    prepare: {
-        packets = sequence(); service.handle(packet: packets.first, etherType: 0x86DD, now: now(), wallTime: wall)
-    }
-) { service.handle(packet: packets.second, etherType: 0x86DD, now: now(), wallTime: wall) }
-cold("KnockService.tick") { service.tick(now: now(), wallTime: wall) }
-cold("KnockService.nextDeadline") { _ = service.nextDeadline }
-warm("first knock through KnockService", prepare: { packets = sequence() }) {
-    service.handle(packet: packets.first, etherType: 0x86DD, now: now(), wallTime: wall)
-}
-warm(
-    "completing knock: the grant, encoded",
-    prepare: {
-        packets = sequence(); service.handle(packet: packets.first, etherType: 0x86DD, now: now(), wallTime: wall)
-    }
-) { service.handle(packet: packets.second, etherType: 0x86DD, now: now(), wallTime: wall) }
-warm("KnockService.tick") { service.tick(now: now(), wallTime: wall) }
+let steps: [Step] = [
+    Step(label: "parse a knock packet", prepare: { packets = sequence() }) { _ = PacketParser.parse(packets.first[...], family: .ipv6) },
+    Step(label: "FirewallLayout.commandBatch (a grant)") { _ = layout.commandBatch(grant) },
+    Step(label: "encode the grant's batch (reused buffer)") { batch.encode(sequence: 7, into: &buffer) },
+    Step(
+        label: "first knock through KnockService", prepare: { packets = sequence() },
+        body: { service.handle(packet: packets.first, etherType: 0x86DD, now: now(), wallTime: wall) }, warm: true),
+    Step(
+        label: "completing knock: the grant, encoded",
+        prepare: {
+            packets = sequence()
+            service.handle(packet: packets.first, etherType: 0x86DD, now: now(), wallTime: wall)
+        },
+        body: { service.handle(packet: packets.second, etherType: 0x86DD, now: now(), wallTime: wall) }, warm: true),
+    Step(label: "KnockService.tick", body: { service.tick(now: now(), wallTime: wall) }, warm: true),
+    Step(label: "KnockService.nextDeadline") { _ = service.nextDeadline },
+]
+for step in steps { cold(step.label, prepare: step.prepare, step.body) }
+for step in steps where step.warm { warm(step.label, prepare: step.prepare, step.body) }

@@ -189,6 +189,21 @@ import Testing
         return configuration
     }
 
+    /// A loop over a fake packet source, whose service (recording its firewall changes) publishes
+    /// its events to `events`.
+    static func eventLoop(_ configuration: Configuration) throws -> (
+        service: KnockService, source: FakeKnockSource, control: DaemonControl, loop: DaemonLoop, events: AsyncStream<KnockEvent>
+    ) {
+        let service = KnockService(configuration: configuration, executor: RecordingNFTExecutor(), logger: Logger(label: "test"))
+        let source = try FakeKnockSource()
+        let control = try DaemonControl()
+        let (events, eventSink) = AsyncStream.makeStream(of: KnockEvent.self)
+        service.onEvent = { eventSink.yield($0) }
+        let loop = DaemonLoop(
+            service: service, reader: source, control: control, loadConfiguration: { configuration }, logger: Logger(label: "test"))
+        return (service, source, control, loop, events)
+    }
+
     /// Two reads of `count` spoofed first knocks each (distinct IPv6 sources), then it stops.
     ///
     /// Allocations are counted on the loop's thread while the second read's packets are handled.
@@ -289,13 +304,7 @@ import Testing
     func timersRunWhenTheirDeadlineComesBetweenHousekeepings() async throws {
         var configuration = Self.configuration()
         configuration.rules[0].maxKnockGap = .milliseconds(200)
-        let service = KnockService(configuration: configuration, executor: RecordingNFTExecutor(), logger: Logger(label: "test"))
-        let source = try FakeKnockSource()
-        let control = try DaemonControl()
-        let (events, eventSink) = AsyncStream.makeStream(of: KnockEvent.self)
-        service.onEvent = { eventSink.yield($0) }
-        let loop = DaemonLoop(
-            service: service, reader: source, control: control, loadConfiguration: { configuration }, logger: Logger(label: "test"))
+        let (_, source, control, loop, events) = try Self.eventLoop(configuration)
         loop.housekeepingInterval = .seconds(3_600)
         loop.maximumWait = .seconds(3_600)
         let knocker = PeerAddress("2001:db8::2")!
@@ -330,16 +339,9 @@ import Testing
 
     @Test(.timeLimit(.minutes(1)))
     func aPausedLoopStillAnswersControlRequestsAndStops() async throws {
-        let executor = RecordingNFTExecutor()
         var configuration = Self.configuration()
         configuration.rules[0].knockSequence = [ServicePort(Port(rawValue: 2002)!, .tcp)]
-        let service = KnockService(configuration: configuration, executor: executor, logger: Logger(label: "test"))
-        let source = try FakeKnockSource()
-        let control = try DaemonControl()
-        let (events, eventSink) = AsyncStream.makeStream(of: KnockEvent.self)
-        service.onEvent = { eventSink.yield($0) }
-        let loop = DaemonLoop(
-            service: service, reader: source, control: control, loadConfiguration: { configuration }, logger: Logger(label: "test"))
+        let (service, source, control, loop, events) = try Self.eventLoop(configuration)
         // Pausing an hour after a busy read: only the control's wake can end it.
         loop.pacing = IntakePacing(pause: .seconds(3_600))
         let mailbox = ControlMailbox(wake: control.wake)
