@@ -1,3 +1,4 @@
+import Foundation
 import KnockCore
 import Testing
 
@@ -124,6 +125,80 @@ import Testing
         #expect(table.liveCount(at: later) == 512)
     }
 
+    @Test(arguments: [
+        (1_024, 1_024), (4_096, 4_096), (5_000, 5_120), (FirstKnockTable.defaultCapacity, FirstKnockTable.defaultCapacity),
+        (5_242_881, 5_767_168), (1 << 32, 1 << 32),
+    ])
+    func capacitiesAreWholeSubTables(requested: Int, capacity: Int) {
+        #expect(FirstKnockTable.capacity(forRequested: requested) == capacity)
+        #expect(capacity - requested < requested / 8 + FirstKnockTable.bucketSize, "rounded up by less than an eighth")
+    }
+
+    @Test func everyEntryIsFoundWhileTheTableGrows() {
+        // Entries that never lapse, one by one: the table grows bucket by bucket from its first size,
+        // moving entries as buckets split, and every one stays where a lookup finds it, intact.
+        var table = FirstKnockTable(capacity: 1 << 16, key: Fixture.fingerprintKey)
+        let first = table.currentCapacity
+        let count = table.capacity / 4
+        for index in 0..<count {
+            table.insert(
+                rule: rule, source: source(index), deadline: FirstKnockTable.unlimitedTicks, retransmission: UInt32(index & 0xFF_FFFF),
+                now: .zero)
+        }
+        #expect(first == 8 * 64 * 8, "eight sub-tables of 64 buckets to begin with")
+        #expect(table.currentCapacity > first * 4 && table.currentCapacity < table.capacity, "grown with the load, not to the capacity")
+        #expect(table.occupied == count && table.evictions == 0)
+        let intact = (0..<count).count { table.find(rule: rule, source: source($0), now: .zero)?.retransmission == UInt32($0 & 0xFF_FFFF) }
+        #expect(intact == count, "\(count - intact) entries lost or changed by the splits")
+    }
+
+    @Test func theTableGrowsWithItsLiveLoadNotItsCapacity() {
+        // 100,000 first knocks at 50,000 a second, all still live: about 267,000 slots (3/8 of them
+        // taken), 4 MiB of the default table's 80.
+        var table = FirstKnockTable(capacity: FirstKnockTable.defaultCapacity, key: Fixture.fingerprintKey)
+        for index in 0..<100_000 {
+            let now = Instant(nanoseconds: Int64(index) * 20_000)
+            table.insert(rule: rule, source: source(index), deadline: FirstKnockTable.ticks(now) + lifetime, retransmission: 1, now: now)
+        }
+        #expect(table.occupied == 100_000)
+        #expect(table.currentCapacity * 3 >= 100_000 * 8 - 3 * 80, "grown to keep the load at 3/8: \(table.currentCapacity)")
+        #expect(table.currentCapacity * 3 <= 100_000 * 8 + 3 * 80, "and no further: \(table.currentCapacity)")
+        #expect(table.residentBytes <= 5 << 20, "\(table.residentBytes) bytes")
+    }
+
+    @Test func theTableDoesNotGrowForLapsedEntries() {
+        // A burst of 30,000 first knocks at 0 s, all lapsed by 20 s; then 29,000 new ones, fewer than
+        // the burst. Once the load reaches the growth threshold, an insert frees the lapsed entries
+        // of one bucket before it would grow the table, so the table keeps its size (without the
+        // sweep, every lapsed slot taken by nobody would count, and the table would grow for them).
+        var table = FirstKnockTable(capacity: FirstKnockTable.defaultCapacity, key: Fixture.fingerprintKey)
+        for index in 0..<30_000 {
+            table.insert(rule: rule, source: source(index), deadline: lifetime, retransmission: 1, now: .zero)
+        }
+        let grown = table.currentCapacity
+        let later = Instant.seconds(20)
+        for index in 30_000..<59_000 {
+            table.insert(rule: rule, source: source(index), deadline: FirstKnockTable.ticks(later) + lifetime, retransmission: 1, now: later)
+        }
+        #expect(table.liveCount(at: later) == 29_000)
+        #expect(table.currentCapacity == grown, "grown for lapsed entries: \(table.currentCapacity) slots, not \(grown)")
+        #expect(table.occupied * 8 <= table.currentCapacity * 3 + 8, "the load stays at the threshold or under it")
+        #expect(table.evictions == 0)
+    }
+
+    @Test func aQuietLifeStaysAtTheFirstSize() {
+        // A million first knocks at ten a second, each live for 10 s: about a hundred at a time.
+        var table = FirstKnockTable(capacity: FirstKnockTable.defaultCapacity, key: Fixture.fingerprintKey)
+        let first = table.currentCapacity
+        for index in 0..<1_000_000 {
+            let now = Instant(nanoseconds: Int64(index) * 100_000_000)
+            table.insert(rule: rule, source: source(index), deadline: FirstKnockTable.ticks(now) + lifetime, retransmission: 1, now: now)
+        }
+        #expect(table.currentCapacity == first)
+        #expect(table.residentBytes <= 10 * 64 << 10, "one 64 KiB chunk per sub-table: \(table.residentBytes)")
+        #expect(table.evictions == 0)
+    }
+
     @Test func wrongKnocksAndRemovalAreKeptInTheEntry() {
         var table = FirstKnockTable(capacity: 1024, key: Fixture.fingerprintKey)
         table.insert(rule: rule, source: source(7), deadline: lifetime, retransmission: 0xAB_CDEF, now: .zero)
@@ -198,5 +273,26 @@ import Testing
             engine.handle(Fixture.syn("192.0.2.7", 80, sourcePort: 1004, sequence: 1), at: .seconds(4), wallTime: wall).kinds
                 == [.didNotMatch(expected: Fixture.port(3004), reset: true)])
         #expect(engine.handle(Fixture.syn("192.0.2.7", 3004, sourcePort: 1005, sequence: 1), at: .seconds(5), wallTime: wall).isEmpty)
+    }
+}
+
+/// The eviction figures of pknock.toml(5), `first_knock_capacity`.
+///
+/// Spoofed floods of distinct sources against the default table (rule `time` 10 s). Minutes in a
+/// debug build, so opt-in: `PKNOCK_TABLE_SIMULATION=1 swift test --filter FirstKnockTableSimulation`.
+@Suite(.enabled(if: ProcessInfo.processInfo.environment["PKNOCK_TABLE_SIMULATION"] == "1", "set PKNOCK_TABLE_SIMULATION=1 to run"))
+struct FirstKnockTableSimulation {
+    @Test(arguments: [(250_000, 200), (300_000, 40)])
+    func aFloodEvictsNoLiveFirstKnock(perSecond rate: Int, seconds: Int) {
+        var table = FirstKnockTable(capacity: FirstKnockTable.defaultCapacity, key: Fixture.fingerprintKey)
+        let lifetime = FirstKnockTable.ticks(Duration.seconds(10))
+        for index in 0..<(rate * seconds) {
+            let now = Instant(nanoseconds: Int64(index) * Int64(1_000_000_000 / rate))
+            table.insert(
+                rule: 7, source: PeerAddress(high: 0x2001_0db8_ff00_0000, low: UInt64(index)),
+                deadline: FirstKnockTable.ticks(now) + lifetime, retransmission: 1, now: now)
+        }
+        #expect(table.evictions == 0, "\(table.evictions) live first knocks evicted of \(rate * seconds)")
+        #expect(table.currentCapacity == table.capacity, "the flood grew the table to its full size")
     }
 }
