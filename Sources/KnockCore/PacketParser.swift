@@ -103,6 +103,23 @@ public struct ParsedPacket: Equatable, Sendable {
             source: source, transport: transport, port: destinationPort, payload: slice, sourcePort: sourcePort,
             tcpSequenceNumber: tcpSequenceNumber)
     }
+
+    /// The knock this packet is, parsed from the view `bytes`.
+    ///
+    /// The payload, if any, is copied into `storage`, which keeps its capacity from one packet to the
+    /// next, so the knock owns its bytes without an allocation per packet. A TCP SYN has none.
+    public func knock(payloadFrom bytes: Span<UInt8>, storage: inout [UInt8]) -> Knock {
+        let range = payload.clamped(to: 0..<bytes.count)
+        var slice: ArraySlice<UInt8> = []
+        if !range.isEmpty {
+            storage.removeAll(keepingCapacity: true)
+            for index in range { storage.append(bytes[index]) }
+            slice = storage[...]
+        }
+        return Knock(
+            source: source, transport: transport, port: destinationPort, payload: slice, sourcePort: sourcePort,
+            tcpSequenceNumber: tcpSequenceNumber)
+    }
 }
 
 /// Why a packet was not parsed: too short, malformed, or not a TCP/UDP packet we can read.
@@ -186,6 +203,13 @@ public enum PacketParser {
     public static func parse(_ bytes: ArraySlice<UInt8>, family: IPFamily? = nil) -> Result<ParsedPacket, PacketRejection> {
         let base = bytes.startIndex
         return bytes.withUnsafeBytes { parseBytes(Reader($0, base: base), family: family) }
+    }
+
+    /// ``parse(_:family:)`` of a borrowed view, as the daemon's intake hands NFLOG packets over
+    /// (``ParsedPacket/payload`` holds offsets from the view's start): nothing is copied, retained or
+    /// allocated.
+    public static func parse(_ bytes: Span<UInt8>, family: IPFamily? = nil) -> Result<ParsedPacket, PacketRejection> {
+        bytes.withUnsafeBytes { parseBytes(Reader($0, base: 0), family: family) }
     }
 
     private static func parseBytes(_ reader: Reader, family: IPFamily?) -> Result<ParsedPacket, PacketRejection> {
@@ -371,9 +395,15 @@ private struct Reader {
         return bytes[offset]
     }
 
-    func uint16(at offset: Int) -> UInt16 { UInt16(self[offset]) << 8 | UInt16(self[offset + 1]) }
+    func uint16(at offset: Int) -> UInt16 { UInt16(bigEndian: load(at: offset)) }
 
-    func uint32(at offset: Int) -> UInt32 { UInt32(uint16(at: offset)) << 16 | UInt32(uint16(at: offset + 2)) }
+    func uint32(at offset: Int) -> UInt32 { UInt32(bigEndian: load(at: offset)) }
 
-    func uint64(at offset: Int) -> UInt64 { UInt64(uint32(at: offset)) << 32 | UInt64(uint32(at: offset + 4)) }
+    func uint64(at offset: Int) -> UInt64 { UInt64(bigEndian: load(at: offset)) }
+
+    /// One check and one load for a whole field (an IPv6 address is two loads, not sixteen).
+    private func load<Value: FixedWidthInteger>(at offset: Int) -> Value {
+        precondition(offset >= 0 && offset <= bytes.count - MemoryLayout<Value>.size, "PacketParser read outside the packet")
+        return bytes.loadUnaligned(fromByteOffset: offset, as: Value.self)
+    }
 }

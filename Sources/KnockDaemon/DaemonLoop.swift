@@ -290,8 +290,8 @@ public final class DaemonLoop: @unchecked Sendable {
                 // a millisecond): no clock reads per packet. The packet is a view into the reader's
                 // buffer: handled in place, not copied.
                 let wallTime = Self.wallTime()
-                let delivered = try reader.receiveQueued { packet in
-                    service.handle(packet: packet.payload, etherType: packet.hardwareProtocol, now: readAt, wallTime: wallTime)
+                let delivered = try reader.receiveQueued { packet, hardwareProtocol in
+                    service.handle(packet: packet, etherType: hardwareProtocol, now: readAt, wallTime: wallTime)
                 }
                 datagramReadAt = nil
                 pause = pacing.afterReading(delivered, at: readAt, kernelBatches: (batching?.threshold ?? 1) > 1)

@@ -85,6 +85,8 @@ public final class KnockService {
     public var onEvent: ((KnockEvent) -> Void)?
 
     var engine: KnockEngine
+    /// Where a knock's payload is copied from the reader's buffer (kept: no allocation per packet).
+    private var payloadStorage: [UInt8] = []
     private let executor: any NFTExecutor
     let logger: Logger
     /// The logger's level, read once: the daemon never changes it, and per knock of a flood even the
@@ -414,15 +416,20 @@ public final class KnockService {
 
     /// Handles one packet NFLOG delivered: parse, feed the engine, apply what it decides.
     public func handle(packet bytes: [UInt8], etherType: UInt16, now: Instant, wallTime: WallTime) {
-        handle(packet: bytes[...], etherType: etherType, now: now, wallTime: wallTime)
+        handle(packet: bytes.span, etherType: etherType, now: now, wallTime: wallTime)
     }
 
-    /// ``handle(packet:etherType:now:wallTime:)`` of borrowed bytes, as the intake loop hands NFLOG
+    /// ``handle(packet:etherType:now:wallTime:)`` of a slice.
+    public func handle(packet bytes: ArraySlice<UInt8>, etherType: UInt16, now: Instant, wallTime: WallTime) {
+        handle(packet: bytes.span, etherType: etherType, now: now, wallTime: wallTime)
+    }
+
+    /// ``handle(packet:etherType:now:wallTime:)`` of a borrowed view, as the intake loop hands NFLOG
     /// packets over.
     ///
-    /// The slice is a view into the reader's receive buffer, parsed in place (no copy); nothing
-    /// keeps it after the call.
-    public func handle(packet bytes: ArraySlice<UInt8>, etherType: UInt16, now: Instant, wallTime: WallTime) {
+    /// The view is of the reader's receive buffer, parsed in place: no copy, no reference counting,
+    /// nothing kept after the call. A payload (UDP) is copied into a buffer the service keeps.
+    public func handle(packet bytes: Span<UInt8>, etherType: UInt16, now: Instant, wallTime: WallTime) {
         counters.packets += 1
         switch PacketParser.parse(bytes, family: IPFamily(etherType: etherType)) {
         case .failure(let rejection):
@@ -432,7 +439,8 @@ public final class KnockService {
             if parsed.transport == .tcp, parsed.tcpFlags.map({ !$0.isConnectionRequest }) ?? false {
                 return
             }
-            let knock = parsed.knock(payloadFrom: bytes)
+            // A TCP SYN has no payload: the storage (and its exclusive access) is left alone.
+            let knock = parsed.payload.isEmpty ? parsed.knock(payloadFrom: []) : parsed.knock(payloadFrom: bytes, storage: &payloadStorage)
             engine.handle(knock, at: now, wallTime: wallTime) { effect in self.apply(effect) }
             // Saved here, not inside `apply`: the engine must not be read while it is mid-change.
             if replayStateChanged { saveReplayState(wallTime: wallTime) }

@@ -25,13 +25,13 @@ public final class FakeKnockSource: PacketSource, Sendable {
     /// Pretends the kernel dropped `count` packets (as NFLOG's ENOBUFS).
     public func loseMessages(_ count: Int) { lost.add(count, ordering: .relaxed) }
 
-    public func receiveQueued(_ handler: (NFLogPacketView) -> Void) throws(NetfilterError) -> Int {
+    public func receiveQueued(_ handler: (_ packet: Span<UInt8>, _ hardwareProtocol: UInt16) -> Void) throws(NetfilterError) -> Int {
         readable.drain()
         let packets = queue.withLock { queue in
             defer { queue.removeAll() }
             return queue
         }
-        for packet in packets { handler(NFLogPacketView(payload: packet.payload[...], hardwareProtocol: packet.hardwareProtocol)) }
+        for packet in packets { handler(packet.payload.span, packet.hardwareProtocol) }
         return packets.count
     }
 }

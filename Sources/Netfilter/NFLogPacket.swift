@@ -32,7 +32,11 @@ public protocol PacketSource: AnyObject {
     /// How often packets were lost before reaching the source (NFLOG's `ENOBUFS`).
     var enobufsCount: Int { get }
     /// Hands every queued packet to `handler` without waiting; returns how many.
-    func receiveQueued(_ handler: (NFLogPacketView) -> Void) throws(NetfilterError) -> Int
+    ///
+    /// The handler gets each packet from its IPv4 or IPv6 header on (cut at the snap length) as a
+    /// borrowed view, valid for the call only, and its EtherType in host order (0 if the kernel gave
+    /// none): no copy, no reference counting per packet.
+    func receiveQueued(_ handler: (_ packet: Span<UInt8>, _ hardwareProtocol: UInt16) -> Void) throws(NetfilterError) -> Int
     /// Asks the kernel to gather up to `threshold` packets per datagram (1: each at once).
     func setQueueThreshold(_ threshold: UInt32) throws(NetfilterError)
     /// Datagrams read (a batch of packets is one).
@@ -44,22 +48,4 @@ extension PacketSource {
     public func setQueueThreshold(_ threshold: UInt32) throws(NetfilterError) {}
     /// Sources that are not the kernel's count no datagrams.
     public var datagramCount: Int { 0 }
-}
-
-/// One logged packet as a view into the reader's receive buffer: valid during the handler call
-/// (keeping it is safe, but then copies the buffer on the next receive).
-public struct NFLogPacketView {
-    /// The packet from its IPv4 or IPv6 header onward, cut at the snap length.
-    public var payload: ArraySlice<UInt8>
-    /// The packet's EtherType in host order, 0 if the kernel gave none.
-    public var hardwareProtocol: UInt16
-    /// The bytes of the `log prefix` text, if any.
-    public var prefix: ArraySlice<UInt8>?
-
-    /// Makes a view (the reader does this; fakes and tests may too).
-    public init(payload: ArraySlice<UInt8>, hardwareProtocol: UInt16, prefix: ArraySlice<UInt8>? = nil) {
-        self.payload = payload
-        self.hardwareProtocol = hardwareProtocol
-        self.prefix = prefix
-    }
 }

@@ -304,6 +304,33 @@ func truncationAtEveryLength(_ index: Int) throws {
     #expect(knock.servicePort.description == "2000:udp")
 }
 
+@Test(arguments: wellFormed.indices)
+func aSpanParsesAsTheArrayDoes(_ index: Int) throws {
+    let (name, bytes, _) = wellFormed[index]
+    let buffer = [UInt8](repeating: 0xEE, count: 7) + bytes + [0xEE]
+    let span = buffer.span.extracting(7..<(7 + bytes.count))
+    #expect(PacketParser.parse(span) == PacketParser.parse(bytes), "\(name)")
+    for length in 0..<bytes.count {
+        #expect(PacketParser.parse(span.extracting(0..<length)) == PacketParser.parse(bytes[0..<length]), "\(name) cut at \(length)")
+    }
+}
+
+@Test func aKnockFromASpanOwnsItsPayloadInStorageKeptBetweenPackets() throws {
+    let packet = ipv4(protocolNumber: 17, udpHeader(source: 1, destination: 2000, payloadCount: 65) + spaPayload)
+    let buffer = [UInt8](repeating: 0xEE, count: 10) + packet + [0xEE]
+    let span = buffer.span.extracting(10..<(10 + packet.count))
+    let parsed = try PacketParser.parse(span).get()
+    var storage: [UInt8] = []
+    let knock = parsed.knock(payloadFrom: span, storage: &storage)
+    #expect(knock == parsed.knock(payloadFrom: packet[...]))
+    #expect(Array(knock.payload) == spaPayload)
+    // A TCP SYN has no payload: storage is left alone.
+    let syn = ipv4(protocolNumber: 6, tcpHeader(source: 9, destination: 2002, flags: 2))
+    let synKnock = try PacketParser.parse(syn.span).get().knock(payloadFrom: syn.span, storage: &storage)
+    #expect(synKnock.payload.isEmpty && synKnock.port.rawValue == 2002)
+    #expect(Array(knock.payload) == spaPayload, "the earlier knock's bytes stay its own")
+}
+
 // MARK: - Robustness
 
 /// SplitMix64: a small seeded generator so failures reproduce.

@@ -194,10 +194,11 @@ final class NetfilterSystemTests {
             try Loopback.sendUDP(to: "127.0.0.1", port: 4000, payload: [UInt8(index >> 8), UInt8(index & 0xFF)] + [UInt8](repeating: 0x5A, count: 30))
         }
         var indices: [Int] = []
-        let delivered = try reader.receiveQueued { packet in
-            let udp = packet.payload.startIndex + Int(packet.payload.first! & 0x0F) * 4
-            indices.append(Int(packet.payload[udp + 8]) << 8 | Int(packet.payload[udp + 9]))
-            #expect(packet.payload.count == 20 + 8 + 32)
+        let delivered = try reader.receiveQueued { packet, hardwareProtocol in
+            let udp = Int(packet[0] & 0x0F) * 4
+            indices.append(Int(packet[udp + 8]) << 8 | Int(packet[udp + 9]))
+            #expect(packet.count == 20 + 8 + 32)
+            #expect(hardwareProtocol == NFLogPacket.etherTypeIPv4)
         }
         #expect(delivered == count)
         #expect(indices == Array(0..<count))

@@ -234,9 +234,9 @@ public final class NFLogReader: PacketSource {
     ) throws(NetfilterError) -> Int {
         try requireOpen("NFLogReader.receive")
         guard try waitUntilReadable(timeoutMilliseconds: timeoutMilliseconds) else { return 0 }
-        return try receiveQueued { view in
-            let prefix = view.prefix.map { String(decoding: $0, as: UTF8.self) }
-            handler(NFLogPacket(payload: Array(view.payload), hardwareProtocol: view.hardwareProtocol, prefix: prefix))
+        return try receiveQueuedMessages { bytes, packet in
+            let prefix = packet.prefix.map { String(decoding: bytes[$0], as: UTF8.self) }
+            handler(NFLogPacket(payload: Array(bytes[packet.payload]), hardwareProtocol: packet.etherType, prefix: prefix))
         }
     }
 
@@ -245,13 +245,21 @@ public final class NFLogReader: PacketSource {
     ///
     /// Datagrams are read in batches, up to 64 per `recvmmsg` (one system call for all that are
     /// queued), each into its own slot of the one receive buffer, and parsed in place by
-    /// ``NFLogMessages``: each packet is a view into that buffer (no copy, no allocation), valid
-    /// during the call. Reading stops when the socket is empty or after
+    /// ``NFLogMessages``: each packet is a `Span` of that buffer (no copy, no allocation, no
+    /// reference counting), valid during the call. Reading stops when the socket is empty or after
     /// ``maxDatagramsPerReceive`` datagrams or packets, so a flood cannot keep the caller from its
     /// other work.
     /// `ENOBUFS` is counted in ``enobufsCount``, not thrown. The corresponding C function is
     /// `recvmmsg`.
-    public func receiveQueued(_ handler: (NFLogPacketView) -> Void) throws(NetfilterError) -> Int {
+    public func receiveQueued(_ handler: (_ packet: Span<UInt8>, _ hardwareProtocol: UInt16) -> Void) throws(NetfilterError) -> Int {
+        try receiveQueuedMessages { bytes, packet in
+            handler(bytes.span.extracting(packet.payload), packet.etherType)
+        }
+    }
+
+    /// The reading of ``receiveQueued(_:)``: `body` gets the receive buffer (borrowed) and where
+    /// each packet's parts are in it.
+    private func receiveQueuedMessages(_ body: ([UInt8], NFLogMessages.Packet) -> Void) throws(NetfilterError) -> Int {
         try requireOpen("NFLogReader.receiveQueued")
         var delivered = 0
         var read = 0
@@ -290,12 +298,7 @@ public final class NFLogReader: PacketSource {
                 if flags[slot] & UInt32(MSG_TRUNC) != 0 { truncatedCount += 1 }
                 let start = slot * slotBytes
                 let datagram = start..<start + min(Int(lengths[slot]), slotBytes)
-                delivered += NFLogMessages.forEachPacket(in: bytes, range: datagram) { packet in
-                    handler(
-                        NFLogPacketView(
-                            payload: bytes[packet.payload], hardwareProtocol: packet.etherType,
-                            prefix: packet.prefix.map { bytes[$0] }))
-                }
+                delivered += NFLogMessages.forEachPacket(in: bytes, range: datagram) { packet in body(bytes, packet) }
             }
             // Fewer than the slots: the socket is empty (a recvmmsg more would only say EAGAIN).
             if Int(count) < slots {
