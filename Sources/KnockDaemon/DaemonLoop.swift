@@ -192,7 +192,11 @@ public final class DaemonLoop: @unchecked Sendable {
     /// The event stream, for the metrics' reader count.
     public var events: EventHub?
     private var lastMetricsUpdate: Instant?
-    /// The daemon's share of each grant: NFLOG message read → the kernel acknowledged the batch.
+    /// The daemon's share of each grant: NFLOG message read → the kernel had applied the batch.
+    ///
+    /// The end is when the batch's `send` returned (the kernel applies a batch and queues its
+    /// acknowledgement within it), recorded once the acknowledgement said yes. Reading the
+    /// acknowledgement comes after the port is open, so it is not counted.
     public private(set) var grantLatency = LatencyHistogram()
     /// When the datagram being handled was read; nil outside packet handling (control requests).
     private var datagramReadAt: Instant?
@@ -227,6 +231,11 @@ public final class DaemonLoop: @unchecked Sendable {
         Instant(nanoseconds: (ContinuousClock.now - origin).nanosecondsClamped)
     }
 
+    /// `instant` on the loop's monotonic time line.
+    private func instant(of instant: ContinuousClock.Instant) -> Instant {
+        Instant(nanoseconds: (instant - origin).nanosecondsClamped)
+    }
+
     /// The wall-clock time, for SPA freshness.
     public static func wallTime() -> WallTime {
         WallTime(secondsSinceEpoch: Int64(time(nil)))
@@ -243,8 +252,9 @@ public final class DaemonLoop: @unchecked Sendable {
     ) throws(NetfilterError) {
         try service.start(now: now(), wallTime: Self.wallTime(), protection: protection)
         // Set once: a closure made per wake would allocate on the knock path.
-        service.onFirewallApplied = { [unowned self] in
-            if let datagramReadAt { grantLatency.record(now() - datagramReadAt) }
+        service.onFirewallApplied = { [unowned self] handled in
+            guard let datagramReadAt else { return }
+            grantLatency.record((handled.map(instant(of:)) ?? now()) - datagramReadAt)
         }
         if service.tableProtection == .watched {
             do {

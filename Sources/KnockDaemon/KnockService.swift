@@ -79,8 +79,9 @@ public final class KnockService {
     /// What the service saw and did.
     public internal(set) var counters = Counters()
     /// Called as soon as the kernel has acknowledged a grant or revoke batch (before the event is
-    /// logged): where the intake loop measures its own share of knock → open.
-    public var onFirewallApplied: (() -> Void)?
+    /// logged), with the moment the kernel had applied it where the executor can tell
+    /// (``NFTExecutor/lastBatchHandled``): where the intake loop measures its own share of knock → open.
+    public var onFirewallApplied: ((ContinuousClock.Instant?) -> Void)?
     /// Called with every event, after it is logged (the event stream hangs here).
     public var onEvent: ((KnockEvent) -> Void)?
 
@@ -491,7 +492,7 @@ public final class KnockService {
         do {
             try executor.apply(layout.commandBatch(command))
             counters.firewallBatches += 1
-            onFirewallApplied?()
+            onFirewallApplied?(executor.lastBatchHandled)
         } catch {
             counters.firewallErrors += 1
             logger.error("firewall change failed", metadata: ["nft.table": "\(configuration.daemon.table)", "error": "\(error)"])

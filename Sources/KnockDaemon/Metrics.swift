@@ -22,7 +22,7 @@ public struct MetricsSnapshot: Equatable, Sendable {
     public var hooksDropped: Int
     /// Event readers connected.
     public var eventReaders: Int
-    /// The daemon's share of knock → open: NFLOG message read → grant acknowledged.
+    /// The daemon's share of knock → open: NFLOG message read → the kernel had applied the grant.
     public var grantLatency = LatencyHistogram()
     /// The fleet's state, when `[fleet]` is configured.
     public var fleet: FleetStatus?
@@ -102,7 +102,7 @@ public struct MetricsSnapshot: Equatable, Sendable {
             out += "\(name)_count \(histogram.count)\n"
         }
         histogram(
-            "pknock_grant_latency_seconds", "pknockd's share of knock to open: NFLOG message read to grant acknowledged by the kernel.",
+            "pknock_grant_latency_seconds", "pknockd's share of knock to open: NFLOG message read to the kernel having applied the grant.",
             grantLatency)
         if let fleet {
             metric("pknock_fleet_connected", "gauge", "Whether etcd answers (1) or not (0).", [("", fleet.connected ? 1 : 0)])

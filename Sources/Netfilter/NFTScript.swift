@@ -62,6 +62,11 @@ public protocol NFTExecutor {
     /// Applies set-element changes (grants and revocations) as one transaction, all or nothing.
     func apply(_ batch: NFTablesNetlink.ElementBatch) throws(NetfilterError)
 
+    /// When the kernel had the last batch of ``apply(_:)``: the moment its `send` returned, by which
+    /// time the kernel had applied (or refused) all of it and queued its answer. Nil where that
+    /// cannot be told (batches run as scripts through libnftables, fakes).
+    var lastBatchHandled: ContinuousClock.Instant? { get }
+
     /// Runs a `list` command without set elements in its output (nft `-t`): for reading which sets
     /// exist without parsing a kernel-filled set of 65,536 sources.
     func runTerse(_ script: NFTScript) throws(NetfilterError) -> String
@@ -78,6 +83,9 @@ extension NFTExecutor {
     public func apply(_ batch: NFTablesNetlink.ElementBatch) throws(NetfilterError) {
         _ = try run(batch.script)
     }
+
+    /// Executors that only speak text cannot tell when the kernel had a batch.
+    public var lastBatchHandled: ContinuousClock.Instant? { nil }
 
     /// Executors without a netlink socket of their own cannot claim tables: `ENOTSUP`.
     public func claimTable(_ name: String, flags: NFTablesNetlink.TableFlags) throws(NetfilterError) {

@@ -77,6 +77,45 @@ import Testing
         #expect(loop.grantLatency.count == 2)  // the daemon's share of each grant was measured
     }
 
+    /// Has a grant applied at once, then takes `answerDelay` to "read the acknowledgement".
+    final class SlowAnswerExecutor: NFTExecutor {
+        let answerDelay: Duration
+        private(set) var lastBatchHandled: ContinuousClock.Instant?
+        init(answerDelay: Duration) { self.answerDelay = answerDelay }
+        func run(_ script: NFTScript) throws(NetfilterError) -> String { "" }
+        func apply(_ batch: NFTablesNetlink.ElementBatch) throws(NetfilterError) {
+            lastBatchHandled = .now
+            let until = ContinuousClock.now + answerDelay
+            while ContinuousClock.now < until {}
+        }
+    }
+
+    @Test func theGrantShareEndsWhenTheKernelHadTheBatchNotWhenItsAnswerIsRead() async throws {
+        // The port is open once the kernel has applied the batch (inside `send`); a late read of the
+        // acknowledgement (the loop preempted after the commit) is not pknockd's share of knock → open.
+        let executor = SlowAnswerExecutor(answerDelay: .milliseconds(300))
+        let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+        let service = KnockService(configuration: configuration(knockPort: 2002), executor: executor, logger: logger)
+        let source = try FakeKnockSource()
+        let control = try DaemonControl()
+        let (events, eventSink) = AsyncStream.makeStream(of: KnockEvent.self)
+        service.onEvent = { eventSink.yield($0) }
+        let loop = DaemonLoop(service: service, reader: source, control: control, loadConfiguration: { throw CancellationError() }, logger: logger)
+        try await testGracefulShutdown { shutdown in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await IntakeService(loop: loop, control: control).run() }
+                var eventIterator = events.makeAsyncIterator()
+                source.deliver(PacketBuilder.tcpSYN(from: client, to: server, port: 2002), etherType: 0x0800)
+                _ = await eventIterator.next()
+                shutdown.triggerGracefulShutdown()
+                try await group.waitForAll()
+            }
+        }
+        #expect(loop.grantLatency.count == 1)
+        let share = try #require(loop.grantLatency.quantile(1))
+        #expect(share < .milliseconds(200), "the acknowledgement's late read was counted: \(share)")
+    }
+
     @Test func aStartThatTheKernelRefusesFailsTheService() async throws {
         let executor = RecordingNFTExecutor()
         executor.claimError = NetfilterError(operation: "NFT_MSG_NEWTABLE", errno: 1)

@@ -119,8 +119,14 @@ final class TableOwnershipSystemTests {
                     ],
                     script: "grant"))
         }
+        let before = ContinuousClock.now
         try grant("a4", v4, seconds: 90)
+        let after = ContinuousClock.now
+        // When the kernel had the batch: after it was sent, before its answer was read.
+        let handled = try #require(context.lastBatchHandled)
+        #expect(before < handled && handled < after)
         try grant("a6", v6, seconds: 30)
+        #expect(try #require(context.lastBatchHandled) > handled)
         #expect(try Self.nft("list set inet \(Self.name) a4").output.contains("192.0.2.7 timeout 1m30s"))
         #expect(try Self.nft("list set inet \(Self.name) a6").output.contains("2001:db8::9 timeout 30s"))
         try grant("a4", v4, seconds: 600)  // a renewal replaces the timeout

@@ -167,6 +167,7 @@ public final class NFTContext: NFTExecutor {
     /// batch; the kernel applies all of them or none.
     public func apply(_ batch: NFTablesNetlink.ElementBatch) throws(NetfilterError) {
         guard socketDescriptor != nil else {
+            lastBatchHandled = nil
             _ = try run(batch.script)
             return
         }
@@ -201,6 +202,7 @@ public final class NFTContext: NFTExecutor {
             mayHoldStaleAnswers = false
         }
         try NetlinkSocket.send(bytes, on: descriptor)
+        lastBatchHandled = .now
         var answered = false
         var refusal: Int32?
         var deadline: ContinuousClock.Instant?
@@ -231,6 +233,9 @@ public final class NFTContext: NFTExecutor {
             throw NetfilterError(operation: operation, errno: ETIMEDOUT, message: "no answer from the kernel within 2 s: \(subject())")
         }
     }
+
+    /// When the kernel had the last batch sent on this context's own socket (``NFTExecutor/lastBatchHandled``).
+    public private(set) var lastBatchHandled: ContinuousClock.Instant?
 
     /// Whether answers not ours may be queued on the socket: after libnftables used it, or after an
     /// exchange that ended on a refusal or without its answer.
