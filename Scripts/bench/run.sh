@@ -24,12 +24,18 @@
 # BENCH_PKNOCKD=PATH uses that pknockd instead of building one (e.g. an older commit's, to compare);
 # BENCH_SECTIONS="1 5" runs only those sections; BENCH_HUMAN_GAPS and BENCH_HUMAN_RUNS narrow section 5.
 # BENCH_NFLOG_BATCHING=false turns the flood-time NFLOG batching off (nflog_batching), to compare.
+# BENCH_WARM=1 sends each section-1 flood twice, from other sources first, and measures the second:
+# pknockd's steady state, its first-knock table already in memory.
+# BENCH_FIRST_KNOCK_CAPACITY=N sets first_knock_capacity (default 5,242,880 entries, 80 MiB when
+# full), to see what the table's size costs per packet (BENCHMARKS.md, "Where a flood packet's time goes").
 # BENCH_BACKLOG=1 also prints, per section-1 run, the most bytes the NFLOG socket held (sampled every
 # 2 ms; the sampler keeps a CPU busy, which lowers pknockd's CPU per packet: not for CPU figures).
 # BENCH_ALLOCS=1 also prints, per section-1 run, pknockd's calls to glibc's allocator during the
-# flood from 0.5 s after it began (past the first-knock table's chunks at its onset): uprobes on
-# malloc, posix_memalign, realloc and calloc (perf; added if missing, removed afterwards; the
-# probes and perf cost CPU: not for CPU figures).
+# flood from 0.5 s after it began: uprobes on malloc, posix_memalign, realloc and calloc (perf;
+# added if missing, removed afterwards; the probes and perf cost CPU: not for CPU figures).
+# BENCH_RETAINS=1 does the same for the Swift runtime's reference counting and exclusivity checks
+# (swift_retain, swift_release, swift_bridgeObjectRetain, swift_beginAccess), per packet at a
+# fixed rate.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 export PATH="$PATH:/opt/swift/usr/bin"
@@ -75,6 +81,7 @@ max_tracked_peers = $1
 state_directory = "$PK_WORK/state"
 control_socket = "$PK_WORK/control.sock"
 nflog_batching = ${BENCH_NFLOG_BATCHING:-true}
+${BENCH_FIRST_KNOCK_CAPACITY:+first_knock_capacity = $BENCH_FIRST_KNOCK_CAPACITY}
 
 [[rule]]
 name = "SEQ"
@@ -144,16 +151,20 @@ echo
 echo "=== machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
 
 if section 1; then
-if [ "${BENCH_ALLOCS:-0}" = 1 ]; then
-    command -v perf >/dev/null || { echo "bench: BENCH_ALLOCS=1 needs perf (Debian: apt-get install linux-perf)"; exit 1; }
-    ALLOC_EVENTS=probe_libc:malloc,probe_libc:posix_memalign,probe_libc:realloc,probe_libc:calloc
-    ADDED_PROBES=()
-    for function in malloc posix_memalign realloc calloc; do
-        perf probe -l "probe_libc:$function" 2>/dev/null | grep -q . && continue
-        perf probe -q -x "$(ldd "$PKNOCKD" | awk '/libc\.so\.6/ { print $3 }')" --add "$function" || exit 1
-        ADDED_PROBES+=("probe_libc:$function")
-    done
-fi
+# Uprobes counted during each flood (BENCH_ALLOCS, BENCH_RETAINS): LIBRARY:FUNCTION.
+PROBES=()
+[ "${BENCH_ALLOCS:-0}" = 1 ] && PROBES+=(libc:malloc libc:posix_memalign libc:realloc libc:calloc)
+[ "${BENCH_RETAINS:-0}" = 1 ] && PROBES+=(libswiftCore:swift_retain libswiftCore:swift_release libswiftCore:swift_bridgeObjectRetain libswiftCore:swift_beginAccess)
+PROBE_EVENTS=""
+ADDED_PROBES=()
+for probe in "${PROBES[@]}"; do
+    command -v perf >/dev/null || { echo "bench: BENCH_ALLOCS and BENCH_RETAINS need perf (Debian: apt-get install linux-perf)"; exit 1; }
+    library=${probe%%:*} function=${probe#*:}
+    PROBE_EVENTS+="${PROBE_EVENTS:+,}probe_$library:$function"
+    perf probe -l "probe_$library:$function" 2>/dev/null | grep -q . && continue
+    perf probe -q -x "$(ldd "$PKNOCKD" | awk -v name="$library.so" 'index($1, name) == 1 { print $3 }')" --add "$function" || exit 1
+    ADDED_PROBES+=("probe_$library:$function")
+done
 RATES=${BENCH_RATES:-50000 0}
 REPEAT=${BENCH_REPEAT:-3}
 echo
@@ -174,10 +185,20 @@ for rate in $RATES; do
         # Past start-up's one-off work (pknockd releases its start-up pages 2 s after start, a
         # scan of /proc/self/smaps): the window measures the flood alone.
         sleep 2.5
-        reset_kernel_count
-        before=$(cpu_ticks)
         seconds=$((N_FLOOD / 100000 + 2)); [ "$rate" != 0 ] && seconds=3
         count=$N_FLOOD; [ "$rate" != 0 ] && count=$((rate * 3))
+        warm_packets=0
+        if [ "${BENCH_WARM:-0}" = 1 ]; then
+            # The same flood from other sources first, unmeasured: the first-knock table's memory is
+            # in place (and part of it live) when the measured flood begins. Its packets, as the
+            # kernel counted them, come off pknockd's count below.
+            reset_kernel_count
+            flood "$count" "$rate" "$seconds" $((run * 100000000 + 50000000)) >/dev/null
+            sleep 0.5
+            warm_packets=$(kernel_count)
+        fi
+        reset_kernel_count
+        before=$(cpu_ticks)
         if [ "${BENCH_BACKLOG:-0}" = 1 ]; then
             # The largest Rmem of a netfilter netlink socket (protocol 12) in the server namespace.
             ( exec ip netns exec "$NS_S" python3 -c '
@@ -192,17 +213,17 @@ while time.monotonic() < end:
 print(peak)' "$((seconds + 1))" > "$PK_WORK/backlog" ) &
             BACKLOG_PID=$!
         fi
-        if [ "${BENCH_ALLOCS:-0}" = 1 ]; then
-            ( sleep 0.5; exec perf stat -x, -e "$ALLOC_EVENTS" -p "$DAEMON_PID" -o "$PK_WORK/allocs" -- sleep $((seconds - 1)) ) &
-            ALLOCS_PID=$!
+        if [ -n "$PROBE_EVENTS" ]; then
+            ( sleep 0.5; exec perf stat -x, -e "$PROBE_EVENTS" -p "$DAEMON_PID" -o "$PK_WORK/probes" -- sleep $((seconds - 1)) ) &
+            PROBES_PID=$!
         fi
         # Fresh sources every run: each knock is a first knock, never a retransmission.
         out=$(flood "$count" "$rate" "$seconds" $((run * 100000000)))
         sleep 1
         after=$(cpu_ticks)
         kernel=$(kernel_count)
-        stop_and_count; processed=$PROCESSED; enobufs=$ENOBUFS
-        per_datagram=$(awk -v p="$processed" -v d="${DATAGRAMS:-0}" 'BEGIN { printf "%.1f", d ? p / d : 0 }')
+        stop_and_count; processed=$((PROCESSED - warm_packets)); enobufs=$ENOBUFS
+        per_datagram=$(awk -v p="$PROCESSED" -v d="${DATAGRAMS:-0}" 'BEGIN { printf "%.1f", d ? p / d : 0 }')
         sent=$(sed_field "$out" sent)
         cpu_us=$(awk -v t=$((after - before)) -v hz="$TICKS" -v n="$processed" 'BEGIN { printf "%.2f", n ? t / hz * 1e6 / n : 0 }')
         cpus+=("$cpu_us"); losts+=($((kernel - processed))); ppss+=("$(sed_field "$out" pps)")
@@ -212,19 +233,19 @@ print(peak)' "$((seconds + 1))" > "$PK_WORK/backlog" ) &
             wait "$BACKLOG_PID"
             echo "           NFLOG socket's peak queue: $(cat "$PK_WORK/backlog") bytes"
         fi
-        if [ "${BENCH_ALLOCS:-0}" = 1 ]; then
-            wait "$ALLOCS_PID"
-            echo "           allocations mid-flood ($((seconds - 1)) s from 0.5 s in):" \
-                "$(awk -F, '/probe_libc:/ { sub("probe_libc:", "", $3); printf "%s %s  ", $3, $1 }' "$PK_WORK/allocs")"
+        if [ -n "$PROBE_EVENTS" ]; then
+            wait "$PROBES_PID"
+            # Calls, and per packet where the rate is known (the window holds rate × its seconds).
+            echo "           calls mid-flood ($((seconds - 1)) s from 0.5 s in):" \
+                "$(awk -F, -v n=$((rate * (seconds - 1))) '/probe_/ { sub("probe_[^:]*:", "", $3)
+                    printf "%s %s%s  ", $3, $1, n ? sprintf(" (%.2f/packet)", $1 / n) : "" }' "$PK_WORK/probes")"
         fi
     done
     echo "rate ${rate/#0/max}: cpu µs/packet $(median_spread "${cpus[@]}"), lost $(median_spread "${losts[@]}")," \
         "sent pps $(median_spread "${ppss[@]}")  [median (min–max) of $REPEAT runs]"
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
-if [ "${BENCH_ALLOCS:-0}" = 1 ]; then
-    for probe in "${ADDED_PROBES[@]}"; do perf probe -q -d "$probe"; done
-fi
+for probe in "${ADDED_PROBES[@]}"; do perf probe -q -d "$probe"; done
 fi
 
 if section 2; then
@@ -245,8 +266,9 @@ for target in "${N_MEM[@]}"; do
     printf '%-10s %10s %14s\n' "$target" "$rss" "$(( (rss - rss0) * 1024 / target ))"
 done
 stop_and_count; processed=$PROCESSED; enobufs=$ENOBUFS
-echo "(pknockd processed $processed knocks, enobufs=$enobufs; the table's pages are touched as entries land in them,"
-echo " so RSS reaches the bound, 16 bytes × 5,242,880 = 80 MiB, early in a flood and stays there)"
+echo "(pknockd processed $processed knocks, enobufs=$enobufs; the table grows with the first knocks it holds, to 8/3"
+echo " slots of 16 bytes each, up to 5,242,880 slots = 80 MiB, and keeps its size; the 0 line is read before pknockd"
+echo " releases its start-up pages at 2 s)"
 write_config 65536 10
 start_daemon --config "$PK_WORK/bench.toml" || exit 1
 flood "$SOURCES" 0 30 >/dev/null
@@ -266,7 +288,7 @@ own_share() {
     stop_and_count
     local stopping
     stopping=$(grep "pknockd stopping" "$PK_WORK/pknockd.all.log" | tail -1)
-    echo "  pknockd's own share ($1; NFLOG message read → grant acknowledged by the kernel):" \
+    echo "  pknockd's own share ($1; NFLOG message read → the kernel had applied the grant):" \
         "p50 $(sed_field "$stopping" grant.latency.p50.us) µs, p99 $(sed_field "$stopping" grant.latency.p99.us) µs" \
         "over $(sed_field "$stopping" grant.count) grants"
 }
@@ -300,6 +322,7 @@ fi
 if section 4; then
 echo
 echo "=== 4. legitimate client during a flood of spoofed first knocks ($SOURCES distinct IPv6 sources, sender's max rate)"
+write_config 65536 10  # its own, so the section also runs alone (BENCH_SECTIONS=4)
 got_seq=0; got_spa=0
 for run in $(seq 1 "$N_LEGIT"); do
     start_daemon --config "$PK_WORK/bench.toml" || exit 1
