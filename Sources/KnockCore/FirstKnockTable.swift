@@ -19,8 +19,9 @@
 /// the new one, until the sub-tables reach their full size. A bucket is chosen by the low bits of one
 /// of two 28-bit fields of the entry's tag, as many as the sub-table's size needs, so a split knows
 /// where each entry goes from the entry alone. A light load thus stays in little memory, which a
-/// flood's lookups, each a cache and TLB miss, reach faster: on the machine of BENCHMARKS.md a 50k
-/// packets/s flood cost 0.3 to 0.5 µs less per packet in a 16–32 MiB table than in the full 80 MiB.
+/// flood's lookups, each a cache and TLB miss, reach faster: a 50k packets/s flood cost 0.2 to 0.5 µs
+/// less per packet in a 16 MiB table than in the full 80 MiB (BENCHMARKS.md, "First-knock table by
+/// load, intake by Span").
 ///
 /// Entry (two words, 16 bytes, no other overhead):
 /// - word 0: fingerprint tag (56 bits, never 0: 0 marks a free slot) | wrong knocks so far (8 bits);

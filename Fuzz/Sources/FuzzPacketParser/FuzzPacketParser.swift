@@ -29,6 +29,21 @@ public func fuzzPacketParser(_ data: UnsafePointer<UInt8>?, _ count: Int) -> CIn
     case (.failure(let a), .failure(let b)): precondition(a == b, "parse depends on the buffer")
     default: preconditionFailure("parse depends on the buffer")
     }
+    // The daemon's path: a view of the bytes at an offset parses as the array does, and the knock
+    // made from it carries the same payload bytes and retransmission fingerprint.
+    let shiftedArray = [0xEE] + packet
+    let view = shiftedArray.span.extracting(1..<shiftedArray.count)
+    switch (PacketParser.parse(packet, family: family), PacketParser.parse(view, family: family)) {
+    case (.success(let a), .success(let b)):
+        precondition(a == b, "a view parses differently")
+        var storage: [UInt8] = []
+        let fromView = b.knock(payloadFrom: view, storage: &storage)
+        let fromArray = a.knock(payloadFrom: packet[...])
+        precondition(fromView == fromArray, "a view's knock differs")
+        precondition(fromView.retransmissionFingerprint == fromArray.retransmissionFingerprint, "a view's fingerprint differs")
+    case (.failure(let a), .failure(let b)): precondition(a == b, "a view parses differently")
+    default: preconditionFailure("a view parses differently")
+    }
     // The array overload and the generic one (given a slice) are the same function.
     switch (PacketParser.parse(packet, family: family), PacketParser.parse(shifted, family: family)) {
     case (.success(let a), .success(let b)):
