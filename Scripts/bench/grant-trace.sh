@@ -8,12 +8,13 @@
 #
 # Builds pknockd in release mode unless PKNOCKD is given; GRANTS defaults to 40. perf records
 # pknockd's syscall entries and exits, context switches and user page faults; per grant (a `sendto`
-# in a wake that read an NFLOG datagram) it prints p50 / p90 of: the read → the grant's `sendto`
-# (pknockd's own code), the `sendto` (the kernel applies the batch and commits), and the `sendto`'s
-# return → the last of the recvs that follow it (the acknowledgements), and the first grant's time
-# and page faults apart (its code
-# pages are faulted in). Tracepoints add a few µs each: compare builds with it, not with the
-# daemon's own histogram (BENCHMARKS.md, "Grant path").
+# in a wake that read an NFLOG datagram) it prints p50 / p90 / p99 / max of: the read → the grant's
+# `sendto` (pknockd's own code), the `sendto` (the kernel applies the batch and commits), and the
+# `sendto`'s return → the last of the recvs that follow it (the acknowledgements); the first grant's
+# time and page faults apart (its code pages are faulted in); and, for the slowest grants whose
+# acknowledgement was read over 500 µs after the `sendto`, the tasks pknockd was switched away to
+# meanwhile. Tracepoints add a few µs each: compare builds with it, not with the daemon's own
+# histogram (BENCHMARKS.md, "Grant path" and "First-knock table by load, intake by Span").
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 export PATH="$PATH:/opt/swift/usr/bin"
@@ -70,6 +71,7 @@ for line in sys.stdin:
         events.append((int(m[1]), float(m[2]) * 1e6, m[3], m[4]))
 def is_exit(e, nr): return e[2] == "raw_syscalls:sys_exit" and e[3].startswith("NR %d " % nr)
 grants = []
+slow = []
 for i, e in enumerate(events):
     if not (e[2] == "raw_syscalls:sys_enter" and e[3].startswith("NR 44 ")):
         continue
@@ -89,10 +91,16 @@ for i, e in enumerate(events):
         elif answered is not None and p[2] == "raw_syscalls:sys_enter" and not p[3].startswith("NR 45 "): break
     if sent is not None and answered is not None:
         grants.append((e[1] - read, sent - e[1], answered - sent, answered - read, faults))
+        if answered - sent > 500:  # who had the CPU meanwhile: the switches away from pknockd
+            away = [p[3] for p in events if p[0] == e[0] and sent <= p[1] <= answered and p[2] == "sched:sched_switch"]
+            slow.append((answered - sent, [re.sub(r".*next_comm=(\S+).*", r"\1", a) for a in away]))
 if len(grants) < 2: sys.exit("grant-trace: too few grants in the trace")
 first, rest = grants[0], grants[1:]
 print("first grant: %.0f µs from the read to the acknowledgement, %d page faults" % (first[3], first[4]))
 for name, k in (("read → sendto (pknockd)", 0), ("sendto (kernel)", 1), ("sendto → acknowledgement", 2), ("read → acknowledgement", 3)):
     values = sorted(g[k] for g in rest)
-    print("%-28s p50 %5.0f µs  p90 %5.0f µs  (%d grants after the first)" % (name, statistics.median(values), values[int(len(values) * 0.9)], len(rest)))
+    print("%-28s p50 %5.0f  p90 %5.0f  p99 %5.0f  max %5.0f µs  (%d grants after the first)" % (
+        name, statistics.median(values), values[int(len(values) * 0.9)], values[int(len(values) * 0.99)], values[-1], len(rest)))
+for took, away in sorted(slow, reverse=True)[:5]:
+    print("slow: %.0f µs from sendto to its acknowledgement; pknockd switched away to %s" % (took, ", ".join(away) or "nothing traced"))
 '
