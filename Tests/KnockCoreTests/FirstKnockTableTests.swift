@@ -168,9 +168,9 @@ import Testing
 
     @Test func theTableDoesNotGrowForLapsedEntries() {
         // A burst of 30,000 first knocks at 0 s, all lapsed by 20 s; then 29,000 new ones, fewer than
-        // the burst. Once the load reaches the growth threshold, an insert frees the lapsed entries
-        // of one bucket before it would grow the table, so the table keeps its size (without the
-        // sweep, every lapsed slot taken by nobody would count, and the table would grow for them).
+        // the burst. Until the table is full, every insert first frees the lapsed entries of one
+        // bucket, so the load that grows it is the live one and the table keeps its size (without
+        // the sweep, lapsed slots nobody reused would count, and the table would grow for them).
         var table = FirstKnockTable(capacity: FirstKnockTable.defaultCapacity, key: Fixture.fingerprintKey)
         for index in 0..<30_000 {
             table.insert(rule: rule, source: source(index), deadline: lifetime, retransmission: 1, now: .zero)

@@ -328,6 +328,10 @@ func aSpanParsesAsTheArrayDoes(_ index: Int) throws {
     let syn = ipv4(protocolNumber: 6, tcpHeader(source: 9, destination: 2002, flags: 2))
     let synKnock = try PacketParser.parse(syn.span).get().knock(payloadFrom: syn.span, storage: &storage)
     #expect(synKnock.payload.isEmpty && synKnock.port.rawValue == 2002)
+    // The next UDP knock reuses the storage; a knock still held keeps its own bytes.
+    let other = ipv4(protocolNumber: 17, udpHeader(source: 2, destination: 2000, payloadCount: 3) + [7, 8, 9])
+    let otherKnock = try PacketParser.parse(other.span).get().knock(payloadFrom: other.span, storage: &storage)
+    #expect(Array(otherKnock.payload) == [7, 8, 9])
     #expect(Array(knock.payload) == spaPayload, "the earlier knock's bytes stay its own")
 }
 
